@@ -1,0 +1,1 @@
+"""One module per ``disca-engine`` sub-command (argument parsing and dispatch only)."""

@@ -1,0 +1,1 @@
+"""File formats: STAR tables, MRC volumes and atomic writes."""
