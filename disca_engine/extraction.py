@@ -1,0 +1,172 @@
+"""Cut cubic subtomograms around picks, normalise them, write MRCs + particles.star.
+
+Box convention: a box of B voxels has its centre at index B // 2 (for even B, the voxel
+just after the geometric middle), and that voxel is the pick's voxel. With binning b the
+box covers B*b input voxels starting at round(c - (B//2)*b - (b-1)/2), block-averaged, so
+binned voxel B//2 is centred on the pick (within half an input voxel). Boxes are cut by
+slicing (no interpolation) from a memory-mapped tomogram; boxes crossing the tomogram's
+border are skipped and counted. Each box is normalised to zero mean and unit variance.
+"""
+import dataclasses
+import json
+import os
+import time
+import warnings
+
+import mrcfile
+import numpy as np
+
+from .errors import EngineError
+from .io.atomic import atomic_path
+from .io.mrc import write_volume
+from .io.star import StarTable, write_star
+from .picking.files import read_coords, tomo_name_for
+from .picking.volume import bin_array, check_slab
+from .progress import Progress
+
+
+def box_starts(xyz, box, bin=1):
+    """First input voxel (z, y, x) of each box; xyz is N x 3 (x, y, z) in input voxels."""
+    xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+    start = xyz[:, ::-1] - (box // 2) * bin - (bin - 1) / 2.0
+    return np.floor(start + 0.5).astype(np.int64)
+
+
+def _check_box(shape, box, bin):
+    box, bin = int(box), int(bin)
+    if box < 1 or bin < 1:
+        raise EngineError(f"box and bin must be positive integers (box {box}, bin {bin})")
+    if box * bin > min(shape):
+        raise EngineError(f"box of {box} voxels x bin {bin} = {box * bin} input voxels is larger than "
+                          f"the tomogram ({shape[2]} x {shape[1]} x {shape[0]}): use a smaller --box or --bin")
+    return box, bin
+
+
+def normalise(box):
+    box = box.astype(np.float32, copy=True)
+    box -= box.mean(dtype=np.float64)
+    sd = float(box.std(dtype=np.float64))
+    if sd > 0:
+        box /= sd
+    return box
+
+
+def iter_boxes(volume, xyz, box, bin=1, normalised=True):
+    """Yield (row, box) for every box fully inside ``volume`` ([z, y, x] array or memmap)."""
+    shape = volume.shape
+    box, bin = _check_box(shape, box, bin)
+    span = box * bin
+    starts = box_starts(xyz, box, bin)
+    inside = np.all((starts >= 0) & (starts + span <= np.array(shape)), axis=1)
+    for i in np.flatnonzero(inside):
+        z, y, x = starts[i]
+        cut = np.asarray(volume[z:z + span, y:y + span, x:x + span], dtype=np.float32)
+        cut = bin_array(cut, bin)
+        yield i, normalise(cut) if normalised else cut
+
+
+def extract_boxes(volume, xyz, box, bin=1, normalised=True):
+    """All boxes in memory: (array K x B x B x B float32, kept mask of length N)."""
+    xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+    kept = np.zeros(len(xyz), dtype=bool)
+    out = []
+    for i, b in iter_boxes(volume, xyz, box, bin, normalised):
+        kept[i] = True
+        out.append(b)
+    arr = np.stack(out) if out else np.zeros((0, box, box, box), dtype=np.float32)
+    return arr, kept
+
+
+@dataclasses.dataclass
+class ExtractionSummary:
+    n_extracted: int
+    n_skipped: int
+    particles_star: str
+    output_dir: str
+    tomo_name: str
+    box: int
+    bin: int
+    voxel_A: object
+    seconds: float
+
+    def as_dict(self):
+        return dataclasses.asdict(self)
+
+
+def _open_tomogram(path):
+    if not os.path.isfile(path):
+        raise EngineError(f"tomogram not found: {path}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mrc = mrcfile.mmap(path, mode="r", permissive=True)
+    except Exception as exc:
+        raise EngineError(f"cannot read MRC file {path}: {exc}")
+    if mrc.data is None or mrc.data.ndim != 3:
+        mrc.close()
+        raise EngineError(f"{path}: not a 3D tomogram")
+    if np.iscomplexobj(mrc.data):
+        mrc.close()
+        raise EngineError(f"{path}: complex MRC data; give a real-valued tomogram")
+    return mrc
+
+
+def _check_finite(data, path, planes=32):
+    for z0 in range(0, data.shape[0], planes):
+        check_slab(np.asarray(data[z0:z0 + planes]), path, z0)
+
+
+def extract_file(tomogram, coords_star, box, output_dir, bin=1, tomo_name=None, voxel_A=None,
+                 quiet=False):
+    """Extract boxes around the picks of ``coords_star`` from ``tomogram`` into ``output_dir``.
+
+    Writes ``subtomos/<tomo>_<row>.mrc``, ``particles.star`` (written last, atomically) and
+    ``extraction.json``. Returns an :class:`ExtractionSummary`.
+    """
+    t0 = time.time()
+    tomogram = os.path.abspath(tomogram)
+    xyz, scores, rows, coords_name = read_coords(coords_star, tomo_name)
+    name = tomo_name or coords_name or tomo_name_for(tomogram)
+    mrc = _open_tomogram(tomogram)
+    try:
+        data = mrc.data
+        box, bin = _check_box(data.shape, box, bin)
+        vs = voxel_A if voxel_A is not None else (float(mrc.voxel_size.x) or None)
+        _check_finite(data, tomogram)
+        sub_dir = os.path.join(output_dir, "subtomos")
+        os.makedirs(sub_dir, exist_ok=True)
+        progress = None if quiet else Progress("extract", total=len(xyz))
+        kept = []
+        for n, (i, cut) in enumerate(iter_boxes(data, xyz, box, bin), 1):
+            rel = os.path.join("subtomos", f"{name}_{int(rows[i]):06d}.mrc")
+            write_volume(os.path.join(output_dir, rel), cut, vs * bin if vs else None)
+            kept.append((i, rel))
+            if progress is not None:
+                progress.update(i + 1)
+    finally:
+        mrc.close()
+    idx = np.array([i for i, _ in kept], dtype=int)
+    table = StarTable(name="particles")
+    table["rlnImageName"] = [rel for _, rel in kept]
+    table["rlnTomoName"] = [name] * len(kept)
+    table["discaTomogramFile"] = [tomogram] * len(kept)
+    for k, axis in enumerate("XYZ"):
+        table[f"rlnCoordinate{axis}"] = [f"{v:.2f}" for v in xyz[idx, k]]
+    if scores is not None:
+        table["rlnAutopickFigureOfMerit"] = [f"{v:.6g}" for v in scores[idx]]
+    table["discaPickIndex"] = [str(int(rows[i])) for i in idx]
+    star = os.path.join(output_dir, "particles.star")
+    n_skip = len(xyz) - len(kept)
+    write_star(star, table, comment=f"disca-engine extract: {len(kept)} boxes of {box}^3 (bin {bin}) "
+                                    f"from {tomogram}; {n_skip} skipped (outside/crossing border)")
+    summary = ExtractionSummary(n_extracted=len(kept), n_skipped=n_skip, particles_star=os.path.abspath(star),
+                                output_dir=os.path.abspath(output_dir), tomo_name=name, box=box, bin=bin,
+                                voxel_A=(vs * bin if vs else None), seconds=round(time.time() - t0, 3))
+    info = dict(summary.as_dict(), tomogram=tomogram, coords_star=os.path.abspath(coords_star),
+                input_voxel_A=vs, n_coordinates=len(xyz), box_centre_index=box // 2,
+                normalisation="per box: zero mean, unit variance")
+    with atomic_path(os.path.join(output_dir, "extraction.json")) as tmp, open(tmp, "w") as fh:
+        json.dump(info, fh, indent=1)
+    if not quiet:
+        print(f"extracted {len(kept)}, skipped {n_skip} (outside/crossing border)", flush=True)
+    return summary

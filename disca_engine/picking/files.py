@@ -1,0 +1,109 @@
+"""Pick an MRC file and write the coordinates STAR file."""
+import os
+
+import numpy as np
+
+from ..errors import EngineError
+from ..io.star import StarTable, write_star
+from ..progress import Progress
+from .pipeline import pick_tomogram
+from .volume import FileSource
+
+
+def tomo_name_for(path):
+    """Default _rlnTomoName: the file name without folder and extension."""
+    base = os.path.basename(os.fspath(path))
+    for ext in (".mrc", ".rec", ".st", ".map", ".mrcs"):
+        if base.lower().endswith(ext):
+            return base[:-len(ext)]
+    return os.path.splitext(base)[0]
+
+
+def coords_table(result, tomo_name):
+    n = len(result)
+    x, y, z = (result.xyz[:, k] for k in range(3)) if n else ([], [], [])
+    table = StarTable(name="coordinates")
+    table["rlnTomoName"] = [tomo_name] * n
+    table["rlnCoordinateX"] = [f"{v:.2f}" for v in x]
+    table["rlnCoordinateY"] = [f"{v:.2f}" for v in y]
+    table["rlnCoordinateZ"] = [f"{v:.2f}" for v in z]
+    table["rlnAutopickFigureOfMerit"] = [f"{v:.6g}" for v in result.scores]
+    table["discaDogZScore"] = [f"{v:.3f}" for v in result.zscores]
+    return table
+
+
+def describe(result, input_path=None):
+    p = result.params
+    lines = [
+        "disca-engine pick: DoG picks, sorted by score (highest first)",
+        "coordinates: 0-based voxel centres of the input tomogram (voxel i has centre i)",
+    ]
+    if input_path:
+        lines.append(f"input: {os.path.abspath(input_path)}  shape (z,y,x): {result.shape}")
+    lines += [
+        f"voxel {p.voxel_A:g} A, bin {p.bin}, particle diameter {p.particle_diameter_A:g} A, "
+        f"contrast {p.contrast}",
+        f"sigma1 {p.sigma1_vox:.3f} / sigma2 {p.sigma2_vox:.3f} picking voxels, min distance "
+        f"{p.min_distance_vox:.2f}, border {p.border_vox} picking voxels, max picks {p.max_picks}",
+        f"threshold {result.threshold:.6g} (background median {result.background_median:.6g}, "
+        f"robust sigma {result.background_sigma:.6g}"
+        + (f", threshold-sigma {p.threshold_sigma:g})" if p.threshold_sigma is not None else ")"),
+        f"{result.n_candidates} local maxima above threshold, {len(result)} picks after suppression",
+    ]
+    return "\n".join(lines)
+
+
+def pick_file(input, output, particle_diameter_A, voxel_A=None, tomo_name=None, mask=None,
+              quiet=False, **params):
+    """Pick the MRC tomogram ``input`` and write ``output`` (coords STAR).
+
+    ``params`` are those of :func:`pick_tomogram`. The voxel size comes from the header
+    unless ``voxel_A`` is given. Returns the :class:`PickResult`.
+    """
+    src = FileSource(input)
+    vs = voxel_A if voxel_A is not None else src.voxel_size
+    if vs is None:
+        raise EngineError(f"voxel size of {input} unknown (header has none): give --voxel-A")
+    if mask is not None and isinstance(mask, (str, os.PathLike)) and not os.path.isfile(mask):
+        raise EngineError(f"mask not found: {mask}")
+    progress = None if quiet else Progress("pick")
+    result = pick_tomogram(src, vs, particle_diameter_A, mask=mask, progress=progress, **params)
+    text = describe(result, input)
+    write_star(output, coords_table(result, tomo_name or tomo_name_for(input)), comment=text)
+    if progress is not None:
+        secs = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
+        progress.log(text.splitlines()[-2])
+        progress.finish(f"{len(result)} picks -> {output} ({secs})")
+    return result
+
+
+def read_coords(path, tomo_name=None):
+    """Rows of a coords STAR for one tomogram: (xyz N x 3, scores or None, row indices, name).
+
+    With several tomograms in the file, only rows whose _rlnTomoName equals ``tomo_name``
+    are returned; with one (or no names) all rows are.
+    """
+    from ..io.star import read_star
+    table = read_star(path)
+    if len(table) == 0:
+        raise EngineError(f"{path} has no coordinates (empty table): pick with a lower threshold first")
+    rows = np.arange(len(table))
+    names = table["rlnTomoName"] if "rlnTomoName" in table else None
+    name = tomo_name
+    if names is not None:
+        distinct = sorted(set(names))
+        if len(distinct) > 1:
+            if tomo_name is None:
+                raise EngineError(f"{path} has coordinates of {len(distinct)} tomograms "
+                                  f"({', '.join(distinct[:5])}...): give --tomo-name")
+            rows = np.array([i for i, n in enumerate(names) if n == tomo_name], dtype=int)
+            if rows.size == 0:
+                raise EngineError(f"{path} has no coordinates for tomogram '{tomo_name}'; it has: "
+                                  + ", ".join(distinct[:10]))
+        elif name is None:
+            name = distinct[0]
+    sub = table.take(rows)
+    xyz = np.stack([sub.column(f"rlnCoordinate{a}", float, path) for a in "XYZ"], axis=1)
+    scores = (sub.column("rlnAutopickFigureOfMerit", float, path)
+              if "rlnAutopickFigureOfMerit" in sub else None)
+    return xyz, scores, rows, name
