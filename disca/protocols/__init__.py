@@ -1,0 +1,2 @@
+# -*- coding: utf-8 -*-
+"""DISCA protocols: DoG picking, subtomogram extraction, clustering, classification, export."""
