@@ -1,0 +1,178 @@
+# -*- coding: utf-8 -*-
+"""Export chosen clusters as subtomogram and coordinate subsets (+ STAR files) for RELION."""
+import os
+from enum import Enum
+
+from pyworkflow import BETA
+import pyworkflow.protocol.params as params
+from pwem.protocols import EMProtocol
+from tomo.objects import SetOfCoordinates3D, SetOfSubTomograms
+from tomo.protocols import ProtTomoBase
+
+from disca_engine.io.star import write_star
+
+from . import engine_io
+
+MODES = ['one subset per cluster', 'all chosen clusters merged']
+MODE_PER_CLASS, MODE_MERGED = 0, 1
+POSTERIOR_ATTR = '_disca_posterior'
+
+
+class DiscaExportOutputs(Enum):
+    subtomograms = SetOfSubTomograms
+    coordinates = SetOfCoordinates3D
+
+
+def outputNames(classNumber=None):
+    """(subtomograms name, coordinates name) of one cluster, or of the merged export."""
+    if classNumber is None:
+        return DiscaExportOutputs.subtomograms.name, DiscaExportOutputs.coordinates.name
+    return ('%s_class%03d' % (DiscaExportOutputs.subtomograms.name, classNumber),
+            '%s_class%03d' % (DiscaExportOutputs.coordinates.name, classNumber))
+
+
+class DiscaProtExport(EMProtocol, ProtTomoBase):
+    """Turn the clusters you keep into particle subsets for averaging and refinement.
+
+    For each chosen cluster (or for all of them merged) it writes:
+    - a SetOfSubTomograms (same voxel size, box, acquisition and coordinates as the input):
+      input for RELION's "Average subtomo" and any subtomogram averaging protocol;
+    - a SetOfCoordinates3D linked to the original tomograms (voxel size and box size set):
+      input for re-extraction, e.g. RELION 5 "Extract subtomos" after matching to tilt series;
+    - a STAR file in extra/ (_rlnTomoName, _rlnCoordinateX/Y/Z in tomogram voxels,
+      _rlnImageName, _rlnClassNumber) for work outside Scipion.
+    Works with any SetOfClassesSubTomograms; needs no TensorFlow.
+    """
+    _label = 'export clusters'
+    _devStatus = BETA
+    _possibleOutputs = DiscaExportOutputs
+
+    def _defineParams(self, form):
+        form.addSection(label='Input')
+        form.addParam('inputClasses', params.PointerParam, pointerClass='SetOfClassesSubTomograms',
+                      important=True, label='Classes',
+                      help='Usually the output of "DISCA clustering" or "classify with a trained '
+                           'model"; any set of subtomogram classes works.')
+        form.addParam('classNumbers', params.StringParam, default='',
+                      label='Clusters to export',
+                      help='Class numbers, e.g. "1,3-5". Empty: every cluster. Look at the '
+                           'averages and the report first and keep the structures you want.')
+        form.addParam('mode', params.EnumParam, choices=MODES, default=MODE_PER_CLASS,
+                      display=params.EnumParam.DISPLAY_HLIST, label='Output',
+                      help='One subset per cluster (outputs subtomograms_class003, '
+                           'coordinates_class003, ...) or one merged subset (outputs '
+                           'subtomograms and coordinates).')
+
+    @classmethod
+    def validateInstallation(cls):
+        return []  # pure Scipion bookkeeping: the TensorFlow environment is not needed
+
+    def _insertAllSteps(self):
+        self._insertFunctionStep(self.createOutputStep)
+
+    # -------------------------- STEPS functions -----------------------------
+    def createOutputStep(self):
+        classes = self.inputClasses.get()
+        chosen = self.getChosenClasses()
+        groups = [[n] for n in chosen] if self.mode.get() == MODE_PER_CLASS else [chosen]
+        for group in groups:
+            number = group[0] if self.mode.get() == MODE_PER_CLASS else None
+            self._exportGroup(classes, group, number)
+
+    def _exportGroup(self, classes, classNumbers, number):
+        subName, coordName = outputNames(number)
+        suffix = '_class%03d' % number if number is not None else ''
+        inputSubtomos = classes.getImages()
+        inputCoords = inputSubtomos.getCoordinates3D() if inputSubtomos.hasCoordinates3D() else None
+
+        subtomos = self._createSetOfSubTomograms(suffix)
+        subtomos.copyInfo(inputSubtomos)  # sampling rate, acquisition, coordinates pointer
+        coords = None
+        if inputCoords is not None:
+            coords = self._createSetOfCoordinates3D(inputCoords.getPrecedents(), suffix)
+            coords.setSamplingRate(inputCoords.getSamplingRate())
+            coords.setBoxSize(self._coordinateBoxSize(inputSubtomos, inputCoords))
+
+        builder = engine_io.ParticleTableBuilder()
+        for classNumber in classNumbers:
+            for subtomo in classes[classNumber].iterSubtomos():
+                posterior = getattr(subtomo, POSTERIOR_ATTR, None)
+                builder.add(subtomo, **{engine_io.CLASS: classNumber,
+                                        engine_io.POSTERIOR: posterior.get() if posterior else 1.0})
+                if coords is not None and subtomo.hasCoordinate3D():
+                    coord = subtomo.getCoordinate3D().clone()
+                    coord.setObjId(None)
+                    coords.append(coord)
+                newSubtomo = subtomo.clone()
+                newSubtomo.setClassId(classNumber)
+                subtomos.append(newSubtomo)
+
+        starFile = self._getExtraPath('%s.star' % subName)
+        write_star(starFile, builder.table(), comment='DISCA clusters %s exported by scipion-em-disca'
+                   % ','.join(map(str, classNumbers)))
+        outputs = {subName: subtomos}
+        if coords is not None:
+            outputs[coordName] = coords
+        self._defineOutputs(**outputs)
+        for obj in outputs.values():
+            self._defineSourceRelation(self.inputClasses, obj)
+        self.info('Exported clusters %s: %d subtomograms -> %s'
+                  % (classNumbers, subtomos.getSize(), ', '.join(outputs)))
+
+    @staticmethod
+    def _coordinateBoxSize(subtomos, coords):
+        """Box in the coordinates' voxels (the subtomograms may be binned relative to them)."""
+        if coords.getBoxSize():
+            return coords.getBoxSize()
+        dim = (subtomos.getDim() or (0,))[0]
+        ratio = subtomos.getSamplingRate() / (coords.getSamplingRate() or subtomos.getSamplingRate())
+        return int(round(dim * ratio))
+
+    # -------------------------- UTILS functions -----------------------------
+    def getClassSizes(self):
+        classes = self.inputClasses.get()
+        return {cls.getObjId(): cls.getSize() for cls in classes.iterItems()} if classes else {}
+
+    def getChosenClasses(self):
+        """Chosen class numbers (all when the field is empty), in increasing order."""
+        available = sorted(self.getClassSizes())
+        chosen = engine_io.parseClassList(self.classNumbers.get())
+        return sorted(chosen) if chosen else available
+
+    # -------------------------- INFO functions ------------------------------
+    def _validate(self):
+        classes = self.inputClasses.get()
+        if classes is None:
+            return ['Select the classes to export.']
+        try:
+            chosen = engine_io.parseClassList(self.classNumbers.get())
+        except ValueError as exc:
+            return ['Clusters to export: %s.' % exc]
+        sizes = self.getClassSizes()
+        unknown = [n for n in chosen if n not in sizes]
+        if unknown:
+            return ['Class number(s) %s do not exist; the input has classes %s.'
+                    % (', '.join(map(str, unknown)), ', '.join(map(str, sorted(sizes))))]
+        chosen = chosen or sorted(sizes)
+        if sum(sizes.get(n, 0) for n in chosen) == 0:
+            return ['The chosen clusters (%s) have no subtomograms: choose others.'
+                    % ', '.join(map(str, chosen)) if chosen else 'The input has no classes.']
+        empty = [n for n in chosen if sizes[n] == 0]
+        if empty and self.mode.get() == MODE_PER_CLASS:
+            return ['Cluster(s) %s are empty: leave them out or merge.' % ', '.join(map(str, empty))]
+        return []
+
+    def _summary(self):
+        lines = []
+        for name, obj in self.iterOutputAttributes():
+            lines.append('%s: %d items' % (name, obj.getSize()))
+        if not lines:
+            return ['Chosen clusters: %s (not run yet).' % (self.classNumbers.get() or 'all')]
+        lines.append('STAR files for RELION/other tools: %s' % self._getExtraPath())
+        return lines
+
+    def _methods(self):
+        if not any(True for _ in self.iterOutputAttributes()):
+            return []
+        return ['Clusters %s of %s were exported as subtomogram and coordinate subsets.'
+                % (', '.join(map(str, self.getChosenClasses())), self.getObjectTag('inputClasses'))]

@@ -1,0 +1,187 @@
+# -*- coding: utf-8 -*-
+"""Unit tests of disca.protocols.engine_io (Scipion sets <-> engine STAR files)."""
+import json
+import os
+import shutil
+import tempfile
+import unittest
+
+import numpy as np
+import mrcfile
+
+import pwem
+from tomo.constants import BOTTOM_LEFT_CORNER
+from tomo.objects import (Coordinate3D, SetOfCoordinates3D, SetOfSubTomograms, SetOfTomograms,
+                          SubTomogram, Tomogram)
+
+from disca_engine.io.star import read_star, write_star, StarTable
+from disca.protocols import engine_io
+
+pwem.Domain.getPlugins()
+
+
+def _writeMrc(path, data, voxel=14.0):
+    with mrcfile.new(path, overwrite=True) as mrc:
+        mrc.set_data(np.asarray(data, dtype=np.float32))
+        mrc.voxel_size = voxel
+
+
+class TestParsing(unittest.TestCase):
+    def test_class_list(self):
+        self.assertEqual(engine_io.parseClassList('1,3-5'), [1, 3, 4, 5])
+        self.assertEqual(engine_io.parseClassList(' 2 , 2,7 '), [2, 7])
+        self.assertEqual(engine_io.parseClassList(''), [])
+        for bad in ('a', '5-3', '1,,x', '-2'):
+            with self.assertRaises(ValueError):
+                engine_io.parseClassList(bad)
+
+    def test_k_range(self):
+        self.assertEqual(engine_io.parseKRange('2:5'), [2, 3, 4, 5])
+        self.assertEqual(engine_io.parseKRange('10,5,20'), [5, 10, 20])
+        self.assertEqual(engine_io.kRangeArgument(' 2 : 20 '), '2:20')
+        self.assertEqual(engine_io.kRangeArgument('5, 10 20'), '5,10,20')
+        for bad in ('', '5:2', '0:3', 'x'):
+            with self.assertRaises(ValueError):
+                engine_io.parseKRange(bad)
+
+    def test_last_progress(self):
+        log = 'noise\n[cluster] iteration 1/5: K=3 (elapsed 3s)\nmore\n[cluster] iteration 2/5: K=4\n'
+        self.assertEqual(engine_io.lastProgress(log), ('cluster', 'iteration 2/5: K=4'))
+        self.assertIsNone(engine_io.lastProgress('nothing here'))
+
+    def test_report_summary(self):
+        report = {'k': 3, 'n_particles': 30, 'box_size': 24, 'preset': 'fast',
+                  'cluster_sizes': [10, 12, 8], 'chosen_iteration': 2, 'ddbi': 0.41234,
+                  'iterations': [{}, {}, {}], 'restarts': [{}, {}], 'chosen_restart': 1,
+                  'seconds_total': 12.0}
+        text = '\n'.join(engine_io.reportSummary(report))
+        self.assertIn('K = 3 clusters from 30 subtomograms', text)
+        self.assertIn('1: 10, 2: 12, 3: 8', text)
+        self.assertIn('Chosen iteration 2 of 3 (lowest DDBI = 0.412)', text)
+        self.assertIn('Best of 2 restarts', text)
+        self.assertEqual(engine_io.reportSummary(None), [])
+
+
+class TestFiles(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix='disca_engine_io_')
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _clusters(self, ids, classes, posteriors=None, images=None):
+        cols = {'rlnImageName': images or ['p%d.mrc' % i for i in ids],
+                'discaItemId': ids, 'rlnClassNumber': classes}
+        if posteriors is not None:
+            cols['rlnMaxValueProbDistribution'] = posteriors
+        path = os.path.join(self.tmp, 'clusters.star')
+        write_star(path, StarTable(cols))
+        return path
+
+    def test_read_clusters(self):
+        path = self._clusters([5, 7, 9], [2, 1, 2], [0.9, 0.55, 1.0])
+        result = engine_io.readClusters(path)
+        self.assertEqual(result, {5: (2, 0.9), 7: (1, 0.55), 9: (2, 1.0)})
+        engine_io.checkAllAssigned(result, [5, 7, 9])
+        with self.assertRaisesRegex(engine_io.EngineOutputError, '1 subtomograms have no class'):
+            engine_io.checkAllAssigned(result, [5, 7, 9, 11])
+
+    def test_read_clusters_errors(self):
+        with self.assertRaisesRegex(engine_io.EngineOutputError, 'missing'):
+            engine_io.readClusters(os.path.join(self.tmp, 'nope.star'))
+        path = os.path.join(self.tmp, 'noid.star')
+        write_star(path, StarTable({'rlnImageName': ['a.mrc'], 'rlnClassNumber': [1]}))
+        with self.assertRaisesRegex(engine_io.EngineOutputError, '_discaItemId'):
+            engine_io.readClusters(path)
+        path = self._clusters([1, 1], [1, 2])
+        with self.assertRaisesRegex(engine_io.EngineOutputError, 'repeats'):
+            engine_io.readClusters(path)
+
+    def test_class_averages(self):
+        vols = [np.full((4, 4, 4), v, np.float32) for v in (1.0, 3.0, 10.0)]
+        names = []
+        for i, v in enumerate(vols):
+            _writeMrc(os.path.join(self.tmp, 'p%d.mrc' % i), v)
+            names.append('p%d.mrc' % i)  # relative to the STAR's folder, as the contract allows
+        path = self._clusters([1, 2, 3], [1, 1, 2], images=names)
+        self.assertEqual(engine_io.writeClassAverages(path, self.tmp, voxelSize=14.0), 2)
+        with mrcfile.open(engine_io.averagePath(self.tmp, 1)) as mrc:
+            np.testing.assert_allclose(mrc.data, 2.0)
+            self.assertAlmostEqual(float(mrc.voxel_size.x), 14.0, places=3)
+        with mrcfile.open(engine_io.averagePath(self.tmp, 2)) as mrc:
+            np.testing.assert_allclose(mrc.data, 10.0)
+
+    def test_read_report(self):
+        self.assertIsNone(engine_io.readReport(self.tmp))
+        with open(os.path.join(self.tmp, 'report.json'), 'w') as fh:
+            json.dump({'k': 4}, fh)
+        self.assertEqual(engine_io.readReport(self.tmp)['k'], 4)
+
+    # ---------------------------------------------------------------- sets -> STAR
+    def _subtomoSet(self, withCoords=True):
+        """Two tomograms (sizes differ), 3 subtomograms with coordinates, in a tmp sqlite."""
+        tomos = SetOfTomograms(filename=os.path.join(self.tmp, 'tomos.sqlite'))
+        tomos.setSamplingRate(14.0)
+        for i, shape in enumerate([(20, 40, 30), (10, 30, 50)]):
+            fn = os.path.join(self.tmp, 'tomo%d.mrc' % i)
+            _writeMrc(fn, np.zeros(shape))
+            tomo = Tomogram(location=fn)
+            tomo.setSamplingRate(14.0)
+            tomo.setTsId('tomo%d' % i)
+            tomo.setOrigin()  # centred origin, as imports do
+            tomos.append(tomo)
+        tomos.write()
+        coords = SetOfCoordinates3D(filename=os.path.join(self.tmp, 'coords.sqlite'))
+        coords.setPrecedents(tomos)
+        coords.setSamplingRate(14.0)
+        coords.setBoxSize(8)
+        subtomos = SetOfSubTomograms(filename=os.path.join(self.tmp, 'subtomos.sqlite'))
+        subtomos.setSamplingRate(14.0)
+        positions = [(0, (3, 4, 5), 0.5), (0, (29, 39, 19), 0.25), (1, (10, 11, 2), 0.75)]
+        tomoList = [t.clone() for t in tomos]
+        for n, (ti, (x, y, z), score) in enumerate(positions):
+            coord = Coordinate3D()
+            coord.setVolume(tomoList[ti])
+            coord.setPosition(x, y, z, BOTTOM_LEFT_CORNER)
+            coord.setScore(score)
+            coords.append(coord)
+            fn = os.path.join(self.tmp, 'sub%d.mrc' % n)
+            _writeMrc(fn, np.zeros((8, 8, 8)))
+            sub = SubTomogram(location=fn)
+            sub.setSamplingRate(14.0)
+            if withCoords:
+                sub.setCoordinate3D(coord)
+                sub.setVolName(tomoList[ti].getTsId())
+            subtomos.append(sub)
+        coords.write()
+        if withCoords:
+            subtomos.setCoordinates3D(coords)
+        subtomos.write()
+        return subtomos, positions
+
+    def test_star_from_set_with_coordinates(self):
+        subtomos, positions = self._subtomoSet()
+        star = os.path.join(self.tmp, 'extra', 'particles.star')
+        self.assertEqual(engine_io.writeParticlesStar(subtomos, star), 3)
+        table = read_star(star)
+        self.assertEqual(table['discaItemId'], ['1', '2', '3'])
+        self.assertEqual(table['rlnImageName'][0], os.path.join(self.tmp, 'sub0.mrc'))
+        self.assertTrue(all(os.path.isabs(p) for p in table['rlnImageName']))
+        self.assertEqual(table['rlnTomoName'], ['tomo0', 'tomo0', 'tomo1'])
+        self.assertEqual(table['discaTomogramFile'][2], os.path.join(self.tmp, 'tomo1.mrc'))
+        for axis, key in enumerate(('rlnCoordinateX', 'rlnCoordinateY', 'rlnCoordinateZ')):
+            got = [float(v) for v in table[key]]
+            self.assertEqual(got, [float(p[1][axis]) for p in positions], key)
+        self.assertEqual([float(v) for v in table['rlnAutopickFigureOfMerit']], [0.5, 0.25, 0.75])
+
+    def test_star_from_set_without_coordinates(self):
+        subtomos, _ = self._subtomoSet(withCoords=False)
+        table = engine_io.subtomogramsToTable(subtomos)
+        self.assertEqual(sorted(table.columns), ['discaItemId', 'rlnImageName'])
+        self.assertEqual(len(table), 3)
+
+    def test_image_name_of_stack_member(self):
+        sub = SubTomogram(location=(3, os.path.join(self.tmp, 'stack.mrcs')))
+        self.assertEqual(engine_io.imageName(sub), '3@' + os.path.join(self.tmp, 'stack.mrcs'))
+        sub = SubTomogram(location=(1, os.path.join(self.tmp, 'single.mrc:mrc')))
+        self.assertEqual(engine_io.imageName(sub), os.path.join(self.tmp, 'single.mrc'))
