@@ -101,8 +101,7 @@ def write_volume(path, data, voxel_size=None):
             mrc.set_data(data)
             if voxel_size:
                 mrc.voxel_size = float(voxel_size)
-            if data.ndim == 4:
-                mrc.set_volume()
+            if data.ndim == 4:  # set_data already marks 4-D data as a volume stack
                 mrc.header.ispg = 401
             mrc.update_header_stats()
 

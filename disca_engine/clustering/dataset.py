@@ -1,0 +1,280 @@
+"""Particles from a particles STAR file to one (N, s, s, s) float32 stack.
+
+Every subtomogram is validated (readable, cubic, one size, large enough, finite, not
+constant) and normalised to zero mean and unit variance, the intensity scale DISCA
+relies on (noise fill of rotated corners is N(0, 1)). Without a cache folder the stack
+lives in RAM; with one it is written once, streaming, to ``cache_dir/stack.f32`` and
+memory-mapped, so data larger than RAM work and a second load (``--resume``) skips the
+MRC files when the sidecar ``stack.json`` still matches the STAR file.
+"""
+import json
+import os
+import warnings
+
+import mrcfile
+import numpy as np
+
+from ..errors import EngineError
+from ..io import mrc as mrc_io
+from ..io.atomic import atomic_path
+from ..io.star import read_star
+from ..progress import Progress
+
+CACHE_STACK = "stack.f32"
+CACHE_META = "stack.json"
+CACHE_VERSION = 1
+_PROGRESS_MIN = 500  # report progress lines for sets at least this large
+
+
+class ParticleSet:
+    """Validated, normalised subtomograms and the STAR table they came from."""
+
+    def __init__(self, table, star_path, volumes, voxel_size=None, cache_path=None):
+        self.table = table
+        self.star_path = star_path
+        self.volumes = volumes
+        self.voxel_size = voxel_size
+        self.cache_path = cache_path
+
+    @property
+    def n(self):
+        return int(self.volumes.shape[0])
+
+    @property
+    def box(self):
+        return int(self.volumes.shape[1])
+
+    def __len__(self):
+        return self.n
+
+    def iter_batches(self, indices=None, batch_size=64):
+        """Yield float32 copies (B, s, s, s) of the volumes at ``indices`` (all, in order,
+        when None), ``batch_size`` at a time. Reads from a memory map are done in sorted
+        order (sequential disk access) and returned in the requested order."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        indices = np.arange(self.n) if indices is None else np.asarray(indices, dtype=np.int64)
+        for a in range(0, len(indices), batch_size):
+            idx = indices[a:a + batch_size]
+            order = np.argsort(idx, kind="stable")
+            batch = np.empty((len(idx),) + self.volumes.shape[1:], dtype=np.float32)
+            batch[order] = self.volumes[idx[order]]
+            yield batch
+
+
+def _read_table(star_path):
+    table = read_star(star_path)
+    if "rlnImageName" not in table:
+        try:  # RELION 3.1+: data_optics comes first
+            table = read_star(star_path, "particles")
+        except EngineError:
+            pass
+    table.column("rlnImageName", path=star_path)  # clear error if still missing
+    return table
+
+
+class _Reader:
+    """Reads the volume of one image reference, keeping the last stack file open."""
+
+    def __init__(self, base_dir):
+        self.base_dir = base_dir
+        self._stack_path = None
+        self._stack = None
+
+    def close(self):
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
+
+    def read(self, row, name):
+        path, index = mrc_io.parse_image_name(name, self.base_dir)
+        where = f"row {row + 1} ({name} -> {path})"
+        if not os.path.isfile(path):
+            raise EngineError(f"particle {where}: file not found; fix _rlnImageName or the file location")
+        try:
+            if index is None:
+                return path, mrc_io.read_volume(path)
+            return path, self._from_stack(path, index)
+        except EngineError as exc:
+            raise EngineError(f"particle {where}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - any reader failure is a damaged file
+            raise EngineError(f"particle {where}: cannot read MRC data ({exc}); re-extract it")
+
+    def _from_stack(self, path, index):
+        if path != self._stack_path:
+            self.close()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    self._stack = mrcfile.mmap(path, mode="r", permissive=True)
+                except Exception as exc:  # noqa: BLE001
+                    raise EngineError(f"cannot open MRC stack ({exc})")
+            self._stack_path = path
+        data = self._stack.data
+        if data is None:
+            raise EngineError("MRC file has no data")
+        if data.ndim == 3 and index == 0 and not self._stack.is_volume_stack():
+            return np.asarray(data, dtype=np.float32)  # 1@single.mrc is the volume itself
+        if data.ndim != 4:
+            raise EngineError(f"{index + 1}@ refers to a stack of volumes but the file holds shape {data.shape}")
+        if index >= data.shape[0]:
+            raise EngineError(f"stack has only {data.shape[0]} volumes")
+        return np.array(data[index], dtype=np.float32)
+
+
+def _check_and_normalise(vol, row, name, path, box, min_box):
+    where = f"row {row + 1} ({name})"
+    if vol.ndim != 3 or len(set(vol.shape)) != 1:
+        raise EngineError(f"particle {where}: box {'x'.join(map(str, vol.shape[::-1]))} is not cubic; "
+                          "DISCA needs cubic subtomograms: re-extract with a cubic --box")
+    if min_box and vol.shape[0] < min_box:
+        raise EngineError(f"particle {where}: box {vol.shape[0]} is too small; boxes under {min_box} voxels "
+                          f"cannot pass YOPO's 10 valid 3x3x3 convolutions: re-extract with --box 24")
+    if box is not None and vol.shape[0] != box:
+        return None  # caller reports mixed sizes with the full picture
+    if not np.all(np.isfinite(vol)):
+        bad = int(vol.size - np.count_nonzero(np.isfinite(vol)))
+        raise EngineError(f"particle {where}: {path} has {bad} NaN/Inf voxels: re-extract it from a "
+                          "tomogram without NaNs or remove the row")
+    v = vol.astype(np.float64)
+    mean, std = v.mean(), v.std()
+    if not std > 1e-12 * max(1.0, abs(mean)):
+        raise EngineError(f"particle {where}: {path} is constant (zero variance): an empty or masked-out "
+                          "subtomogram; remove the row")
+    return ((v - mean) / std).astype(np.float32)
+
+
+def _mixed_sizes_error(names, base_dir, first_row, box, bad_row, bad_size):
+    """Count the box sizes of all rows (headers only) for a complete error message."""
+    sizes = {}
+    for name in names:
+        path, _ = mrc_io.parse_image_name(name, base_dir)
+        try:
+            nz = mrc_io.volume_shape(path)[-1]
+        except EngineError:
+            continue
+        sizes[nz] = sizes.get(nz, 0) + 1
+    listing = ", ".join(f"{s}^3 x{c}" for s, c in sorted(sizes.items()))
+    return EngineError(f"mixed box sizes ({listing}): row {first_row + 1} is {box}^3 but row {bad_row + 1} "
+                       f"({names[bad_row]}) is {bad_size}^3; re-extract all subtomograms with one --box")
+
+
+def _star_signature(star_path):
+    st = os.stat(star_path)
+    return {"star_path": os.path.abspath(star_path), "star_mtime_ns": st.st_mtime_ns, "star_size": st.st_size}
+
+
+def _load_cache(cache_dir, star_path, n):
+    meta_path = os.path.join(cache_dir, CACHE_META)
+    stack_path = os.path.join(cache_dir, CACHE_STACK)
+    try:
+        with open(meta_path) as fh:
+            meta = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    expect = dict(_star_signature(star_path), version=CACHE_VERSION, n=n)
+    if any(meta.get(k) != v for k, v in expect.items()):
+        return None
+    box = int(meta.get("box", 0))
+    if box < 1 or not os.path.isfile(stack_path) or os.path.getsize(stack_path) != n * box ** 3 * 4:
+        return None
+    vols = np.memmap(stack_path, dtype=np.float32, mode="r", shape=(n, box, box, box))
+    return vols, meta.get("voxel_size"), stack_path
+
+
+def load_particles(star_path, cache_dir=None, min_box=None, min_particles=1, progress=True):
+    """Read, validate and normalise all particles of ``star_path``.
+
+    ``cache_dir``: write the normalised stack there once (memory-mapped, constant memory)
+    and reuse it while ``stack.json`` matches the STAR file (path, size, mtime, N).
+    ``min_box``: smallest accepted box (the loop passes 21 for YOPO). Problems raise
+    one-line EngineErrors naming the row and file.
+    """
+    table = _read_table(star_path)
+    names = table.column("rlnImageName", path=star_path)
+    n = len(names)
+    if n < max(1, int(min_particles)):
+        raise EngineError(f"{star_path} has {n} particles but at least {min_particles} are needed: "
+                          "pick/extract more subtomograms or lower the K range")
+    if cache_dir:
+        cached = _load_cache(cache_dir, star_path, n)
+        if cached is not None:
+            vols, vs, stack_path = cached
+            if min_box and vols.shape[1] < min_box:
+                raise EngineError(f"box {vols.shape[1]} is too small; boxes under {min_box} voxels cannot "
+                                  "pass YOPO's 10 valid 3x3x3 convolutions: re-extract with --box 24")
+            if progress:
+                print(f"[load] reusing normalised stack {stack_path} ({n} x {vols.shape[1]}^3)", flush=True)
+            return ParticleSet(table, star_path, vols, vs, stack_path)
+    base_dir = os.path.dirname(os.path.abspath(star_path))
+    reader = _Reader(base_dir)
+    prog = Progress("load", total=n) if progress and n >= _PROGRESS_MIN else None
+    try:
+        first_path, first = reader.read(0, names[0])
+        first = _check_and_normalise(first, 0, names[0], first_path, None, min_box)
+        box = first.shape[0]
+        voxel_size = mrc_io.voxel_size(first_path)
+        sink = _Sink(cache_dir, n, box)
+        try:
+            sink.put(0, first)
+            for i in range(1, n):
+                path, vol = reader.read(i, names[i])
+                norm = _check_and_normalise(vol, i, names[i], path, box, min_box)
+                if norm is None:
+                    raise _mixed_sizes_error(names, base_dir, 0, box, i, vol.shape[0])
+                sink.put(i, norm)
+                if prog:
+                    prog.update(i + 1)
+            vols, stack_path = sink.finish(dict(_star_signature(star_path), version=CACHE_VERSION,
+                                                n=n, box=box, voxel_size=voxel_size))
+        except BaseException:
+            sink.abort()
+            raise
+    finally:
+        reader.close()
+    if prog:
+        prog.finish(f"{n} subtomograms of {box}^3" + (f" cached in {stack_path}" if stack_path else ""))
+    return ParticleSet(table, star_path, vols, voxel_size, stack_path)
+
+
+class _Sink:
+    """Destination of normalised volumes: a RAM array, or a raw float32 file written
+    sequentially (then memory-mapped read-only) with its sidecar written last."""
+
+    def __init__(self, cache_dir, n, box):
+        self.n, self.box, self.cache_dir = n, box, cache_dir
+        if cache_dir:
+            os.makedirs(cache_dir, exist_ok=True)
+            self.stack_path = os.path.join(cache_dir, CACHE_STACK)
+            meta_path = os.path.join(cache_dir, CACHE_META)
+            if os.path.exists(meta_path):
+                os.remove(meta_path)  # invalidate before overwriting the stack
+            self.tmp_path = self.stack_path + ".partial"
+            self.fh = open(self.tmp_path, "wb")
+            self.array = None
+        else:
+            self.stack_path = None
+            self.array = np.empty((n, box, box, box), dtype=np.float32)
+
+    def put(self, i, vol):
+        if self.array is not None:
+            self.array[i] = vol
+        else:
+            self.fh.write(np.ascontiguousarray(vol, dtype=np.float32).tobytes())
+
+    def finish(self, meta):
+        if self.array is not None:
+            return self.array, None
+        self.fh.close()
+        os.replace(self.tmp_path, self.stack_path)
+        with atomic_path(os.path.join(self.cache_dir, CACHE_META)) as tmp, open(tmp, "w") as fh:
+            json.dump(meta, fh, indent=1)
+        vols = np.memmap(self.stack_path, dtype=np.float32, mode="r",
+                         shape=(self.n, self.box, self.box, self.box))
+        return vols, self.stack_path
+
+    def abort(self):
+        if self.array is None and not self.fh.closed:
+            self.fh.close()
+            if os.path.exists(self.tmp_path):
+                os.remove(self.tmp_path)

@@ -1,0 +1,401 @@
+"""E-step of DISCA: PCA of the network features, full-covariance Gaussian mixtures with
+K chosen by BIC, refinement from the previous iteration, hard assignment.
+
+Everything here is numpy/scikit-learn; the mixtures are fitted by
+``sklearn.mixture.GaussianMixture`` (covariance_type='full', reg_covar=1e-5 as in the
+reference code) with BLAS limited to one thread around the fits: with several threads
+on a loaded machine the sweep was measured 4-16x slower (method notes, section 9).
+"""
+import os
+import time
+
+import numpy as np
+
+from ..errors import EngineError
+from ..io.atomic import atomic_path
+from ..progress import Progress
+
+DEFAULT_MAX_FIT_SAMPLES = 20000
+_CHUNK = 8192  # rows per block in PCA/likelihood loops: constant memory at any N
+
+
+def _log(stage, message):
+    print(f"[{stage}] {message}", flush=True)
+
+
+def _save_npz(path, **arrays):
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+
+def _load_npz(path, what):
+    if not os.path.isfile(path):
+        raise EngineError(f"{what} file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as exc:  # zipfile/ValueError on damaged files
+        raise EngineError(f"cannot read {what} file {path}: {exc}")
+
+
+def _as_2d(X, what="features"):
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"{what} must be a 2-D array (N, d), got shape {X.shape}")
+    if not np.all(np.isfinite(X)):
+        raise EngineError(f"{what} contain NaN/Inf values: the network diverged; lower the "
+                          "learning rate or restart with another seed")
+    return X
+
+
+# ---------------------------------------------------------------------------- PCA
+class PCAModel:
+    """Linear projection ``(X - mean) @ components.T``; ``components`` None = identity."""
+
+    def __init__(self, mean=None, components=None, explained_variance=None, total_variance=None):
+        self.mean = None if mean is None else np.asarray(mean, dtype=np.float64)
+        self.components = None if components is None else np.asarray(components, dtype=np.float64)
+        self.explained_variance = (None if explained_variance is None
+                                   else np.asarray(explained_variance, dtype=np.float64))
+        self.total_variance = None if total_variance is None else float(total_variance)
+
+    @property
+    def is_identity(self):
+        return self.components is None
+
+    @property
+    def n_components(self):
+        return None if self.components is None else self.components.shape[0]
+
+    @property
+    def explained_variance_ratio(self):
+        if self.components is None or not self.total_variance:
+            return None
+        return self.explained_variance / self.total_variance
+
+    def transform(self, X):
+        """Project (N, D) features; float64 (N, n_components), computed in row blocks."""
+        X = np.asarray(X)
+        if self.components is None:
+            return np.array(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.components.shape[1]:
+            raise EngineError(f"features have shape {X.shape} but the PCA model expects "
+                              f"{self.components.shape[1]} columns: model and data do not match")
+        out = np.empty((X.shape[0], self.components.shape[0]))
+        proj = self.components.T
+        offset = self.mean @ proj
+        for a in range(0, X.shape[0], _CHUNK):
+            np.subtract(np.asarray(X[a:a + _CHUNK], dtype=np.float64) @ proj, offset, out=out[a:a + _CHUNK])
+        return out
+
+    def save(self, path):
+        if self.components is None:
+            _save_npz(path, identity=np.array(True))
+        else:
+            _save_npz(path, identity=np.array(False), mean=self.mean, components=self.components,
+                      explained_variance=self.explained_variance,
+                      total_variance=np.array(self.total_variance or 0.0))
+
+    @classmethod
+    def load(cls, path):
+        z = _load_npz(path, "PCA model")
+        if bool(z.get("identity", False)):
+            return cls()
+        try:
+            return cls(z["mean"], z["components"], z["explained_variance"], float(z["total_variance"]))
+        except KeyError as exc:
+            raise EngineError(f"PCA model file {path} lacks {exc}: not written by disca-engine")
+
+
+def fit_pca(X, n_components, seed=0):
+    """PCA by eigen-decomposition of the covariance (accumulated in row blocks, so memory
+    stays D x D at any N). ``n_components`` None or 0 gives the identity model. More
+    components than min(N - 1, D) are capped, with a warning line. ``seed`` is unused
+    (the solver is deterministic) and kept for interface stability. Component signs are
+    fixed (largest entry positive) so refits give comparable axes."""
+    X = _as_2d(X)
+    if not n_components:
+        return PCAModel()
+    n, dim = X.shape
+    if n < 2:
+        raise EngineError(f"PCA needs at least 2 subtomograms, got {n}")
+    k = int(n_components)
+    cap = min(n - 1, dim)
+    if k > cap:
+        _log("pca", f"warning: {k} PCA components requested but {n} samples of dimension {dim} "
+                    f"support at most {cap}; using {cap}")
+        k = cap
+    mean = np.zeros(dim)
+    for a in range(0, n, _CHUNK):
+        mean += np.asarray(X[a:a + _CHUNK], dtype=np.float64).sum(axis=0)
+    mean /= n
+    cov = np.zeros((dim, dim))
+    for a in range(0, n, _CHUNK):
+        block = np.asarray(X[a:a + _CHUNK], dtype=np.float64) - mean
+        cov += block.T @ block
+    cov /= n - 1
+    w, v = np.linalg.eigh(cov)
+    order = np.argsort(w)[::-1][:k]
+    comps = v[:, order].T.copy()
+    signs = np.sign(comps[np.arange(k), np.argmax(np.abs(comps), axis=1)])
+    comps *= np.where(signs == 0, 1.0, signs)[:, None]
+    return PCAModel(mean, comps, np.maximum(w[order], 0.0), float(np.trace(cov)))
+
+
+# ---------------------------------------------------------------------------- mixtures
+class Mixture:
+    """Parameters of a full-covariance Gaussian mixture and the computations on them."""
+
+    def __init__(self, weights, means, covariances, info=None):
+        self.weights = np.asarray(weights, dtype=np.float64)
+        self.means = np.atleast_2d(np.asarray(means, dtype=np.float64))
+        self.covariances = np.asarray(covariances, dtype=np.float64)
+        k, d = self.means.shape
+        if self.weights.shape != (k,) or self.covariances.shape != (k, d, d):
+            raise ValueError(f"inconsistent mixture shapes: weights {self.weights.shape}, "
+                             f"means {self.means.shape}, covariances {self.covariances.shape}")
+        self.info = dict(info or {})
+        self._prec_chol = None
+
+    @property
+    def k(self):
+        return self.means.shape[0]
+
+    @property
+    def dim(self):
+        return self.means.shape[1]
+
+    @property
+    def n_parameters(self):
+        return n_parameters(self.k, self.dim)
+
+    @property
+    def precisions(self):
+        pc = self._precision_cholesky()
+        return np.einsum("kij,klj->kil", pc, pc)
+
+    def _precision_cholesky(self):
+        if self._prec_chol is None:
+            pcs = np.empty_like(self.covariances)
+            eye = np.eye(self.dim)
+            for i, cov in enumerate(self.covariances):
+                try:
+                    chol = np.linalg.cholesky(cov)
+                except np.linalg.LinAlgError:
+                    raise EngineError(f"mixture component {i + 1} has a singular covariance: "
+                                      "the model file is damaged or the features collapsed")
+                pcs[i] = np.linalg.solve(chol, eye).T  # upper-triangular U with U U^T = cov^-1
+            self._prec_chol = pcs
+        return self._prec_chol
+
+    def _weighted_log_prob(self, X):
+        X = _as_2d(X)
+        if X.shape[1] != self.dim:
+            raise EngineError(f"features have {X.shape[1]} dimensions but the mixture was fitted "
+                              f"on {self.dim}: model and data do not match")
+        pcs = self._precision_cholesky()
+        out = np.empty((X.shape[0], self.k))
+        const = self.dim * np.log(2 * np.pi)
+        with np.errstate(divide="ignore"):
+            logw = np.log(self.weights)
+        for j in range(self.k):
+            log_det = np.sum(np.log(np.diag(pcs[j])))
+            for a in range(0, X.shape[0], _CHUNK):
+                y = (np.asarray(X[a:a + _CHUNK], dtype=np.float64) - self.means[j]) @ pcs[j]
+                out[a:a + _CHUNK, j] = -0.5 * (const + np.einsum("ij,ij->i", y, y)) + log_det + logw[j]
+        return out
+
+    @staticmethod
+    def _logsumexp(a):
+        m = a.max(axis=1, keepdims=True)
+        return (m + np.log(np.exp(a - m).sum(axis=1, keepdims=True)))[:, 0]
+
+    def score_samples(self, X):
+        """Log-likelihood of every sample."""
+        return self._logsumexp(self._weighted_log_prob(X))
+
+    def predict_proba(self, X):
+        wlp = self._weighted_log_prob(X)
+        return np.exp(wlp - self._logsumexp(wlp)[:, None])
+
+    def log_likelihood(self, X):
+        """Mean log-likelihood per sample."""
+        return float(np.mean(self.score_samples(X)))
+
+    def bic(self, X):
+        """``p ln N - 2 ln L`` with p = (K-1) + K d + K d(d+1)/2 and L the total likelihood."""
+        n = np.asarray(X).shape[0]
+        return float(self.n_parameters * np.log(n) - 2.0 * n * self.log_likelihood(X))
+
+    def subset(self, components):
+        """Mixture restricted to ``components`` (in that order), weights renormalised."""
+        components = np.asarray(components, dtype=np.int64)
+        w = self.weights[components]
+        return Mixture(w / w.sum(), self.means[components], self.covariances[components], self.info)
+
+    def reorder(self, perm):
+        """Renumber components: old component j becomes component ``perm[j]`` (the mapping
+        returned by ``labels.match_labels(..., return_permutation=True)``)."""
+        perm = np.asarray(perm, dtype=np.int64)
+        if sorted(perm.tolist()) != list(range(self.k)):
+            raise ValueError(f"{perm} is not a permutation of 0..{self.k - 1}")
+        return self.subset(np.argsort(perm))
+
+    def save(self, path):
+        _save_npz(path, weights=self.weights, means=self.means, covariances=self.covariances)
+
+    @classmethod
+    def load(cls, path):
+        z = _load_npz(path, "mixture model")
+        try:
+            return cls(z["weights"], z["means"], z["covariances"])
+        except KeyError as exc:
+            raise EngineError(f"mixture file {path} lacks {exc}: not written by disca-engine")
+
+    @classmethod
+    def from_sklearn(cls, gm, **info):
+        info.update(converged=bool(gm.converged_), n_iter=int(gm.n_iter_))
+        return cls(gm.weights_, gm.means_, gm.covariances_, info)
+
+
+def n_parameters(k, d):
+    """Free parameters of a K-component full-covariance mixture in d dimensions."""
+    return (k - 1) + k * d + k * d * (d + 1) // 2
+
+
+def min_samples(k, d):
+    """Fewest samples for which K components are fitted: each component needs on average
+    d + 1 members to have a non-singular full covariance (and K < N)."""
+    return max(k + 1, k * (d + 1))
+
+
+def _blas_one_thread():
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _gmm(k, seed, reg_covar, n_init=1, init=None, init_params="k-means++", max_iter=100, tol=1e-3):
+    from sklearn.mixture import GaussianMixture
+    kwargs = {}
+    if init is not None:
+        kwargs = dict(weights_init=init.weights / init.weights.sum(), means_init=init.means,
+                      precisions_init=init.precisions)
+        init_params = "random_from_data"  # cheap; overridden by the given parameters
+    return GaussianMixture(n_components=k, covariance_type="full", reg_covar=reg_covar,
+                           n_init=n_init, init_params=init_params, random_state=seed,
+                           max_iter=max_iter, tol=tol, **kwargs)
+
+
+def _fit(X, k, seed, reg_covar, **kw):
+    import warnings
+    from sklearn.exceptions import ConvergenceWarning
+    gm = _gmm(k, seed, reg_covar, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # reported via info['converged']
+        gm.fit(X)
+    return Mixture.from_sklearn(gm, k=k)
+
+
+def _k_text(candidates):
+    c = sorted(candidates)
+    if c == list(range(c[0], c[-1] + 1)) and len(c) > 2:
+        return f"K range {c[0]}:{c[-1]}"
+    return "K candidates " + ",".join(map(str, c))
+
+
+def select_k(X, candidates, seed=0, n_init=1, reg_covar=1e-5, max_fit_samples=None,
+             init_params="k-means++", max_iter=100, progress=True):
+    """Fit one mixture per candidate K and keep the lowest BIC.
+
+    Returns ``(mixture, {K: BIC})``. Candidates with ``K * (d + 1) > n`` (fewer than
+    d + 1 samples per component on average; see :func:`min_samples`) are skipped with a
+    line; if none is left an EngineError says how many samples are needed.
+    ``max_fit_samples`` (None = 20,000; 0 = never subsample): with more samples, K is
+    selected on a random subsample of that size and the winner is refitted on all data,
+    initialised from its subsample fit. The BIC values are then those of the subsample
+    (``mixture.info['n_fit']`` says on how many samples they were computed).
+    """
+    X = _as_2d(X)
+    n, d = X.shape
+    candidates = sorted({int(k) for k in candidates})
+    if not candidates or candidates[0] < 1:
+        raise EngineError(f"bad K candidates {candidates}: give positive integers, e.g. 2:20")
+    limit = DEFAULT_MAX_FIT_SAMPLES if max_fit_samples is None else int(max_fit_samples)
+    subsample = 0 < limit < n
+    if subsample:
+        idx = np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
+        Xfit = np.asarray(X[idx], dtype=np.float64)
+    else:
+        Xfit = np.asarray(X, dtype=np.float64)
+    nfit = Xfit.shape[0]
+    feasible = [k for k in candidates if min_samples(k, d) <= nfit]
+    skipped = [k for k in candidates if k not in feasible]
+    if not feasible:
+        need = min_samples(candidates[0], d)
+        raise EngineError(f"{_k_text(candidates)} needs at least {need} subtomograms for {d}-dimensional "
+                          f"features; you have {nfit}: lower --k-range, use fewer PCA components or add data")
+    if skipped:
+        _log("mixture", f"skipping K = {','.join(map(str, skipped))}: {nfit} samples in {d} dimensions "
+                        f"support at most K = {feasible[-1]} full-covariance components")
+    bics, best, best_bic = {}, None, np.inf
+    prog = Progress("mixture", total=len(feasible)) if progress else None
+    if prog and subsample:
+        prog.log(f"selecting K on a random subsample of {nfit} of {n} samples")
+    with _blas_one_thread():
+        for i, k in enumerate(feasible, 1):
+            t0 = time.time()
+            m = _fit(Xfit, k, seed, reg_covar, n_init=n_init, init_params=init_params, max_iter=max_iter)
+            bics[k] = m.bic(Xfit)
+            if bics[k] < best_bic:
+                best, best_bic = m, bics[k]
+            if prog:
+                prog.update(i, extra=f"K={k} BIC={bics[k]:.1f} ({time.time() - t0:.1f}s)", force=True)
+        if subsample:
+            best = _fit(X, best.k, seed, reg_covar, init=best, max_iter=max_iter)
+    best.info.update(n_fit=nfit, n=n, subsampled=subsample, skipped=skipped, bic=best_bic)
+    return best, bics
+
+
+def refine_mixture(X, previous, seed=0, reg_covar=1e-5, max_iter=100):
+    """Fit K = previous.k twice, initialised from ``previous`` and from scratch (k-means++),
+    and keep the higher mean log-likelihood. Returns ``(mixture, 'inherited'|'de_novo')``.
+    If ``previous`` has another dimension than X (e.g. the PCA size changed) only the
+    de novo fit is possible; a line says so."""
+    X = np.asarray(_as_2d(X), dtype=np.float64)
+    k = previous.k
+    if min_samples(k, X.shape[1]) > X.shape[0]:
+        raise EngineError(f"K = {k} needs at least {min_samples(k, X.shape[1])} subtomograms; "
+                          f"you have {X.shape[0]}: lower --k-range or add data")
+    with _blas_one_thread():
+        fresh = _fit(X, k, seed, reg_covar, max_iter=max_iter)
+        if previous.dim != X.shape[1]:
+            _log("mixture", f"previous mixture has {previous.dim} dimensions, features {X.shape[1]}: "
+                            "fitting de novo only")
+            return fresh, "de_novo"
+        inherited = _fit(X, k, seed, reg_covar, init=previous, max_iter=max_iter)
+    ll_i, ll_f = inherited.log_likelihood(X), fresh.log_likelihood(X)
+    inherited.info["log_likelihood"], fresh.info["log_likelihood"] = ll_i, ll_f
+    if ll_i >= ll_f:
+        inherited.info["other_log_likelihood"] = ll_f
+        return inherited, "inherited"
+    fresh.info["other_log_likelihood"] = ll_i
+    return fresh, "de_novo"
+
+
+def assign(X, mixture):
+    """Hard labels by maximum posterior, empty components dropped.
+
+    Returns ``(labels, posterior, pruned)``: labels are contiguous 0..K'-1 in the order
+    of the surviving components, ``pruned`` is the mixture restricted to them (weights
+    renormalised) and ``posterior`` the probability of the assigned class under
+    ``pruned``, so ``assign(X, pruned)`` reproduces both exactly (what ``predict`` does).
+    """
+    labels = np.argmax(mixture.predict_proba(X), axis=1)
+    present = np.unique(labels)
+    pruned = mixture if present.size == mixture.k else mixture.subset(present)
+    if present.size != mixture.k:
+        pruned.info = dict(mixture.info, dropped_empty=int(mixture.k - present.size))
+    proba = pruned.predict_proba(X)
+    new_labels = np.argmax(proba, axis=1)
+    return new_labels.astype(np.int64), proba[np.arange(len(new_labels)), new_labels], pruned

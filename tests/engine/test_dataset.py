@@ -1,0 +1,170 @@
+import os
+
+import numpy as np
+import pytest
+
+from disca_engine.clustering.dataset import ParticleSet, load_particles
+from disca_engine.errors import EngineError
+from disca_engine.io.mrc import write_volume
+from disca_engine.io.star import StarTable, write_star
+
+
+def volume(seed, s=8, scale=3.0, offset=5.0):
+    return (np.random.default_rng(seed).normal(size=(s, s, s)) * scale + offset).astype(np.float32)
+
+
+def make_set(folder, n=4, s=8, names=None, voxel_size=14.0):
+    """Single-volume MRCs in folder/sub/, STAR with relative paths."""
+    os.makedirs(folder / "sub", exist_ok=True)
+    rows = []
+    for i in range(n):
+        write_volume(str(folder / "sub" / f"p{i}.mrc"), volume(i, s), voxel_size=voxel_size)
+        rows.append(f"sub/p{i}.mrc")
+    star = folder / "particles.star"
+    write_star(str(star), StarTable({"rlnImageName": names or rows, "rlnTomoName": ["t"] * n}, "particles"))
+    return star
+
+
+def test_loads_normalises_and_keeps_table(tmp_path):
+    star = make_set(tmp_path, n=5)
+    ps = load_particles(str(star), progress=False)
+    assert isinstance(ps, ParticleSet)
+    assert ps.n == 5 and ps.box == 8 and len(ps) == 5
+    assert ps.volumes.dtype == np.float32 and ps.volumes.shape == (5, 8, 8, 8)
+    np.testing.assert_allclose(ps.volumes.mean(axis=(1, 2, 3)), 0, atol=1e-5)
+    np.testing.assert_allclose(ps.volumes.std(axis=(1, 2, 3)), 1, atol=1e-5)
+    raw = volume(2)
+    np.testing.assert_allclose(ps.volumes[2], (raw - raw.mean()) / raw.std(), atol=1e-5)
+    assert ps.voxel_size == pytest.approx(14.0)
+    assert ps.table["rlnTomoName"] == ["t"] * 5
+    assert ps.star_path == str(star)
+
+
+def test_iter_batches_returns_copies_in_requested_order(tmp_path):
+    ps = load_particles(str(make_set(tmp_path, n=5)), progress=False)
+    batches = list(ps.iter_batches([4, 0, 3, 1, 2], 2))
+    assert [b.shape[0] for b in batches] == [2, 2, 1]
+    got = np.concatenate(batches)
+    np.testing.assert_array_equal(got, ps.volumes[[4, 0, 3, 1, 2]])
+    got[0] += 1
+    assert not np.array_equal(got[0], ps.volumes[4])
+    assert sum(len(b) for b in ps.iter_batches(batch_size=3)) == 5
+
+
+def test_stack_references_and_absolute_paths(tmp_path):
+    stack = np.stack([volume(i) for i in range(3)])
+    write_volume(str(tmp_path / "stack.mrcs"), stack, voxel_size=7.0)
+    write_volume(str(tmp_path / "single.mrc"), volume(9), voxel_size=7.0)
+    names = ["2@stack.mrcs", "1@stack.mrcs", str(tmp_path / "single.mrc"), "3@stack.mrcs"]
+    write_star(str(tmp_path / "p.star"), StarTable({"rlnImageName": names}, "particles"))
+    ps = load_particles(str(tmp_path / "p.star"), progress=False)
+    for row, raw in enumerate([stack[1], stack[0], volume(9), stack[2]]):
+        np.testing.assert_allclose(ps.volumes[row], (raw - raw.mean()) / raw.std(), atol=1e-5)
+    assert ps.voxel_size == pytest.approx(7.0)
+
+
+def test_relion31_optics_block_first(tmp_path):
+    make_set(tmp_path, n=2)
+    text = ("data_optics\nloop_\n_rlnOpticsGroup #1\n1\n\n"
+            "data_particles\nloop_\n_rlnImageName #1\nsub/p0.mrc\nsub/p1.mrc\n")
+    (tmp_path / "r31.star").write_text(text)
+    assert load_particles(str(tmp_path / "r31.star"), progress=False).n == 2
+
+
+def test_memmap_cache_written_once_and_reused(tmp_path, capsys):
+    star = make_set(tmp_path, n=4)
+    cache = tmp_path / "cache"
+    first = load_particles(str(star), cache_dir=str(cache), progress=False)
+    assert isinstance(first.volumes, np.memmap) and not first.volumes.flags.writeable
+    assert os.path.getsize(cache / "stack.f32") == 4 * 8 ** 3 * 4
+    assert (cache / "stack.json").exists() and first.cache_path == str(cache / "stack.f32")
+    ram = load_particles(str(star), progress=False)
+    np.testing.assert_array_equal(np.asarray(first.volumes), ram.volumes)
+    # the second load must not touch the MRC files: delete them (all but the first)
+    for f in (tmp_path / "sub").iterdir():
+        if f.name != "p0.mrc":
+            f.unlink()
+    again = load_particles(str(star), cache_dir=str(cache), progress=True)
+    assert "reusing" in capsys.readouterr().out
+    np.testing.assert_array_equal(np.asarray(again.volumes), ram.volumes)
+    assert again.voxel_size == pytest.approx(14.0)
+    # a changed STAR file invalidates the cache (and the missing MRCs are then reported)
+    star.write_text(star.read_text() + "\n")
+    with pytest.raises(EngineError, match="row 2 .*file not found"):
+        load_particles(str(star), cache_dir=str(cache), progress=False)
+    assert not (cache / "stack.json").exists() and not (cache / "stack.f32.partial").exists()
+
+
+def test_missing_file_names_row_and_path(tmp_path):
+    star = make_set(tmp_path, n=3, names=["sub/p0.mrc", "sub/nope.mrc", "sub/p2.mrc"])
+    with pytest.raises(EngineError, match=r"row 2 \(sub/nope.mrc -> .*nope.mrc\): file not found"):
+        load_particles(str(star), progress=False)
+
+
+def test_unreadable_file(tmp_path):
+    star = make_set(tmp_path, n=2)
+    (tmp_path / "sub" / "p1.mrc").write_bytes(b"not an mrc file at all" * 10)
+    with pytest.raises(EngineError, match=r"row 2 .*p1.mrc"):
+        load_particles(str(star), progress=False)
+
+
+def test_stack_index_out_of_range(tmp_path):
+    write_volume(str(tmp_path / "stack.mrcs"), np.stack([volume(0), volume(1)]))
+    write_star(str(tmp_path / "p.star"), StarTable({"rlnImageName": ["1@stack.mrcs", "5@stack.mrcs"]}))
+    with pytest.raises(EngineError, match=r"row 2 .*only 2 volumes"):
+        load_particles(str(tmp_path / "p.star"), progress=False)
+
+
+def test_non_cubic(tmp_path):
+    star = make_set(tmp_path, n=2)
+    write_volume(str(tmp_path / "sub" / "p1.mrc"), np.random.default_rng(0).normal(size=(6, 8, 8)))
+    with pytest.raises(EngineError, match=r"row 2 .*8x8x6 is not cubic"):
+        load_particles(str(star), progress=False)
+
+
+def test_mixed_sizes_lists_sizes_and_first_offending_row(tmp_path):
+    star = make_set(tmp_path, n=4)
+    write_volume(str(tmp_path / "sub" / "p2.mrc"), volume(0, s=10))
+    write_volume(str(tmp_path / "sub" / "p3.mrc"), volume(0, s=10))
+    with pytest.raises(EngineError, match=r"mixed box sizes \(8\^3 x2, 10\^3 x2\): row 1 is 8\^3 but row 3"):
+        load_particles(str(star), progress=False)
+
+
+def test_box_too_small(tmp_path):
+    star = make_set(tmp_path, n=2, s=8)
+    with pytest.raises(EngineError, match="boxes under 21 voxels cannot pass YOPO's 10 valid 3x3x3 "
+                                          "convolutions: re-extract with --box 24"):
+        load_particles(str(star), min_box=21, progress=False)
+
+
+def test_nan_volume_names_file(tmp_path):
+    star = make_set(tmp_path, n=3)
+    bad = volume(1)
+    bad[1, 2, 3] = np.nan
+    write_volume(str(tmp_path / "sub" / "p1.mrc"), bad)
+    with pytest.raises(EngineError, match=r"row 2 .*p1.mrc has 1 NaN/Inf voxels"):
+        load_particles(str(star), progress=False)
+
+
+def test_constant_volume(tmp_path):
+    star = make_set(tmp_path, n=3)
+    write_volume(str(tmp_path / "sub" / "p2.mrc"), np.full((8, 8, 8), 3.0))
+    with pytest.raises(EngineError, match=r"row 3 .*constant \(zero variance\)"):
+        load_particles(str(star), progress=False)
+
+
+def test_too_few_particles(tmp_path):
+    star = make_set(tmp_path, n=3)
+    with pytest.raises(EngineError, match="has 3 particles but at least 10 are needed"):
+        load_particles(str(star), min_particles=10, progress=False)
+
+
+def test_malformed_star_and_missing_column(tmp_path):
+    (tmp_path / "bad.star").write_text("data_particles\nloop_\n_rlnImageName #1\n_rlnTomoName #2\na.mrc\n")
+    with pytest.raises(EngineError, match="malformed STAR"):
+        load_particles(str(tmp_path / "bad.star"), progress=False)
+    write_star(str(tmp_path / "nocol.star"), StarTable({"rlnTomoName": ["a"]}))
+    with pytest.raises(EngineError, match="_rlnImageName is missing"):
+        load_particles(str(tmp_path / "nocol.star"), progress=False)
+    with pytest.raises(EngineError, match="not found"):
+        load_particles(str(tmp_path / "absent.star"), progress=False)
