@@ -1,0 +1,87 @@
+"""``disca-engine simulate {subtomos,tomograms,classes}``: synthetic data with ground truth."""
+import argparse
+
+
+def _common(p):
+    p.add_argument("--classes", default="default",
+                   help="a number (first N of the default set), a set name (default, similar, "
+                        "different, all) or comma-separated class names; see 'simulate classes'")
+    p.add_argument("--snr", type=float, required=False, help="signal-to-noise ratio (variance ratio)")
+    p.add_argument("--tilt", type=float, default=60.0,
+                   help="maximum tilt angle in degrees of a +-tilt series about y (default 60; "
+                        "90 = no missing wedge)")
+    p.add_argument("--voxel-A", dest="voxel_A", type=float, default=14.0,
+                   help="voxel size in A (>= 7, default 14)")
+    p.add_argument("--defocus-um", type=float, default=5.0, help="underfocus in um (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("simulate", help="simulate subtomograms or tomograms with ground truth",
+                              description="Realistic synthetic cryo-ET data (CTF, missing wedge, "
+                                          "wedge-filtered noise) from real complexes and phantoms.")
+    sub = p.add_subparsers(dest="what", metavar="WHAT")
+    sub.required = True
+
+    s = sub.add_parser("subtomos", help="subtomograms + particles.star with true classes",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    s.add_argument("outdir")
+    _common(s)
+    s.set_defaults(snr=0.1)
+    s.add_argument("--n-per-class", type=int, default=40)
+    s.add_argument("--size", type=int, default=24, help="box size in voxels")
+    s.add_argument("--max-shift", type=float, default=2.0,
+                   help="largest random shift of the particle centre per axis, voxels")
+    s.add_argument("--snr-mode", choices=("particle", "dataset"), default="particle",
+                   help="'particle': every subtomogram has the SNR; 'dataset': one noise level "
+                        "for all (SNR of the mean signal variance)")
+    s.add_argument("--stack", action="store_true",
+                   help="write one particles.mrcs stack instead of one MRC per subtomogram")
+    s.set_defaults(func=run_subtomos)
+
+    t = sub.add_parser("tomograms", help="tomograms + truth.star with particle centres and classes",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t.add_argument("outdir")
+    _common(t)
+    t.set_defaults(snr=0.05)
+    t.add_argument("--n-tomograms", type=int, default=2)
+    t.add_argument("--shape", default="96,256,256", help="tomogram size z,y,x in voxels")
+    t.add_argument("--n-particles", type=int, default=60, help="particles per tomogram")
+    t.add_argument("--snr-box", type=int, default=24,
+                   help="side of the particle-centred cubes over which the signal variance is measured")
+    t.add_argument("--no-distractors", dest="distractors", action="store_false",
+                   help="leave out the gold fiducials and the vesicle membrane")
+    t.set_defaults(func=run_tomograms)
+
+    c = sub.add_parser("classes", help="list the template classes and class sets")
+    c.add_argument("--voxel-A", dest="voxel_A", type=float, default=14.0)
+    c.set_defaults(func=run_classes)
+
+
+def run_subtomos(args):
+    from ..simulate import simulate_subtomograms
+    star = simulate_subtomograms(args.outdir, classes=args.classes, n_per_class=args.n_per_class,
+                                 snr=args.snr, tilt=args.tilt, size=args.size, voxel_A=args.voxel_A,
+                                 seed=args.seed, stack=args.stack, max_shift=args.max_shift,
+                                 defocus_um=args.defocus_um, snr_mode=args.snr_mode)
+    print(star)
+
+
+def run_tomograms(args):
+    from ..simulate import simulate_tomograms
+    paths, truth = simulate_tomograms(args.outdir, n_tomograms=args.n_tomograms, shape=args.shape,
+                                      voxel_A=args.voxel_A, classes=args.classes,
+                                      n_particles=args.n_particles, snr=args.snr, tilt=args.tilt,
+                                      seed=args.seed, distractors=args.distractors,
+                                      defocus_um=args.defocus_um, snr_box=args.snr_box)
+    print(truth)
+
+
+def run_classes(args):
+    from ..simulate.templates import CLASS_SETS, describe
+    print(f"{'name':10s} {'~kDa':>6s} {'diam A':>7s} {'r95 vox':>8s}  description (at {args.voxel_A:g} A/voxel)")
+    for name, desc, kda, diam, r95 in describe(voxel_a=args.voxel_A):
+        print(f"{name:10s} {kda:6d} {diam:7d} {r95:8.1f}  {desc}")
+    print()
+    for set_name, names in CLASS_SETS.items():
+        print(f"{set_name:10s} {','.join(names)}")

@@ -1,0 +1,284 @@
+"""Simulated tomograms: templates pasted in a slab + distractors -> CTF, wedge, noise.
+
+- Particles: ``n_particles`` per tomogram, classes in equal shares (shuffled), uniform
+  random rotations, continuous random centres, no two closer than the sum of their outer
+  radii + 1 voxel, all at least their outer radius from every face (so a box centred on a
+  truth coordinate is inside the volume as long as the box is not larger than the particle).
+- Distractors (``distractors=True``, default): gold fiducials (10 nm beads, ~40x the
+  contrast of protein) and one vesicle membrane (lipid bilayer, 4 nm between head groups);
+  particles keep clear of them. They are what DoG over-picks in real data.
+- The clean volume is zero-padded before the FFT so the wedge streaks and CTF ringing do
+  not wrap around; CTF and wedge as in ``optics``; noise is white noise filtered by the
+  wedge (stationary, generated at the tomogram size).
+- SNR: var(signal) / var(noise) where var(signal) is the mean, over particles, of the
+  variance of the noise-free filtered PARTICLE signal (distractors excluded) in a cube of
+  ``snr_box`` voxels (default 24) centred on each particle. So a 24^3 box extracted at a
+  truth coordinate has about the SNR of ``simulate subtomos`` at the same value.
+- The tomogram is normalised to zero mean, unit variance and written as float32.
+"""
+import json
+import os
+import time
+
+import numpy as np
+from scipy import fft as sfft
+
+from .. import __version__
+from ..errors import EngineError
+from ..io.atomic import atomic_path
+from ..io.mrc import write_volume
+from ..io.star import StarTable, write_star
+from ..progress import Progress
+from . import geometry, optics
+from .subtomos import _check_common
+from .templates import CLASSES, resolve_classes, template
+
+GOLD_RADIUS_A = 50.0        # 10 nm colloidal gold
+GOLD_CONTRAST = 4.3         # e/A^3 above ice (gold 4.66, ice 0.334)
+# lipid bilayer electron-density profile (e/A^3 relative to ice) across the membrane
+HEAD_OFFSET_A, HEAD_SIGMA_A, HEAD_CONTRAST = 20.0, 4.0, 0.12
+TAIL_SIGMA_A, TAIL_CONTRAST = 8.0, -0.05
+
+
+def _parse_shape(shape):
+    if isinstance(shape, str):
+        try:
+            shape = tuple(int(s) for s in shape.replace("x", ",").split(","))
+        except ValueError:
+            raise EngineError(f"--shape {shape}: give three integers z,y,x, e.g. 96,256,256")
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 3 or min(shape) < 8:
+        raise EngineError(f"--shape {shape}: need three sizes z,y,x of at least 8 voxels each")
+    return shape
+
+
+def _membrane_profile(d_a, voxel_a):
+    """Bilayer contrast at signed distance ``d_a`` (A) from the mid-plane, averaged over
+    one voxel (box filter) so thin layers are not aliased."""
+    fine = np.linspace(-0.5, 0.5, 9) * voxel_a
+    dd = d_a[..., None] + fine
+    heads = np.exp(-0.5 * ((np.abs(dd) - HEAD_OFFSET_A) / HEAD_SIGMA_A) ** 2) * HEAD_CONTRAST
+    tails = np.exp(-0.5 * (dd / TAIL_SIGMA_A) ** 2) * TAIL_CONTRAST
+    return (heads + tails).mean(-1)
+
+
+class _Layout:
+    """Positions of particles and distractors in one tomogram (voxels, [z, y, x])."""
+
+    def __init__(self, rng, shape, temps, n_particles, distractors, voxel_a):
+        self.shape = np.array(shape)
+        self.voxel_a = voxel_a
+        n_cls = len(temps)
+        self.labels = rng.permutation(np.arange(n_particles) % n_cls)
+        self.rotations = geometry.random_rotations(rng, n_particles)
+        self.gold, self.vesicle = [], None
+        self.obstacles = []  # (centre, radius) spheres particles must avoid
+        if distractors:
+            self._place_vesicle(rng, voxel_a)
+            gold_r = GOLD_RADIUS_A / voxel_a
+            for _ in range(2):
+                c = self._free_point(rng, gold_r + 1, [])
+                if c is not None:
+                    self.gold.append(c)
+                    self.obstacles.append((c, gold_r))
+        radii = np.array([temps[c].rmax for c in self.labels])
+        order = np.argsort(-radii, kind="stable")  # big ones first: easier packing
+        self.centres = np.zeros((n_particles, 3))
+        placed_c, placed_r = [], []
+        for i in order:
+            c = self._free_point(rng, radii[i], list(zip(placed_c, placed_r)))
+            if c is None:
+                raise EngineError(
+                    f"cannot fit {n_particles} particles without overlap in a {tuple(shape)} "
+                    f"tomogram (placed {len(placed_c)}): lower --n-particles, enlarge --shape, "
+                    "or use --no-distractors")
+            self.centres[i] = c
+            placed_c.append(c)
+            placed_r.append(radii[i])
+
+    def _place_vesicle(self, rng, voxel_a):
+        nz, ny, nx = self.shape
+        radius = rng.uniform(0.25, 0.4) * min(ny, nx)
+        centre = np.array([nz / 2, rng.uniform(0, ny), rng.uniform(0, nx)])
+        self.vesicle = (centre, radius)
+
+    def _clear_of_vesicle(self, c, r):
+        if self.vesicle is None:
+            return True
+        centre, radius = self.vesicle
+        half = (HEAD_OFFSET_A + 2 * HEAD_SIGMA_A) / self.voxel_a
+        return abs(np.linalg.norm(c - centre) - radius) > r + half + 1
+
+    def _free_point(self, rng, r, others, tries=4000):
+        lo = np.full(3, r)
+        hi = self.shape - 1 - r
+        if np.any(hi < lo):
+            return None
+        oc = np.array([o[0] for o in others + self.obstacles]).reshape(-1, 3)
+        orad = np.array([o[1] for o in others + self.obstacles])
+        for _ in range(tries):
+            c = rng.uniform(lo, hi)
+            if oc.size and np.any(np.linalg.norm(oc - c, axis=1) < orad + r + 1):
+                continue
+            if self._clear_of_vesicle(c, r):
+                return c
+        return None
+
+
+def _paste(vol, temp, rot, centre):
+    """Add ``temp`` rotated by ``rot`` with its centre of mass at ``centre`` (continuous)."""
+    anchor = np.round(centre).astype(int)
+    size = 2 * int(np.ceil(temp.rmax)) + 5
+    local = geometry.place(temp, rot, centre - anchor, size)
+    lo = anchor - size // 2
+    src, dst = [], []
+    for ax in range(3):
+        a, b = max(lo[ax], 0), min(lo[ax] + size, vol.shape[ax])
+        dst.append(slice(a, b))
+        src.append(slice(a - lo[ax], b - lo[ax]))
+    vol[tuple(dst)] += local[tuple(src)]
+
+
+def _distractor_volume(shape, layout, voxel_a):
+    vol = np.zeros(shape, np.float32)
+    if layout.vesicle is not None:
+        centre, radius = layout.vesicle
+        z, y, x = np.ogrid[:shape[0], :shape[1], :shape[2]]
+        d = np.sqrt((z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2) - radius
+        near = np.abs(d) * voxel_a < HEAD_OFFSET_A + 4 * HEAD_SIGMA_A + voxel_a
+        vol[near] = _membrane_profile(d[near] * voxel_a, voxel_a)
+    gold_r = GOLD_RADIUS_A / voxel_a
+    for c in layout.gold:
+        lo = np.maximum(np.floor(c - gold_r - 2).astype(int), 0)
+        hi = np.minimum(np.ceil(c + gold_r + 3).astype(int), shape)
+        sub = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        d = np.sqrt(sum((s - c[i]) ** 2 for i, s in enumerate(sub)))
+        occ = np.clip(gold_r + 0.5 - d, 0.0, 1.0)  # partial-volume edge
+        vol[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] += GOLD_CONTRAST * occ
+    return vol
+
+
+def _padded_filter(vol, transfer_fn, pad):
+    """Apply a Fourier filter to ``vol`` zero-padded by ``pad`` voxels per side."""
+    shape = vol.shape
+    pshape = tuple(sfft.next_fast_len(n + 2 * p, real=True) for n, p in zip(shape, pad))
+    big = np.zeros(pshape, np.float32)
+    big[tuple(slice(p, p + n) for p, n in zip(pad, shape))] = vol
+    spec = optics.rfftn3(big) * transfer_fn(pshape)
+    out = optics.irfftn3(spec, pshape)
+    return np.ascontiguousarray(out[tuple(slice(p, p + n) for p, n in zip(pad, shape))])
+
+
+def _cube_variance(vol, centres, box):
+    vals = []
+    for c in np.round(centres).astype(int):
+        lo = np.maximum(c - box // 2, 0)
+        hi = np.minimum(c - box // 2 + box, vol.shape)
+        vals.append(vol[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].var())
+    return float(np.mean(vals))
+
+
+def generate_tomogram(shape=(96, 256, 256), voxel_A=14.0, classes=5, n_particles=60, snr=0.05,
+                      tilt=60.0, seed=0, distractors=True, defocus_um=5.0, snr_box=24,
+                      return_clean=False):
+    """One tomogram in memory: dict with ``volume`` (normalised float32 [z, y, x]),
+    ``centres`` (n, 3) [z, y, x] voxels, ``labels`` (0-based), ``class_names``,
+    ``rotations``, ``gold`` and ``vesicle`` positions, ``signal_var``, ``noise_var``, and
+    ``clean`` (noise-free particles + distractors, same scaling) when asked."""
+    names = resolve_classes(classes)
+    _check_common(snr, tilt, voxel_A)
+    shape = _parse_shape(shape)
+    if int(n_particles) < 0:
+        raise EngineError(f"--n-particles {n_particles}: must be >= 0")
+    temps = [template(c, voxel_A) for c in names]
+    geo_rng, noise_rng = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2)]
+    layout = _Layout(geo_rng, shape, temps, int(n_particles), distractors, voxel_A)
+
+    particles = np.zeros(shape, np.float32)
+    for lab, rot, c in zip(layout.labels, layout.rotations, layout.centres):
+        _paste(particles, temps[lab], rot, c)
+    transfer = lambda s: optics.ctf(s, voxel_A, defocus_um) * optics.wedge_mask(s, tilt)  # noqa: E731
+    pad = (max(16, shape[0] // 2), 16, 16)
+    sig_p = _padded_filter(particles, transfer, pad)
+    if n_particles:
+        signal_var = _cube_variance(sig_p, layout.centres, int(snr_box))
+    else:  # no particles: calibrate on one average template so --snr still means something
+        signal_var = float(np.mean([(t.vol ** 2).mean() for t in temps]))
+    clean = sig_p
+    if distractors:
+        clean = sig_p + _padded_filter(_distractor_volume(shape, layout, voxel_A), transfer, pad)
+    del particles
+
+    wedge = optics.wedge_mask(shape, tilt)
+    unit_var = optics.filtered_noise_variance(wedge, shape)
+    noise_var = signal_var / snr
+    white = noise_rng.standard_normal(shape, dtype=np.float32)
+    noise = optics.irfftn3(optics.rfftn3(white) * wedge, shape)
+    noise *= np.float32(np.sqrt(noise_var / unit_var))
+    vol = clean + noise
+    mean, std = float(vol.mean()), float(vol.std())
+    vol -= mean
+    vol /= std
+    out = {"volume": vol.astype(np.float32, copy=False), "centres": layout.centres,
+           "labels": layout.labels, "class_names": names, "rotations": layout.rotations,
+           "gold": [list(map(float, g)) for g in layout.gold],
+           "vesicle": None if layout.vesicle is None else
+           {"centre": list(map(float, layout.vesicle[0])), "radius": float(layout.vesicle[1])},
+           "signal_var": signal_var, "noise_var": noise_var}
+    if return_clean:
+        out["clean"] = ((clean - mean) / std).astype(np.float32)
+    return out
+
+
+def simulate_tomograms(outdir, n_tomograms=2, shape=(96, 256, 256), voxel_A=14.0, classes=5,
+                       n_particles=60, snr=0.05, tilt=60.0, seed=0, distractors=True,
+                       defocus_um=5.0, snr_box=24):
+    """Write ``tomo_001.mrc``... + ``truth.star`` + ``simulation.json`` into ``outdir``;
+    return (list of tomogram paths, truth STAR path)."""
+    names = resolve_classes(classes)
+    shape = _parse_shape(shape)
+    if int(n_tomograms) < 1:
+        raise EngineError(f"--n-tomograms {n_tomograms}: need at least 1")
+    os.makedirs(outdir, exist_ok=True)
+    t0 = time.time()
+    progress = Progress("simulate tomograms", total=int(n_tomograms), min_interval=0)
+    paths, rows, tomo_info = [], {k: [] for k in ("rlnTomoName", "rlnCoordinateX", "rlnCoordinateY",
+                                                   "rlnCoordinateZ", "discaTrueClass",
+                                                   "discaTrueClassName")}, []
+    for t in range(int(n_tomograms)):
+        res = generate_tomogram(shape, voxel_A, names, n_particles, snr, tilt,
+                                seed=[int(seed), t], distractors=distractors,
+                                defocus_um=defocus_um, snr_box=snr_box)
+        stem = f"tomo_{t + 1:03d}"
+        path = os.path.join(outdir, stem + ".mrc")
+        write_volume(path, res["volume"], voxel_A)
+        paths.append(path)
+        for c, lab in zip(res["centres"], res["labels"]):
+            rows["rlnTomoName"].append(stem)
+            rows["rlnCoordinateX"].append(f"{c[2]:.2f}")
+            rows["rlnCoordinateY"].append(f"{c[1]:.2f}")
+            rows["rlnCoordinateZ"].append(f"{c[0]:.2f}")
+            rows["discaTrueClass"].append(int(lab) + 1)
+            rows["discaTrueClassName"].append(names[lab])
+        tomo_info.append({"tomogram": stem + ".mrc", "n_particles": len(res["labels"]),
+                          "gold_zyx": res["gold"], "vesicle_zyx": res["vesicle"],
+                          "signal_var": res["signal_var"], "noise_var": res["noise_var"],
+                          "rotations": np.round(res["rotations"], 6).tolist()})
+        progress.update(t + 1)
+    truth = os.path.join(outdir, "truth.star")
+    write_star(truth, StarTable(rows, name="particles"),
+               comment=f"disca-engine {__version__} simulate tomograms: ground truth, coordinates "
+                       "are 0-based voxel centres")
+    info = {"engine_version": __version__, "kind": "tomograms", "seed": seed,
+            "parameters": {"n_tomograms": int(n_tomograms), "shape_zyx": list(shape),
+                           "voxel_A": voxel_A, "classes": names, "n_particles": int(n_particles),
+                           "snr": snr, "snr_box": int(snr_box), "tilt_deg": tilt,
+                           "distractors": bool(distractors), "kv": 300.0, "cs_mm": 2.7,
+                           "defocus_um": defocus_um, "amplitude_contrast": 0.07},
+            "classes": [{"class": i + 1, "name": c, "description": CLASSES[c][0]}
+                        for i, c in enumerate(names)],
+            "tomograms": tomo_info, "seconds": round(time.time() - t0, 3)}
+    with atomic_path(os.path.join(outdir, "simulation.json")) as tmp, open(tmp, "w") as fh:
+        json.dump(info, fh, indent=1)
+    progress.finish(f"{len(paths)} tomograms in {outdir}")
+    return paths, truth
