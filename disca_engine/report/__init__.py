@@ -1,0 +1,226 @@
+"""The DISCA report: pictures a user needs to decide which clusters to keep.
+
+``write_report(cluster_dir)`` reads a ``disca-engine cluster`` folder and writes
+``<cluster_dir>/report/index.html`` (self-contained, PNGs inlined) plus the PNGs, the
+decoded cluster centres (``decoded/class_NNN.mrc``) and one label map per tomogram
+(``labelmaps/<tomo>_labels.mrc``). See docs/report.md.
+"""
+import os
+
+import numpy as np
+
+from ..errors import EngineError
+from ..progress import Progress
+from . import embedding, montage, plots, reembed
+from . import html as H
+from .run import ClusterRun
+
+STAGES = ("run plots", "embedding", "decoder", "montages", "re-embedding", "html")
+
+
+class _Stages:
+    """One progress line per stage with elapsed time and ETA; silent when disabled."""
+
+    def __init__(self, enabled):
+        self.p = Progress("report", total=len(STAGES)) if enabled else None
+        self.done = 0
+
+    def next(self, name):
+        self.done += 1
+        if self.p:
+            self.p.update(self.done, extra=name, force=True)
+
+    def log(self, msg):
+        if self.p:
+            self.p.log(msg)
+
+
+def write_report(cluster_dir, tomograms=None, decoder=True, max_members=6, progress=True,
+                 output=None, embedding_points=2000, decoder_options=None, seed=0):
+    """Write the report; returns the path of index.html.
+
+    tomograms: {name: path} (or a list of ``NAME=PATH``/``PATH``) overriding
+    ``_discaTomogramFile``; decoder: train the feature decoder (needs TensorFlow);
+    max_members: member subtomograms shown per cluster; output: folder (default
+    ``<cluster_dir>/report``)."""
+    run = ClusterRun(cluster_dir)
+    if not run.classes:
+        raise EngineError(f"{run.star_path} has no rows: nothing to report")
+    out = os.path.abspath(output or os.path.join(run.dir, "report"))
+    os.makedirs(out, exist_ok=True)
+    if isinstance(tomograms, (list, tuple)):
+        tomograms = reembed.parse_tomogram_args(tomograms)
+    stages = _Stages(progress)
+    colors = plots.cluster_colors(run.k)
+    sections = [("Summary", _summary(run, colors))]
+    warnings = []
+
+    # run-level plots
+    bic = plots.plot_bic(run, os.path.join(out, "bic.png"))
+    its = plots.plot_iterations(run, os.path.join(out, "iterations.png"))
+    sizes = plots.plot_sizes(run, os.path.join(out, "sizes.png"), colors)
+    truth, names = run.true_classes()
+    conf = plots.plot_confusion(run, os.path.join(out, "confusion.png"), truth, names) \
+        if truth is not None else None
+    stages.next("run plots")
+    sections.append(("Choosing K and the iteration", _run_plots(bic, its, sizes)))
+
+    # embeddings
+    emb = embedding.plot_embeddings(run, os.path.join(out, "embedding.png"), colors,
+                                    max_points=embedding_points, seed=seed, progress=stages)
+    stages.next("embedding")
+    sections.append(("Feature space", _embedding_section(emb)))
+
+    # decoder
+    decoded, dec_info = {}, None
+    if decoder:
+        from .decoder import train_and_decode
+        try:
+            decoded, dec_info = train_and_decode(run, out, progress=progress,
+                                                 **{"seed": seed, **(decoder_options or {})})
+        except EngineError as exc:
+            warnings.append(f"decoder not run: {exc}")
+    stages.next("decoder")
+
+    # montages
+    overview = montage.averages_overview(run, os.path.join(out, "averages.png"), colors, decoded)
+    cl_pngs = {c: montage.cluster_montage(run, c, os.path.join(out, f"cluster_{c:03d}.png"),
+                                          colors[c], decoded.get(c), max_members)
+               for c in run.classes}
+    stages.next("montages")
+    sections.append(("Clusters", _cluster_section(run, overview, cl_pngs, colors, decoded,
+                                                  dec_info, decoder)))
+
+    # re-embedding
+    tomos = reembed.reembed(run, out, colors, tomograms, progress=stages)
+    stages.next("re-embedding")
+    sections.append(("Clusters in the tomograms", _reembed_section(tomos, out)))
+    if conf:
+        sections.append(("Ground truth", _truth_section(run, conf, truth, names)))
+    if warnings:
+        sections.insert(1, ("Warnings", "".join(f'<p class="warn">{H.esc(w)}</p>' for w in warnings)))
+        for w in warnings:
+            stages.log("WARNING " + w)
+    index = H.write_page(os.path.join(out, "index.html"),
+                         f"DISCA clustering report: {os.path.basename(run.dir)}", sections)
+    stages.next("html")
+    stages.log(f"report written: {index}")
+    return index
+
+
+def _summary(run, colors):
+    info = run.info
+    rows = [("folder", run.dir), ("subtomograms", len(run.labels)),
+            ("clusters K", len(run.classes)),
+            ("chosen iteration", f"{run.chosen_iteration} of {len(info.get('iterations', []))}"),
+            ("DDBI of the result", info.get("ddbi", "?")), ("preset", info.get("preset", "?")),
+            ("box", f"{run.box_size} voxels" + (f", {run.voxel_size:.2f} Å/voxel" if run.voxel_size else "")),
+            ("restarts", len(info.get("restarts", [])) or 1),
+            ("clustering time", f"{info.get('seconds_total', '?')} s"),
+            ("engine version", info.get("engine_version", "?"))]
+    body = H.table(["", ""], rows)
+    crow = []
+    for c in run.classes:
+        m = run.members(c)
+        crow.append((c, H.swatch(colors[c]), run.sizes[c], f"{100.0 * run.sizes[c] / len(run.labels):.1f}%",
+                     f"{np.mean(run.posteriors[m]):.3f}"))
+    body += "<h3>Clusters</h3>" + H.table(["cluster", "colour", "size", "share", "mean posterior"],
+                                          crow, raw_cols=(1,))
+    return body
+
+
+def _run_plots(bic, its, sizes):
+    body = H.help_box(
+        "DISCA fits Gaussian mixtures for each candidate K and keeps the lowest BIC; it iterates "
+        "feature learning and clustering and returns the iteration with the lowest DDBI "
+        "(distortion-based Davies-Bouldin index: compact, well separated clusters give low values). "
+        "A K that settles and a DDBI that falls then flattens indicate a converged run; a K that "
+        "keeps jumping suggests running more iterations or restarts.")
+    if bic:
+        body += H.image(bic, "BIC against the number of clusters K for the chosen iteration (or the "
+                        "last earlier iteration that swept K); the circle marks the K used.")
+    if its:
+        body += H.image(its, "K (blue steps) and DDBI (orange) per iteration; the dotted red line "
+                        "marks the chosen iteration (lowest DDBI).")
+    body += H.image(sizes, "Number of subtomograms per cluster, coloured as in every other figure.")
+    return body
+
+
+def _embedding_section(emb):
+    if not emb:
+        return '<p class="warn">no iterations/iter_NNN folders: no embedding</p>'
+    sub = (f"a random subsample of {emb['points']} of {emb['total']} subtomograms (for speed)"
+           if emb["points"] < emb["total"] else f"all {emb['total']} subtomograms")
+    return H.help_box(
+        "Each dot is a subtomogram placed by its (PCA-reduced) features. Good clusters form compact "
+        "islands that separate more with every iteration; a diffuse cloud shared by several clusters "
+        "is usually noise or structures the features cannot tell apart.") + H.image(
+        emb["path"], f"{emb['method']} of the PCA features at iterations "
+        f"{', '.join(map(str, emb['iterations']))}, {sub}. Earlier iterations are coloured by their "
+        "best match (Hungarian, maximum overlap) to the final clusters; grey: no final match.")
+
+
+def _cluster_section(run, overview, pngs, colors, decoded, dec_info, decoder):
+    body = H.help_box(
+        "Averages are the mean of all members (no alignment): a structural cluster shows a "
+        "distinct, centred density in all three views; noise clusters average to a faint blob or "
+        "a flat grey box. Decoded centres are the decoder's picture of the cluster's mean feature: "
+        "recognisable shapes for structural clusters, a small globule for noise (DISCA SI). Slices are "
+        "central planes through the box; dark = dense as in the input data.")
+    if dec_info:
+        body += (f"<p>Decoder: trained on {dec_info['n_train']} of {dec_info['n_total']} subtomograms, "
+                 f"{dec_info['epochs_run']} epochs in <b>{dec_info['seconds_train']:.1f} s</b> "
+                 f"(+{dec_info['seconds_setup']:.1f} s setup), MSE {dec_info['loss_first']:.3f} -> "
+                 f"{dec_info['loss_last']:.3f} (target variance {dec_info['variance_of_targets']:.3f}). "
+                 "Decoded volumes: <code>decoded/class_NNN.mrc</code>.</p>")
+    elif not decoder:
+        body += "<p>Decoder disabled (--no-decoder).</p>"
+    if overview:
+        body += H.image(overview, "Central xy/xz/yz slices of every cluster average"
+                        + (" and decoded centre" if decoded else "") + "; frames in cluster colours.")
+    for c in run.classes:
+        if pngs.get(c):
+            body += f'<h3 id="cluster{c}">{H.swatch(colors[c])} Cluster {c} ({run.sizes[c]})</h3>'
+            body += H.image(pngs[c], f"Cluster {c}: average{', decoded centre' if c in decoded else ''} "
+                            "and the members with the highest posterior (p); rows xy, xz, yz.")
+    return body
+
+
+def _reembed_section(tomos, out):
+    if not tomos:
+        return ("<p>clusters.star has no tomogram coordinates (_rlnCoordinateX/Y/Z with "
+                "_rlnTomoName or _discaTomogramFile): nothing to re-embed.</p>")
+    body = H.help_box(
+        "Picks drawn on slabs through the planes crossing the most picks, as circles of the box "
+        "radius in cluster colours. Structural clusters sit where the particles are (e.g. ribosomes "
+        "in the cytosol); membranes, carbon edges and fiducials show up as clusters lining those "
+        "features. The label maps (same shape as the tomogram, 0 = background, sphere of each pick "
+        "= its cluster number, voxel size in the header) open in IMOD, ChimeraX or napari on top of "
+        "the tomogram.")
+    for t in tomos:
+        body += f"<h3>{H.esc(t['name'])} ({t['picks']} picks)</h3>"
+        if t.get("warning"):
+            body += f'<p class="warn">{H.esc(t["warning"])}</p>'
+        if t.get("png"):
+            body += H.image(t["png"], f"Tomogram <code>{H.esc(t['tomogram'])}</code>.")
+        if t.get("labelmap"):
+            body += (f"<p>Label map: <code>{H.esc(os.path.relpath(t['labelmap'], out))}</code></p>")
+    return body
+
+
+def _truth_section(run, conf, truth, names):
+    m, cl, tc = plots.confusion(run.labels, truth)
+    rows = []
+    for i, c in enumerate(cl):
+        j = int(np.argmax(m[i]))
+        rows.append([c] + list(m[i]) + [names.get(tc[j], tc[j]), f"{m[i, j] / max(1, m[i].sum()):.2f}"])
+    body = H.table(["cluster"] + [names.get(t, str(t)) for t in tc] + ["majority", "purity"], rows)
+    try:
+        from sklearn import metrics
+        body += (f"<p>homogeneity {metrics.homogeneity_score(truth, run.labels):.3f}, completeness "
+                 f"{metrics.completeness_score(truth, run.labels):.3f}, adjusted Rand index "
+                 f"{metrics.adjusted_rand_score(truth, run.labels):.3f}</p>")
+    except ImportError:
+        pass
+    return body + H.image(conf, "Counts of true classes (columns) in each cluster (rows), from the "
+                          "simulator's _discaTrueClass.")

@@ -1,0 +1,113 @@
+"""Decoder for fast cluster inspection (DISCA SI, "Fast visualization of cluster centers
+through a decoder"): a network trained from the learned 1024-D features back to the
+subtomograms; each cluster centre (the mean feature of its members) is then decoded into a
+3D image. Recognisable shapes mark structural clusters; noise clusters decode to a small
+globule. TensorFlow is imported only here, only when the decoder runs.
+"""
+import json
+import os
+import time
+
+import numpy as np
+
+from ..errors import EngineError
+from ..io import mrc
+from ..io.atomic import atomic_path
+
+DEFAULTS = {"epochs": 40, "max_seconds": 90.0, "max_samples": 4000, "batch_size": 32,
+            "learning_rate": 1e-3, "seed": 0}
+
+
+def build_decoder(n_features, box, keras):
+    """Dense -> (b, b, b, 64) -> three stride-2 Conv3DTranspose -> crop to box^3.
+
+    b = ceil(box / 8), so the network reaches 8b >= box and crops the excess (any box size)."""
+    L = keras.layers
+    b = int(np.ceil(box / 8))
+    crop = 8 * b - box
+    inp = keras.Input((n_features,))
+    x = L.Dense(b ** 3 * 64, activation="elu")(inp)
+    x = L.Reshape((b, b, b, 64))(x)
+    for ch in (64, 32, 16):
+        x = L.Conv3DTranspose(ch, 3, strides=2, padding="same", activation="elu")(x)
+    x = L.Conv3D(1, 3, padding="same")(x)
+    if crop:
+        x = L.Cropping3D(((crop // 2, crop - crop // 2),) * 3)(x)
+    return keras.Model(inp, x, name="disca_decoder")
+
+
+def _load_training_data(run, features, max_samples, rng):
+    n = len(run.labels)
+    idx = np.sort(rng.choice(n, size=max_samples, replace=False)) if n > max_samples else np.arange(n)
+    vols = np.stack([run.read_member(i) for i in idx]).astype(np.float32)
+    if vols.shape[1:] != (run.box_size,) * 3:
+        raise EngineError(f"subtomograms have shape {vols.shape[1:]}, expected {run.box_size}^3: "
+                          "all members of a run must share one box size")
+    return features[idx], vols[..., None]
+
+
+def train_and_decode(run, outdir, progress=False, **options):
+    """Train the decoder on (features, subtomograms), decode every cluster centre.
+
+    Writes ``outdir/decoded/class_NNN.mrc`` and ``outdir/decoder.json``; returns
+    ({cluster: volume}, info dict)."""
+    opts = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
+    feat_path = os.path.join(run.dir, "features.npy")
+    if not os.path.isfile(feat_path):
+        raise EngineError(f"{feat_path} missing: the decoder needs the features of the chosen "
+                          "iteration (rerun cluster, or use --no-decoder)")
+    features = np.load(feat_path).astype(np.float32)
+    if len(features) != len(run.labels):
+        raise EngineError(f"features.npy has {len(features)} rows, clusters.star {len(run.labels)}: "
+                          "the folder mixes two runs; rerun cluster")
+    # standardise so the decoder sees well-scaled inputs; centres use the same transform
+    mu, sd = features.mean(axis=0), features.std(axis=0) + 1e-6
+    z = (features - mu) / sd
+    rng = np.random.default_rng(opts["seed"])
+    x, y = _load_training_data(run, z, int(opts["max_samples"]), rng)
+
+    t0 = time.time()
+    import keras  # lazily: TensorFlow backend
+    keras.utils.set_random_seed(int(opts["seed"]))
+    model = build_decoder(z.shape[1], run.box_size, keras)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(opts["learning_rate"])),
+                  loss="mse")
+    t_import = time.time() - t0
+
+    class _Budget(keras.callbacks.Callback):
+        """Stops at the time cap and prints one progress line per epoch."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            spent = time.time() - t_train
+            if progress:
+                progress.update(epoch + 1, extra=f"loss {logs.get('loss', float('nan')):.4f}")
+            if spent > float(opts["max_seconds"]):
+                self.model.stop_training = True
+
+    if progress:
+        from ..progress import Progress
+        progress = Progress("report: decoder training", total=int(opts["epochs"]))
+    t_train = time.time()
+    hist = model.fit(x, y, epochs=int(opts["epochs"]), batch_size=int(opts["batch_size"]),
+                     shuffle=True, verbose=0, callbacks=[_Budget()])
+    train_seconds = time.time() - t_train
+    losses = [float(v) for v in hist.history["loss"]]
+
+    centres = {c: z[run.labels == c].mean(axis=0) for c in run.classes}
+    out = model.predict(np.stack([centres[c] for c in run.classes]), verbose=0)[..., 0]
+    decoded = {c: out[i] for i, c in enumerate(run.classes)}
+    for c, vol in decoded.items():
+        mrc.write_volume(os.path.join(outdir, "decoded", f"class_{c:03d}.mrc"), vol, run.voxel_size)
+    info = {"input": "features.npy (1024-D features of the chosen iteration, standardised)",
+            "target": "member subtomograms", "loss": "mse", "n_train": int(len(x)),
+            "n_total": int(len(run.labels)), "box_size": int(run.box_size),
+            "epochs_run": len(losses), "epochs_max": int(opts["epochs"]),
+            "max_seconds": float(opts["max_seconds"]), "batch_size": int(opts["batch_size"]),
+            "learning_rate": float(opts["learning_rate"]), "loss_first": losses[0],
+            "loss_last": losses[-1], "variance_of_targets": float(np.var(y)),
+            "seconds_train": round(train_seconds, 2), "seconds_setup": round(t_import, 2),
+            "parameters": int(model.count_params()),
+            "decoded": {str(c): f"decoded/class_{c:03d}.mrc" for c in run.classes}}
+    with atomic_path(os.path.join(outdir, "decoder.json")) as tmp, open(tmp, "w") as fh:
+        json.dump(info, fh, indent=1)
+    return decoded, info

@@ -1,0 +1,69 @@
+"""Self-contained HTML: every PNG is embedded as base64, so index.html alone opens
+offline (the PNGs and MRCs also stay in the folder as files)."""
+import base64
+import html
+import os
+
+from ..io.atomic import atomic_path
+
+STYLE = """
+body{font-family:sans-serif;max-width:1250px;margin:1em auto;padding:0 1em;color:#222}
+h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ccc;margin-top:1.6em}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}
+th{background:#f2f2f2}.sw{display:inline-block;width:14px;height:14px;border:1px solid #333;vertical-align:middle}
+figure{margin:.8em 0}figcaption{font-size:.9em;color:#444;max-width:1000px}img{max-width:100%}
+.warn{color:#a00}.help{font-size:.92em;color:#333;background:#f7f7f2;padding:.4em .8em;border-left:3px solid #bb9}
+code{background:#eee;padding:0 3px}
+"""
+
+
+def esc(text):
+    return html.escape(str(text))
+
+
+def hex_color(rgb):
+    return "#" + "".join(f"{int(round(255 * v)):02x}" for v in rgb)
+
+
+def swatch(rgb):
+    return f'<span class="sw" style="background:{hex_color(rgb)}"></span>'
+
+
+def image(path, caption, alt=""):
+    """<figure> with the PNG inlined; a missing file becomes a visible warning."""
+    if not path or not os.path.isfile(path):
+        return f'<p class="warn">missing picture: {esc(path)}</p>'
+    with open(path, "rb") as fh:
+        data = base64.b64encode(fh.read()).decode("ascii")
+    return (f'<figure><img alt="{esc(alt or os.path.basename(path))}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{caption} <small>(file: <code>{esc(os.path.basename(path))}</code>)</small>"
+            "</figcaption></figure>")
+
+
+def table(header, rows, raw_cols=()):
+    """HTML table; cells in ``raw_cols`` (indices) are inserted without escaping."""
+    out = ["<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"]
+    for row in rows:
+        out.append("<tr>" + "".join(f"<td>{v if i in raw_cols else esc(v)}</td>"
+                                    for i, v in enumerate(row)) + "</tr>")
+    return "\n".join(out + ["</table>"])
+
+
+def help_box(text):
+    return f'<div class="help">{text}</div>'
+
+
+def write_page(path, title, sections):
+    """``sections``: list of (heading or None, html body)."""
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>",
+             f"<style>{STYLE}</style></head><body><h1>{esc(title)}</h1>"]
+    toc = [f'<li><a href="#s{i}">{esc(h)}</a></li>' for i, (h, _) in enumerate(sections) if h]
+    parts.append("<ul>" + "".join(toc) + "</ul>")
+    for i, (heading, body) in enumerate(sections):
+        if heading:
+            parts.append(f'<h2 id="s{i}">{esc(heading)}</h2>')
+        parts.append(body)
+    parts.append("</body></html>")
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(parts))
+    return path

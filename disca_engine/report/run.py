@@ -1,0 +1,97 @@
+"""Read a ``cluster`` output folder (see docs/engine-contract.md) into one object the
+report's parts share: labels, posteriors, sizes, iterations, voxel and box size."""
+import glob
+import json
+import os
+
+import numpy as np
+
+from ..errors import EngineError
+from ..io import mrc, star
+
+
+def one_based(labels):
+    """Labels as 1..K: ``labels.npy`` files may hold 0-based labels, STAR files 1-based."""
+    labels = np.asarray(labels).astype(int)
+    return labels + 1 if labels.size and labels.min() == 0 else labels
+
+
+class ClusterRun:
+    """Everything the report needs from one ``cluster`` folder."""
+
+    def __init__(self, cluster_dir):
+        self.dir = os.path.abspath(cluster_dir)
+        self.star_path = os.path.join(self.dir, "clusters.star")
+        report_path = os.path.join(self.dir, "report.json")
+        if not os.path.isfile(report_path) or not os.path.isfile(self.star_path):
+            raise EngineError(f"{cluster_dir} is not a finished 'disca-engine cluster' folder "
+                              "(report.json or clusters.star missing): run cluster first or fix the path")
+        with open(report_path) as fh:
+            try:
+                self.info = json.load(fh)
+            except json.JSONDecodeError as exc:
+                raise EngineError(f"{report_path} is not valid JSON ({exc}): rerun cluster")
+        self.table = star.read_star(self.star_path)
+        self.labels = self.table.column("rlnClassNumber", int, self.star_path)
+        self.posteriors = (self.table.column("rlnMaxValueProbDistribution", float)
+                           if "rlnMaxValueProbDistribution" in self.table else np.ones(len(self.labels)))
+        self.classes = sorted(int(c) for c in np.unique(self.labels))
+        self.k = max(self.classes) if self.classes else 0
+        self.sizes = {c: int(np.sum(self.labels == c)) for c in self.classes}
+        self.star_dir = os.path.dirname(self.star_path)
+        self.iterations = self._iterations()
+        self.chosen_iteration = int(self.info.get("chosen_iteration") or
+                                    (self.iterations[-1][0] if self.iterations else 0))
+        self.box_size, self.voxel_size = self._box_and_voxel()
+
+    def _iterations(self):
+        """[(iteration number, folder)] sorted, for folders holding features and labels."""
+        found = []
+        for d in glob.glob(os.path.join(self.dir, "iterations", "iter_*")):
+            name = os.path.basename(d)
+            if (name[5:].isdigit() and os.path.isfile(os.path.join(d, "labels.npy"))
+                    and os.path.isfile(os.path.join(d, "features_pca.npy"))):
+                found.append((int(name[5:]), d))
+        return sorted(found)
+
+    def _box_and_voxel(self):
+        box = self.info.get("box_size")
+        vs = None
+        first_avg = self.average_path(self.classes[0]) if self.classes else None
+        if first_avg and os.path.isfile(first_avg):
+            vs = mrc.voxel_size(first_avg)
+            box = box or mrc.volume_shape(first_avg)[0]
+        if (vs is None or box is None) and len(self.table):
+            path, index = mrc.parse_image_name(self.table["rlnImageName"][0], self.star_dir)
+            if os.path.isfile(path):
+                vs = vs or mrc.voxel_size(path)
+                box = box or mrc.read_volume(path, index).shape[0]
+        return (int(box) if box else None), vs
+
+    def average_path(self, c):
+        return os.path.join(self.dir, "averages", f"class_{c:03d}.mrc")
+
+    def iteration_record(self, number):
+        for rec in self.info.get("iterations", []):
+            if int(rec.get("iteration", -1)) == number:
+                return rec
+        return None
+
+    def members(self, c):
+        """Row indices of cluster ``c``, highest posterior first."""
+        idx = np.flatnonzero(self.labels == c)
+        return idx[np.argsort(-self.posteriors[idx], kind="stable")]
+
+    def read_member(self, row):
+        return mrc.read_image(self.table["rlnImageName"][row], self.star_dir)
+
+    def true_classes(self):
+        """(true class per row, {class: name}) or (None, None) without ground truth."""
+        if "discaTrueClass" not in self.table:
+            return None, None
+        truth = self.table.column("discaTrueClass", int)
+        names = {}
+        if "discaTrueClassName" in self.table:
+            for t, n in zip(truth, self.table["discaTrueClassName"]):
+                names.setdefault(int(t), n)
+        return truth, names

@@ -1,0 +1,204 @@
+"""Report tests on a small fake-but-realistic cluster folder (tomogram with dark particles of
+three shapes, boxes cut from it, features with cluster structure, iterations, report.json as in
+docs/engine-contract.md), plus an integration test on a real ``disca-engine cluster`` run."""
+import json
+import os
+import subprocess
+import sys
+
+import matplotlib.image as mpimg
+import mrcfile
+import numpy as np
+import pytest
+
+from disca_engine.io import mrc, star
+from disca_engine.io.star import StarTable
+
+BOX, VOXEL, K, PER_CLASS = 16, 14.0, 3, 14
+TOMO_SHAPE = (40, 110, 120)
+
+
+def _templates(box):
+    g = np.arange(box) - (box - 1) / 2
+    z, y, x = np.meshgrid(g, g, g, indexing="ij")
+    sphere = (x ** 2 + y ** 2 + z ** 2 <= 25).astype(np.float32)
+    rod = ((y ** 2 + z ** 2 <= 4) & (np.abs(x) <= 6)).astype(np.float32)
+    dumbbell = (((x - 3.5) ** 2 + y ** 2 + z ** 2 <= 7) | ((x + 3.5) ** 2 + y ** 2 + z ** 2 <= 7)).astype(np.float32)
+    return [sphere, rod, dumbbell]
+
+
+def build_fake_run(root, decoded_ok=True, seed=0):
+    """A cluster folder as `disca-engine cluster` writes it; returns (cluster_dir, tomo_path)."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(root, exist_ok=True)
+    tomo = np.zeros(TOMO_SHAPE, np.float32)
+    truth, centres = [], []
+    h = BOX // 2
+    grid = [(z, y, x) for z in (12, 27) for y in range(h, TOMO_SHAPE[1] - h, BOX + 1)
+            for x in range(h, TOMO_SHAPE[2] - h, BOX + 1)]
+    order = rng.permutation(len(grid))[:K * PER_CLASS]
+    temps = _templates(BOX)
+    for n, gi in enumerate(order):
+        cls = n % K
+        z, y, x = grid[gi]
+        tomo[z - h:z + h, y - h:y + h, x - h:x + h] -= temps[cls]  # dark particles
+        truth.append(cls + 1)
+        centres.append((x, y, z))
+    tomo += rng.normal(0, 0.5, tomo.shape).astype(np.float32)
+    tomo_path = os.path.join(root, "tomo_a.mrc")
+    mrc.write_volume(tomo_path, tomo, VOXEL)
+    out = os.path.join(root, "run")
+    os.makedirs(os.path.join(out, "subtomos"), exist_ok=True)
+    names = []
+    vols = []
+    for i, (x, y, z) in enumerate(centres):
+        v = tomo[z - h:z + h, y - h:y + h, x - h:x + h]
+        v = (v - v.mean()) / v.std()
+        vols.append(v)
+        names.append(f"subtomos/p_{i:04d}.mrc")
+        mrc.write_volume(os.path.join(out, names[-1]), v, VOXEL)
+    truth = np.array(truth)
+    n = len(truth)
+    # features with cluster structure; final labels = truth except two mistakes
+    labels = truth.copy()
+    labels[:2] = labels[:2] % K + 1
+    means = rng.normal(0, 1, (K, 1024)).astype(np.float32)
+    feats = means[labels - 1] + rng.normal(0, 0.6, (n, 1024)).astype(np.float32)
+    np.save(os.path.join(out, "features.npy"), feats)
+    for it, lab in ((1, np.where(labels == 3, 2, labels) - 1), (2, labels - 1), (3, labels - 1)):
+        d = os.path.join(out, "iterations", f"iter_{it:03d}")
+        os.makedirs(d, exist_ok=True)
+        f = means[np.minimum(lab, K - 1)] * (it / 3.0) + rng.normal(0, 1.0, (n, 1024))
+        u, s, _ = np.linalg.svd(f - f.mean(0), full_matrices=False)
+        np.save(os.path.join(d, "features_pca.npy"), (u[:, :8] * s[:8]).astype(np.float32))
+        np.save(os.path.join(d, "labels.npy"), lab.astype(np.int64))
+    np.save(os.path.join(out, "features_pca.npy"), np.load(os.path.join(d, "features_pca.npy")))
+    for c in range(1, K + 1):
+        mrc.write_volume(os.path.join(out, "averages", f"class_{c:03d}.mrc"),
+                         np.mean([vols[i] for i in np.flatnonzero(labels == c)], axis=0), VOXEL)
+    post = rng.uniform(0.6, 1.0, n)
+    table = StarTable({
+        "rlnImageName": names, "rlnTomoName": ["tomo_a"] * n,
+        "discaTomogramFile": [os.path.relpath(tomo_path, out)] * n,
+        "rlnCoordinateX": [c[0] for c in centres], "rlnCoordinateY": [c[1] for c in centres],
+        "rlnCoordinateZ": [c[2] for c in centres], "discaTrueClass": truth,
+        "discaTrueClassName": [["sphere", "rod", "dumbbell"][t - 1] for t in truth],
+        "rlnClassNumber": labels, "rlnMaxValueProbDistribution": post})
+    star.write_star(os.path.join(out, "clusters.star"), table)
+    sizes = [int(np.sum(labels == c)) for c in range(1, K + 1)]
+    iters = [{"iteration": it, "k": k, "bic": {str(kk): 1000.0 - 50 * kk + 40 * (kk - 3) ** 2 for kk in range(2, 7)},
+              "mixture": "de_novo" if it == 1 else "inherited", "ddbi": dd, "labels_changed": 0.1,
+              "cluster_sizes": sizes[:k], "learning_rate": 1e-4, "label_smoothing": 0.2,
+              "seconds": {"features": 1.0, "pca": 0.01, "mixture": 0.5, "train": 3.0}}
+             for it, k, dd in ((1, 2, 1.4), (2, 3, 0.7), (3, 3, 0.5))]
+    info = {"engine_version": "0.1.0", "preset": "fast", "config": {}, "n_particles": n,
+            "box_size": BOX, "seed": 0, "iterations": iters, "chosen_iteration": 3, "k": K,
+            "ddbi": 0.5, "cluster_sizes": sizes,
+            "restarts": [{"restart": 0, "seed": 0, "chosen_iteration": 3, "ddbi": 0.5}],
+            "chosen_restart": 0, "seconds_total": 12.0}
+    with open(os.path.join(out, "report.json"), "w") as fh:
+        json.dump(info, fh)
+    return out, tomo_path
+
+
+def _check_png(path, min_w=200, min_h=150, min_colors=4):
+    img = mpimg.imread(path)
+    assert img.shape[1] >= min_w and img.shape[0] >= min_h, (path, img.shape)
+    rgb = img[..., :3]
+    assert rgb.std() > 0.05, f"{path} looks blank"
+    distinct = len(np.unique((rgb.reshape(-1, 3) * 15).round(), axis=0))
+    assert distinct >= min_colors, f"{path}: only {distinct} colours"
+    return img
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    from disca_engine.report import write_report
+    root = str(tmp_path_factory.mktemp("fake"))
+    out, tomo = build_fake_run(root)
+    index = write_report(out, decoder=True, max_members=4, progress=True,
+                         decoder_options={"epochs": 8, "max_seconds": 30})
+    return out, tomo, index
+
+
+def test_html_is_self_contained(report):
+    out, _, index = report
+    assert index == os.path.join(out, "report", "index.html")
+    text = open(index).read()
+    assert text.count("data:image/png;base64,") >= 8  # plots, embedding, montages, re-embedding
+    assert 'class="warn"' not in text, "report shows a warning on a complete folder"
+    for word in ("Cluster 1", "Cluster 3", "homogeneity", "Decoder: trained", "tomo_a"):
+        assert word in text
+
+
+def test_pictures_exist_and_are_not_blank(report):
+    rep = os.path.join(report[0], "report")
+    for name in ("bic.png", "iterations.png", "sizes.png", "embedding.png", "averages.png",
+                 "confusion.png", "reembed_tomo_a.png") + tuple(f"cluster_{c:03d}.png" for c in (1, 2, 3)):
+        _check_png(os.path.join(rep, name))
+    # three embedding panels side by side: wide picture
+    emb = mpimg.imread(os.path.join(rep, "embedding.png"))
+    assert emb.shape[1] > 2 * emb.shape[0]
+
+
+def test_label_map_matches_tomogram(report):
+    out, tomo, _ = report
+    path = os.path.join(out, "report", "labelmaps", "tomo_a_labels.mrc")
+    with mrcfile.open(path) as m:
+        data = np.asarray(m.data)
+        assert abs(float(m.voxel_size.x) - VOXEL) < 1e-3
+    assert data.shape == TOMO_SHAPE
+    assert set(np.unique(data).tolist()) == {0, 1, 2, 3}
+    table = star.read_star(os.path.join(out, "clusters.star"))
+    x, y, z = (table.column(f"rlnCoordinate{a}", int) for a in "XYZ")
+    labels = table.column("rlnClassNumber", int)
+    assert np.array_equal(data[z, y, x], labels)  # every pick centre carries its cluster
+
+
+def test_decoded_centres(report):
+    out = report[0]
+    info = json.load(open(os.path.join(out, "report", "decoder.json")))
+    assert info["seconds_train"] > 0 and info["epochs_run"] >= 1
+    assert info["loss_last"] < info["loss_first"]
+    vols = []
+    for c in (1, 2, 3):
+        v = mrc.read_volume(os.path.join(out, "report", "decoded", f"class_{c:03d}.mrc"))
+        assert v.shape == (BOX,) * 3 and np.isfinite(v).all() and v.std() > 0
+        vols.append(v)
+    assert not np.allclose(vols[0], vols[1])
+
+
+def test_cli_regenerates_without_decoder(report, tmp_path):
+    out = report[0]
+    dest = str(tmp_path / "again")
+    proc = subprocess.run([sys.executable, "-m", "disca_engine", "report", out, "--no-decoder",
+                           "--output", dest, "--max-members", "2"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "[report]" in proc.stdout and "ETA" not in proc.stderr
+    text = open(os.path.join(dest, "index.html")).read()
+    assert "Decoder disabled" in text
+    assert os.path.isfile(os.path.join(dest, "labelmaps", "tomo_a_labels.mrc"))
+    assert not os.path.exists(os.path.join(dest, "decoded"))
+
+
+def test_cli_errors(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "disca_engine", "report", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "not a finished 'disca-engine cluster' folder" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_tomogram_override_and_missing(report, tmp_path):
+    from disca_engine.report import write_report
+    out, tomo, _ = report
+    # missing tomogram: visible warning naming the fix, other pictures still written
+    index = write_report(out, tomograms=["tomo_a=/nonexistent/t.mrc"], decoder=False,
+                         output=str(tmp_path / "r1"), progress=False)
+    text = open(index).read()
+    assert "--tomograms tomo_a=PATH" in text
+    assert os.path.isfile(tmp_path / "r1" / "averages.png")
+    index = write_report(out, tomograms=[tomo], decoder=False, output=str(tmp_path / "r2"),
+                         progress=False)
+    assert os.path.isfile(tmp_path / "r2" / "labelmaps" / "tomo_a_labels.mrc")
