@@ -120,3 +120,11 @@ def test_large_batch_chunks_consistently():
     for b in (0, 17, 39):
         one = rotate_volumes(v[b:b + 1], r[b:b + 1], np.random.default_rng(1))
         np.testing.assert_allclose(full[b][mask], one[0][mask], atol=1e-6)
+
+
+def test_threads_give_identical_result():
+    v = smooth_volumes(30, s=16, seed=11)
+    r = random_rotation_matrices(30, np.random.default_rng(12))
+    one = rotate_volumes(v, r, np.random.default_rng(13), workers=1)
+    two = rotate_volumes(v, r, np.random.default_rng(13), workers=2)
+    np.testing.assert_array_equal(one, two)
