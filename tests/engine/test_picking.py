@@ -198,3 +198,18 @@ def test_dog_preview_shows_picks_near_the_slice():
     assert np.allclose(picks.xyz[0], (20, 20, 30)) and nearest(picks.xyz, (20, 20, 10)) > 5
     assert np.all(np.abs(picks.xyz[:, 2] - 30) <= 5)
     assert dog_slice[20, 20] > threshold and counts.sum() > 0 and len(edges) == len(counts) + 1
+
+
+def test_recall_on_simulated_tomogram_at_high_snr():
+    sim = pytest.importorskip("disca_engine.simulate")
+    s = sim.generate_tomogram(shape=(48, 112, 112), voxel_A=14.0, classes="ribosome,tric",
+                              n_particles=12, snr=0.5, distractors=False, seed=2)
+    diam = {n: sim.template(n, 14.0).diameter_a for n in ("ribosome", "tric")}
+    radii = np.array([diam[("ribosome", "tric")[lab]] / 2 / 14.0 for lab in s["labels"]])
+    r = pick_tomogram(s["volume"], 14.0, 250.0, border_A=50.0)
+    true_xyz = s["centres"][:, ::-1]
+    top = r.xyz[:2 * len(true_xyz)]
+    d = np.linalg.norm(true_xyz[:, None] - top[None], axis=2)
+    recall = np.mean(d.min(axis=1) <= radii)
+    precision = np.mean(d.min(axis=0) <= radii.max())
+    assert recall >= 0.9 and precision >= 0.8
