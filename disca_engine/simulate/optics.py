@@ -42,18 +42,27 @@ def wedge_mask(shape, tilt_deg):
 
 
 def ctf(shape, voxel_a, defocus_um=5.0, kv=300.0, cs_mm=2.7, amplitude_contrast=0.07, bfactor=0.0):
-    """CTF on the rfftn grid of ``shape`` (defocus_um > 0 = underfocus)."""
-    kz, ky, kx = rfft_freqs(shape, voxel_a)
-    k2 = kz ** 2 + ky ** 2 + kx ** 2
+    """CTF (float32) on the rfftn grid of ``shape`` (defocus_um > 0 = underfocus).
+
+    Uses sqrt(1 - A^2) sin(chi) + A cos(chi) = sin(chi + asin(A)): one sine per point,
+    in float32 with in-place operations (big tomogram grids)."""
+    kz, ky, kx = (k.astype(np.float32) for k in rfft_freqs(shape, voxel_a))
+    k2 = (kz ** 2 + ky ** 2) + kx ** 2  # 2D + 1D broadcast, then one 3D array
     lam = wavelength_a(kv)
     df = defocus_um * 1e4
     cs = cs_mm * 1e7
-    chi = np.pi * lam * df * k2 - 0.5 * np.pi * cs * lam ** 3 * k2 ** 2
-    a = amplitude_contrast
-    h = -(np.sqrt(1 - a * a) * np.sin(chi) + a * np.cos(chi))
-    if bfactor:
-        h = h * np.exp(-bfactor * k2 / 4.0)
-    return h.astype(np.float32)
+    env = np.exp(-bfactor * k2 / 4.0) if bfactor else None
+    # chi = pi lam df k2 - pi/2 cs lam^3 k2^2 = k2 (c1 - c2 k2)
+    c1, c2 = np.float32(np.pi * lam * df), np.float32(0.5 * np.pi * cs * lam ** 3)
+    h = k2 * np.float32(-c2)
+    h += c1
+    h *= k2
+    h += np.float32(np.arcsin(amplitude_contrast))
+    np.sin(h, out=h)
+    h *= np.float32(-1.0)
+    if env is not None:
+        h *= env
+    return h
 
 
 def rfft_weights(shape):

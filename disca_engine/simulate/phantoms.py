@@ -81,8 +81,17 @@ def blobs():
     return spheres
 
 
+def tetra():
+    """Core with four two-domain arms along tetrahedral directions (~200 A, ~0.45 MDa)."""
+    dirs = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], float) / np.sqrt(3)
+    spheres = [((0.0, 0.0, 0.0), 34.0)]
+    for d in dirs:
+        spheres += [(tuple(50.0 * d), 25.0), (tuple(84.0 * d), 20.0)]
+    return spheres
+
+
 PHANTOMS = {"barrel": barrel, "ring": ring, "shell": shell, "rod": rod, "globule": globule,
-            "dumbbell": dumbbell, "blobs": blobs}
+            "dumbbell": dumbbell, "blobs": blobs, "tetra": tetra}
 
 
 def render(name, voxel_a, supersample=4, edge_a=2.0, margin=3):

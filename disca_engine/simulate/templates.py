@@ -23,14 +23,17 @@ CONTRAST_PER_ELECTRON = 0.24
 TEMPLATE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                             "data", "templates")
 
-# name -> (description, approximate mass in kDa, source)
+# name -> (description, approximate mass in kDa, source). Masses: atomic models from their
+# summed atomic numbers (Z/mass 0.5 for heavy atoms, +7% hydrogen), phantoms from their
+# volume at 0.81 Da/A^3.
 CLASSES = {
-    "ribosome": ("80S ribosome (PDB 6ZU5), ~280 A", 3300, "atomic"),
-    "tric": ("TRiC/CCT chaperonin, two octameric rings (PDB 4V8R), ~170 x 160 A", 1000, "atomic"),
-    "ruvab": ("RuvAB branch-migration complex on DNA (PDB 7PBL)", 450, "atomic"),
+    "ribosome": ("80S ribosome model (PDB 6ZU5)", 2450, "atomic"),
+    "tric": ("TRiC/CCT chaperonin, two octameric rings (PDB 4V8R, first complex)", 910, "atomic"),
+    "ruvab": ("RuvB hexamer + RuvA on Holliday-junction DNA (PDB 7PBL)", 260, "atomic"),
     "barrel": ("phantom: four stacked heptameric rings (proteasome-like barrel)", 940, "phantom"),
-    "blobs": ("phantom: fixed random compact assembly of 22 globules", 780, "phantom"),
+    "blobs": ("phantom: fixed random compact assembly of 22 globules, no symmetry", 580, "phantom"),
     "shell": ("phantom: hollow 24-subunit cage, octahedral symmetry (ferritin-like)", 550, "phantom"),
+    "tetra": ("phantom: core with four two-domain arms, tetrahedral symmetry", 430, "phantom"),
     "ring": ("phantom: hexameric ring of two-lobed subunits (AAA+-like)", 300, "phantom"),
     "rod": ("phantom: actin-like helical filament piece, 9 subunits", 420, "phantom"),
     "dumbbell": ("phantom: two unequal lobes joined by a neck", 250, "phantom"),
@@ -40,8 +43,8 @@ CLASSES = {
 CLASS_SETS = {
     # the default: a spread of sizes and shapes, like the paper's five (0.3-3 MDa)
     "default": ["ribosome", "tric", "ruvab", "shell", "ring"],
-    # similar size (~150-170 A, 0.5-1 MDa): shape, not size, must separate them
-    "similar": ["tric", "barrel", "blobs", "shell", "ruvab"],
+    # similar size (r95 5-6 voxels at 14 A, 0.45-0.95 MDa): shape, not size, separates them
+    "similar": ["tric", "barrel", "blobs", "shell", "tetra"],
     # very different size and shape: easy at moderate SNR
     "different": ["ribosome", "barrel", "rod", "dumbbell", "globule"],
     "all": list(CLASSES),

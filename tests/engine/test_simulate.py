@@ -257,14 +257,34 @@ def test_tomogram_snr_and_wedge_and_distractors():
     scale = r["noise_var"] / noise.var()  # back to the units of signal_var
     # signal variance in 24^3 cubes is measured on particles only; gold/membrane excluded
     assert len(r["gold"]) >= 1 and r["vesicle"] is not None
-    # noise is wedge-filtered; padding keeps the clean signal's wedge (almost) empty
-    spec = np.abs(np.fft.rfftn(noise)) ** 2
-    w = optics.wedge_mask(SMALL, 60).astype(bool)
-    assert spec[~w].mean() < 1e-8 * spec[w].mean()
+    # the volume is a crop of a wedge-filtered padded field: deep inside the wedge (more
+    # than 15 degrees from its edge) the power is under 2% of the measured region's
+    kz, ky, kx = optics.rfft_freqs(SMALL, 1.0)
+    w = np.broadcast_to(optics.wedge_mask(SMALL, 60).astype(bool), (48, 96, 49))
+    deep = np.broadcast_to((np.abs(kz) > np.tan(np.deg2rad(75)) * np.abs(kx)) & (np.abs(kz) > 0.1), w.shape)
+    for v in (noise, r["volume"]):
+        spec = np.abs(np.fft.rfftn(v)) ** 2
+        assert spec[deep].mean() < 0.02 * spec[w].mean()
     assert scale > 0
     # gold is the darkest thing in the clean tomogram
     g = np.round(r["gold"][0]).astype(int)
     assert r["clean"][tuple(g)] < np.percentile(r["clean"], 0.1)
+
+
+def test_tomogram_measured_snr_in_particle_boxes():
+    r = generate_tomogram(SMALL, classes="tric,ruvab", n_particles=5, snr=0.05, seed=2,
+                          distractors=False, return_clean=True)
+    noise = r["volume"] - r["clean"]
+    boxes = []
+    for c in np.round(r["centres"]).astype(int):
+        lo = np.maximum(c - 12, 0)
+        boxes.append(r["clean"][lo[0]:c[0] + 12, lo[1]:c[1] + 12, lo[2]:c[2] + 12].var())
+    assert abs(np.mean(boxes) / noise.var() / 0.05 - 1) < 0.05
+    # a tomogram without particles is pure wedge-filtered noise at the level of the classes
+    empty = generate_tomogram(SMALL, classes="tric,ruvab", n_particles=0, snr=0.05,
+                              distractors=False, return_clean=True)
+    assert empty["clean"].std() < 1e-6 and abs(empty["volume"].std() - 1) < 1e-3
+    assert 0.2 < empty["signal_var"] / r["signal_var"] < 5
 
 
 def test_tomogram_errors():
@@ -288,6 +308,8 @@ def test_simulate_tomograms_cli_writes_truth(tmp_path):
     vol = read_volume(os.path.join(out, "tomo_002.mrc"))
     assert vol.shape == (40, 80, 88)
     assert voxel_size(os.path.join(out, "tomo_001.mrc")) == pytest.approx(14.0)
+    gold = read_star(os.path.join(out, "distractors.star"))
+    assert set(gold["discaDistractor"]) == {"gold"} and set(gold["rlnTomoName"]) <= {"tomo_001", "tomo_002"}
     paths, truth = simulate_tomograms(str(tmp_path / "api"), n_tomograms=1, shape=(40, 80, 88),
                                       classes="ring,globule", n_particles=5, snr=0.1)
     np.testing.assert_array_equal(read_volume(paths[0]), read_volume(os.path.join(out, "tomo_001.mrc")))
