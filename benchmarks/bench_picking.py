@@ -9,6 +9,7 @@ stage in its own child process so every peak-RSS number belongs to that stage on
               in the interior
 - ``extract``: cutting N boxes of 24^3 by slicing from the memory-mapped tomogram (in memory),
               and writing a subset as MRC files with ``extract_file``
+- ``preview``: ``dog_preview`` of the middle slice (what a GUI wizard calls)
 - ``copy``:   memory-copy bandwidth of this machine (np.copyto, 256 MiB, best of 5)
 
 Example (the 1 GiB run in benchmarks/results/picking.md):
@@ -32,6 +33,13 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def cpu_seconds():
+    """User + system CPU time of this process (less sensitive than wall time to other
+    jobs sharing the cores)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def make_tomogram(path, shape, n_particles, seed=0):
     from disca_engine.io.mrc import write_volume
     rng = np.random.default_rng(seed)
@@ -50,15 +58,24 @@ def make_tomogram(path, shape, n_particles, seed=0):
 
 def stage_engine(args):
     from disca_engine.picking import pick_file
-    t0 = time.perf_counter()
+    c0, t0 = cpu_seconds(), time.perf_counter()
     res = pick_file(args.tomo, os.path.join(args.workdir, "engine.star"), DIAM, quiet=True,
                     workers=args.workers)
-    total = time.perf_counter() - t0
+    total, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     np.savez(os.path.join(args.workdir, "engine_picks.npz"), xyz=res.xyz, scores=res.scores)
-    return dict(seconds_total=total, seconds=res.seconds, n_picks=len(res), n_candidates=res.n_candidates,
+    return dict(seconds_total=total, cpu_seconds=cpu, seconds=res.seconds, n_picks=len(res), n_candidates=res.n_candidates,
                 threshold=res.threshold, sigma1=res.params.sigma1_vox, sigma2=res.params.sigma2_vox,
                 border=res.params.border_vox, min_distance=res.params.min_distance_vox,
                 peak_rss_mib=peak_rss_mib())
+
+
+def stage_preview(args):
+    from disca_engine.picking import dog_preview
+    from disca_engine.picking.volume import FileSource
+    t0 = time.perf_counter()
+    p = dog_preview(FileSource(args.tomo), VOX, DIAM, workers=args.workers)
+    return dict(seconds=time.perf_counter() - t0, n_picks_near_slice=len(p.picks),
+                threshold=p.threshold, peak_rss_mib=peak_rss_mib())
 
 
 def stage_plain(args):
@@ -69,6 +86,7 @@ def stage_plain(args):
     vol = np.array(read_volume(args.tomo, mmap=True))
     s1, s2, thr = eng["sigma1"], eng["sigma2"], eng["threshold"]
     t = {}
+    c0 = cpu_seconds()
     t0 = time.perf_counter()
     dog = ndimage.gaussian_filter(vol, s2)
     dog -= ndimage.gaussian_filter(vol, s1)  # dark particles positive
@@ -94,7 +112,7 @@ def stage_plain(args):
     def interior(p):
         return p[np.all((p >= margin) & (p < shape - margin), axis=1)]
     a, c = {tuple(p) for p in interior(e["xyz"])}, {tuple(p) for p in interior(xyz)}
-    return dict(seconds=t, seconds_total=sum(t.values()), n_picks=len(keep), peak_rss_mib=peak_rss_mib(),
+    return dict(seconds=t, seconds_total=sum(t.values()), cpu_seconds=cpu_seconds() - c0, n_picks=len(keep), peak_rss_mib=peak_rss_mib(),
                 interior_engine=len(a), interior_plain=len(c), interior_common=len(a & c))
 
 
@@ -138,7 +156,7 @@ def _timed(f, *a):
     return time.perf_counter() - t0
 
 
-STAGES = {"engine": stage_engine, "plain": stage_plain, "extract": stage_extract, "copy": stage_copy}
+STAGES = {"engine": stage_engine, "preview": stage_preview, "plain": stage_plain, "extract": stage_extract, "copy": stage_copy}
 
 
 def run_child(args, stage):
@@ -176,10 +194,11 @@ def main():
     make_tomogram(args.tomo, tuple(args.shape), n_part)
     print(f"tomogram {args.shape} ({n_vox * 4 / 2 ** 30:.2f} GiB), {n_part} blobs, written in "
           f"{time.perf_counter() - t0:.1f}s", flush=True)
-    res = {"shape_zyx": args.shape, "tomogram_mib": n_vox * 4 / 2 ** 20, "cpus": os.cpu_count(),
+    res = {"load_average_before": os.getloadavg()[0], "shape_zyx": args.shape, "tomogram_mib": n_vox * 4 / 2 ** 20, "cpus": os.cpu_count(),
            "numpy": np.__version__}
-    for stage in ["copy", "engine"] + ([] if args.skip_plain else ["plain"]) + ["extract"]:
+    for stage in ["copy", "engine", "preview"] + ([] if args.skip_plain else ["plain"]) + ["extract"]:
         res[stage] = run_child(args, stage)
+        res[stage]["load_average_after"] = os.getloadavg()[0]
         print(stage, json.dumps(res[stage], default=float), flush=True)
     e = res["engine"]
     res["engine"]["dog_voxels_per_s"] = n_vox / e["seconds"]["dog"]

@@ -213,7 +213,9 @@ def dog_preview(volume, voxel_A, particle_diameter_A, z=None, sigma_ratio=DEFAUL
     b = params.bin
     nz = src.shape[0]
     zc = nz // 2 if z is None else int(np.clip(int(z) // b, 0, nz - 1))
-    reach = int(math.ceil(max(params.min_distance_vox, params.particle_diameter_A / 2 / params.picking_voxel_A))) + 1
+    radius = params.particle_diameter_A / 2 / params.picking_voxel_A
+    # the slab also holds every peak that could suppress one near the plane
+    reach = int(math.ceil(max(params.min_distance_vox, radius))) + 1
     za, zb = max(0, zc - reach), min(nz, zc + reach + 1)
     sign = -1.0 if contrast == "dark" else 1.0
     dog = _dog.dog_volume(src, params.sigma1_vox, params.sigma2_vox, sign, z_range=(za, zb),
@@ -228,7 +230,7 @@ def dog_preview(volume, voxel_A, particle_diameter_A, z=None, sigma_ratio=DEFAUL
     counts, edges = np.histogram(vals_all, bins=bins) if len(vals_all) else (np.zeros(bins, int), np.zeros(bins + 1))
     above = vals_all > thr
     zyx, vals = _select(zyx_all[above], vals_all[above], params, mask, dog_shape_z_offset=za)
-    near = np.abs(zyx[:, 0] - zc) <= reach - 1
+    near = np.abs(zyx[:, 0] - zc) <= radius  # the particle cuts the shown plane
     picks = PickResult(xyz=to_input_voxels(zyx[near], b), scores=vals[near].astype(np.float32),
                        threshold=float(thr), background_median=med, background_sigma=sig,
                        params=params, n_candidates=int(above.sum()), shape=tuple(full_shape))
