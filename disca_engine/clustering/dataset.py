@@ -24,6 +24,7 @@ CACHE_STACK = "stack.f32"
 CACHE_META = "stack.json"
 CACHE_VERSION = 1
 _PROGRESS_MIN = 500  # report progress lines for sets at least this large
+_RAM_HINT_GIB = 4.0  # suggest the memory-mapped cache above this size
 
 
 class ParticleSet:
@@ -214,6 +215,10 @@ def load_particles(star_path, cache_dir=None, min_box=None, min_particles=1, pro
         first = _check_and_normalise(first, 0, names[0], first_path, None, min_box)
         box = first.shape[0]
         voxel_size = mrc_io.voxel_size(first_path)
+        gib = n * box ** 3 * 4 / 2 ** 30
+        if not cache_dir and gib > _RAM_HINT_GIB and progress:
+            print(f"[load] note: {n} subtomograms of {box}^3 need {gib:.1f} GiB of RAM; give a cache "
+                  "folder to keep them memory-mapped on disk instead", flush=True)
         sink = _Sink(cache_dir, n, box)
         try:
             sink.put(0, first)

@@ -137,6 +137,7 @@ def test_box_too_small(tmp_path):
         load_particles(str(star), min_box=21, progress=False)
 
 
+@pytest.mark.filterwarnings("ignore:Data array contains NaN")
 def test_nan_volume_names_file(tmp_path):
     star = make_set(tmp_path, n=3)
     bad = volume(1)
