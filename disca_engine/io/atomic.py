@@ -5,6 +5,15 @@ import os
 import tempfile
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()  # read once at import: os.umask is process-wide, not thread-safe to probe
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path in the same folder; rename it to ``path`` on success."""
@@ -13,6 +22,7 @@ def atomic_path(path):
     base = os.path.basename(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp" + os.path.splitext(base)[1], dir=folder)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get normal permissions
     try:
         yield tmp
         os.replace(tmp, path)
