@@ -1,0 +1,145 @@
+"""Settings presets of the DISCA loop: ``paper`` (as published) and ``fast`` (CPU, small N).
+
+A preset fills every setting the user did not give explicitly. ``paper`` follows the method
+file exactly (YOPO, PCA 16, K 2..20, Nadam 1e-5 x0.95 per iteration, one epoch per iteration,
+batch 64, head 10 epochs at 1e-4, 20 iterations). ``fast`` keeps the structure of the method
+(valid convolutions, max-pooling taps, concat -> BN -> Dense, BIC-selected full-covariance
+mixtures, matched labels, smoothing, rotation copies, lowest-DDBI result) but uses a small
+network and a schedule that gives the features enough gradient steps and the mixtures few
+enough parameters to leave K = 2 at N = 200 (method section 10; see docs/clustering.md).
+"""
+from ..errors import EngineError
+
+PRESETS = {
+    "paper": {
+        "widths": [64 + 16 * i for i in range(10)],
+        "feature_dim": 1024,
+        "dropout": 0.5,
+        "k_range": list(range(2, 21)),
+        "pca_components": 16,
+        "pca_per_subtomograms": None,       # fixed 16 components
+        "learning_rate": 1e-5,
+        "lr_decay": 0.95,
+        "epochs_per_iteration": 1,
+        "batch_size": 64,
+        "head_epochs": 10,
+        "head_learning_rate": 1e-4,
+        "max_iterations": 20,
+        "label_smoothing": 0.2,
+        "smoothing_decay": 0.9,
+        "patience": 3,
+        "min_stable": 0.99,
+        "reg_covar": 1e-5,
+        "gmm_n_init": 1,
+        "max_fit_samples": None,
+    },
+    "fast": {
+        "widths": [16, 24, 32, 40, 48, 56],
+        "feature_dim": 256,
+        "dropout": 0.5,
+        "k_range": list(range(2, 13)),
+        "pca_components": 16,
+        "pca_per_subtomograms": 25,         # at most N/25 components (8 at N = 200)
+        "learning_rate": 1e-3,
+        "lr_decay": 0.95,
+        "epochs_per_iteration": 3,
+        "batch_size": 32,
+        "head_epochs": 30,
+        "head_learning_rate": 1e-3,
+        "max_iterations": 10,
+        "label_smoothing": 0.2,
+        "smoothing_decay": 0.9,
+        "patience": 3,
+        "min_stable": 0.99,
+        "reg_covar": 1e-5,
+        "gmm_n_init": 1,
+        "max_fit_samples": 20000,
+    },
+}
+
+# every other setting the loop understands, with its default
+GENERAL_DEFAULTS = {
+    "seed": 0,
+    "restarts": 1,
+    "precision": "auto",
+    "threads": None,
+    "gpus": None,
+    "init_model": None,
+    "resume": False,
+    "overwrite": False,
+    "cache_dir": None,
+    "min_subtomograms_per_cluster": 5,
+}
+
+
+def parse_k_range(text):
+    """``'2:20'`` -> [2..20]; ``'5,10,20'`` -> [5, 10, 20]; a list passes through."""
+    if isinstance(text, (list, tuple)):
+        values = [int(v) for v in text]
+    else:
+        text = str(text).strip()
+        try:
+            if ":" in text:
+                lo, hi = (int(v) for v in text.split(":"))
+                values = list(range(lo, hi + 1))
+            else:
+                values = [int(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise EngineError(f"--k-range '{text}' is not 'MIN:MAX' or a list like '5,10,20'")
+    values = sorted(set(values))
+    if not values or values[0] < 1:
+        raise EngineError(f"--k-range {text}: give candidate numbers of clusters >= 1 (e.g. 2:20)")
+    return values
+
+
+def resolve(preset="fast", **overrides):
+    """Preset values, general defaults, then the explicit (non-None) overrides."""
+    if preset not in PRESETS:
+        raise EngineError(f"unknown preset '{preset}': choose one of {', '.join(PRESETS)}")
+    unknown = set(overrides) - set(PRESETS[preset]) - set(GENERAL_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+    cfg = {"preset": preset, **PRESETS[preset], **GENERAL_DEFAULTS}
+    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    if overrides.get("pca_components") is not None:
+        cfg["pca_per_subtomograms"] = None  # an explicit size is used as given
+    if int(cfg["pca_components"]) < 1:
+        raise EngineError("--pca-components must be >= 1")
+    cfg["k_range"] = parse_k_range(cfg["k_range"])
+    return cfg
+
+
+def pca_components_for(cfg, n):
+    """PCA size for N subtomograms: the preset's size, capped at N / pca_per_subtomograms."""
+    d = int(cfg["pca_components"])
+    if cfg.get("pca_per_subtomograms"):
+        d = min(d, max(2, n // int(cfg["pca_per_subtomograms"])))
+    return max(1, min(d, n - 1, int(cfg["feature_dim"])))
+
+
+def check_k_range(cfg, n):
+    """The largest candidate K must leave enough subtomograms per cluster."""
+    per = int(cfg["min_subtomograms_per_cluster"])
+    k_max = max(cfg["k_range"])
+    if k_max * per > n:
+        lo = min(cfg["k_range"])
+        fit = max(lo, n // per)
+        spec = ":".join(map(str, (min(cfg["k_range"]), k_max)))
+        raise EngineError(f"K range {spec} needs at least {k_max * per} subtomograms ({per} per "
+                          f"cluster for K={k_max}); you have {n} subtomograms: lower --k-range "
+                          f"(e.g. --k-range {lo}:{fit}) or add data")
+
+
+def learning_rate(cfg, iteration):
+    """Learning rate of 0-based ``iteration``: start x decay^iteration."""
+    return float(cfg["learning_rate"]) * float(cfg["lr_decay"]) ** int(iteration)
+
+
+def check_box(cfg, box):
+    need = 2 * len(cfg["widths"]) + 1
+    if box < need:
+        raise EngineError(f"subtomograms are {box}^3 but the {cfg['preset']} network needs boxes of at "
+                          f"least {need}^3 ({len(cfg['widths'])} valid 3x3x3 convolutions): "
+                          "re-extract with a larger box")
+    return need
+
