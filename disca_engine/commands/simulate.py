@@ -8,12 +8,12 @@ def _common(p):
                         "different, all) or comma-separated class names; see 'simulate classes'")
     p.add_argument("--snr", type=float, required=False, help="signal-to-noise ratio (variance ratio)")
     p.add_argument("--tilt", type=float, default=60.0,
-                   help="maximum tilt angle in degrees of a +-tilt series about y (default 60; "
-                        "90 = no missing wedge)")
+                   help="maximum tilt angle in degrees of a +-tilt series about y "
+                        "(90 = no missing wedge)")
     p.add_argument("--voxel-A", dest="voxel_A", type=float, default=14.0,
-                   help="voxel size in A (>= 7, default 14)")
-    p.add_argument("--defocus-um", type=float, default=5.0, help="underfocus in um (default 5)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+                   help="voxel size in A (>= 7)")
+    p.add_argument("--defocus-um", type=float, default=5.0, help="underfocus in um")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
 
 
 def add_parser(subparsers):
@@ -28,7 +28,7 @@ def add_parser(subparsers):
     s.add_argument("outdir")
     _common(s)
     s.set_defaults(snr=0.1)
-    s.add_argument("--n-per-class", type=int, default=40)
+    s.add_argument("--n-per-class", type=int, default=40, help="subtomograms per class")
     s.add_argument("--size", type=int, default=24, help="box size in voxels")
     s.add_argument("--max-shift", type=float, default=2.0,
                    help="largest random shift of the particle centre per axis, voxels")
@@ -44,13 +44,15 @@ def add_parser(subparsers):
     t.add_argument("outdir")
     _common(t)
     t.set_defaults(snr=0.05)
-    t.add_argument("--n-tomograms", type=int, default=2)
+    t.add_argument("--n-tomograms", type=int, default=2, help="number of tomograms")
     t.add_argument("--shape", default="96,256,256", help="tomogram size z,y,x in voxels")
     t.add_argument("--n-particles", type=int, default=60, help="particles per tomogram")
     t.add_argument("--snr-box", type=int, default=24,
                    help="side of the particle-centred cubes over which the signal variance is measured")
     t.add_argument("--no-distractors", dest="distractors", action="store_false",
-                   help="leave out the gold fiducials and the vesicle membrane")
+                   default=argparse.SUPPRESS,
+                   help="leave out the two gold fiducials and the vesicle membrane (included "
+                        "unless this is given)")
     t.set_defaults(func=run_tomograms)
 
     c = sub.add_parser("classes", help="list the template classes and class sets")
@@ -72,7 +74,7 @@ def run_tomograms(args):
     paths, truth = simulate_tomograms(args.outdir, n_tomograms=args.n_tomograms, shape=args.shape,
                                       voxel_A=args.voxel_A, classes=args.classes,
                                       n_particles=args.n_particles, snr=args.snr, tilt=args.tilt,
-                                      seed=args.seed, distractors=args.distractors,
+                                      seed=args.seed, distractors=getattr(args, "distractors", True),
                                       defocus_um=args.defocus_um, snr_box=args.snr_box)
     print(truth)
 
