@@ -287,6 +287,24 @@ def test_tomogram_measured_snr_in_particle_boxes():
     assert 0.2 < empty["signal_var"] / r["signal_var"] < 5
 
 
+def test_truth_star_coordinates_point_at_particles_in_written_tomogram(tmp_path):
+    out = str(tmp_path / "hi")
+    assert _run_cli(["simulate", "tomograms", out, "--n-tomograms", "1", "--shape", "40,96,80",
+                     "--classes", "barrel,blobs", "--n-particles", "4", "--snr", "10",
+                     "--no-distractors", "--seed", "3"]) == 0
+    assert not os.path.exists(os.path.join(out, "distractors.star"))
+    t = read_star(os.path.join(out, "truth.star"))
+    vol = ndimage.gaussian_filter(read_volume(os.path.join(out, "tomo_001.mrc")), 3.0)
+    for x, y, z in zip(t.column("rlnCoordinateX", float), t.column("rlnCoordinateY", float),
+                       t.column("rlnCoordinateZ", float)):
+        c = np.array([z, y, x])  # STAR X is the fastest MRC axis (last array index)
+        ic = np.round(c).astype(int)
+        lo = np.maximum(ic - 4, 0)
+        win = vol[lo[0]:ic[0] + 5, lo[1]:ic[1] + 5, lo[2]:ic[2] + 5]
+        m = np.array(np.unravel_index(np.argmin(win), win.shape)) + lo
+        assert np.linalg.norm(m - c) <= 2.0
+
+
 def test_tomogram_errors():
     with pytest.raises(EngineError, match="cannot fit 500 particles"):
         generate_tomogram(SMALL, classes="ribosome", n_particles=500)
