@@ -60,6 +60,15 @@ class DiscaEngineMixin:
         threads = int(self.numberOfThreads.get() or 1)
         return ['--threads', str(max(threads, 1))]
 
+    def _restartArgs(self):
+        """On "Continue" after an interruption: resume from the engine's checkpoint, or
+        replace a partial output folder that has none."""
+        if os.path.isdir(self._engineDir('checkpoint')):
+            return ['--resume']
+        if os.path.isdir(self._engineDir()) and os.listdir(self._engineDir()):
+            return ['--overwrite']
+        return []
+
     def _fillClasses(self, inputSubtomos, outDir, suffix=''):
         """SetOfClassesSubTomograms from ``outDir/clusters.star`` with averages as representatives."""
         assignment = engine_io.readClusters(os.path.join(outDir, engine_io.CLUSTERS_STAR))
@@ -200,9 +209,7 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
                     ('--batch-size', self.batchSize), ('--epochs-per-iteration', self.epochsPerIteration)]
         args += [item for flag, p in optional if p.get() for item in (flag, str(p.get()))]
         args += self._threadArgs()
-        if os.path.isdir(self._engineDir('checkpoint')):
-            args.append('--resume')  # "Continue" after an interruption goes on from the checkpoint
-        return args
+        return args + self._restartArgs()
 
     def _resolvedSettings(self):
         from disca_engine.clustering import presets

@@ -105,6 +105,10 @@ class DiscaProtExport(EMProtocol, ProtTomoBase):
                     coords.append(coord)
                 newSubtomo = subtomo.clone()
                 newSubtomo.setClassId(classNumber)
+                if not newSubtomo.hasTransform():
+                    # Boxes centred on their picks: identity alignment. RELION's writers
+                    # read a transform from every subtomogram and fail without one.
+                    newSubtomo.setTransform(None)
                 subtomos.append(newSubtomo)
 
         starFile = self._getExtraPath('%s.star' % subName)

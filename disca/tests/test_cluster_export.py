@@ -1,0 +1,258 @@
+# -*- coding: utf-8 -*-
+"""Full chain in Scipion: synthetic tomograms -> import -> DoG picking -> extraction ->
+DISCA clustering (real engine, fast preset, tiny) -> classify with the trained model ->
+export (per cluster and merged), checked as RELION's averaging protocol reads it.
+
+Run:  cd /tmp && python -m pytest --pyargs disca.tests.test_cluster_export
+      python -m scipion tests disca.tests.test_cluster_export
+The engine program must be installed (bundled env via `scipion installb disca`, or
+DISCA_ENGINE=/path/to/disca-engine); the test fails, never skips, when it is missing.
+"""
+import os
+import tempfile
+
+import numpy as np
+import mrcfile
+
+import pwem
+from pyworkflow.tests import BaseTest, setupTestProject
+from tomo.constants import BOTTOM_LEFT_CORNER
+from tomo.objects import SetOfCoordinates3D, SetOfSubTomograms, SetOfClassesSubTomograms
+
+from disca import Plugin
+from disca.constants import PRESET_CHOICES
+from disca.protocols import (DiscaProtDogPicking, DiscaProtExtract, DiscaProtCluster,
+                             DiscaProtClassify, DiscaProtExport)
+from disca.protocols.protocol_cluster import POSTERIOR_ATTR
+from disca_engine.io.star import read_star
+
+pwem.Domain.getPlugins()
+
+VOXEL = 14.0
+BOX = 24
+
+
+def _point(param, prot, outputName):
+    """Pointer to a protocol's output (extended), as the GUI sets it."""
+    param.set(prot)
+    param.setExtended(outputName)
+
+
+class TestDiscaClusterExport(BaseTest):
+    """One chain, shared by the tests below (each protocol runs once)."""
+
+    @classmethod
+    def setUpClass(cls):
+        setupTestProject(cls)
+        cls._home = Plugin.getVar(Plugin._homeVar)
+        errors = Plugin.validateEngine()
+        if errors:  # fail loudly: Scipion's runner reports skips as passes
+            raise RuntimeError('DISCA engine missing: ' + ' '.join(errors))
+        cls.tomos = cls._importTomograms()
+        cls.pick = cls._picking()
+        cls.extract = cls._extraction()
+        cls.cluster = cls._clustering()
+
+    # ------------------------------------------------------------------ chain
+    @classmethod
+    def _importTomograms(cls):
+        from disca.tests.synthetic import SyntheticTomograms
+        cls.data = SyntheticTomograms.create(cls)
+        return cls.data.tomograms
+
+    @classmethod
+    def _picking(cls):
+        prot = cls.newProtocol(DiscaProtDogPicking, particleDiameter=cls.data.diameter_A,
+                               boxSize=BOX)
+        prot.inputTomograms.set(cls.tomos)  # the import's output
+        return cls.launchProtocol(prot)
+
+    @classmethod
+    def _extraction(cls):
+        prot = cls.newProtocol(DiscaProtExtract, boxSize=BOX)
+        _point(prot.inputCoordinates, cls.pick, 'coordinates')
+        return cls.launchProtocol(prot)
+
+    @classmethod
+    def _clustering(cls):
+        prot = cls.newProtocol(DiscaProtCluster, preset=PRESET_CHOICES.index('fast'),
+                               kRange='2:4', maxIterations=2, epochsPerIteration=1, seed=0,
+                               useGpu=False, numberOfThreads=2)
+        _point(prot.inputSubtomos, cls.extract, 'subtomograms')
+        return cls.launchProtocol(prot)
+
+    @classmethod
+    def _export(cls, classNumbers, mode):
+        prot = cls.newProtocol(DiscaProtExport, classNumbers=classNumbers, mode=mode)
+        _point(prot.inputClasses, cls.cluster, 'classes')
+        return prot
+
+    # ------------------------------------------------------------------ checks
+    def _subtomos(self):
+        return self.extract.subtomograms
+
+    def test_classes(self):
+        classes = self.cluster.classes
+        subtomos = self._subtomos()
+        self.assertIsInstance(classes, SetOfClassesSubTomograms)
+        self.assertTrue(classes._coordsPointer.hasValue(), 'classes have no coordinates set')
+        report = self.cluster.getReport()
+        self.assertEqual(classes.getSize(), report['k'])
+        sizes = {c.getObjId(): c.getSize() for c in classes.iterItems()}
+        self.assertEqual(sum(sizes.values()), subtomos.getSize())
+        self.assertEqual(sorted(sizes.values()), sorted(report['cluster_sizes']))
+        for cls in classes.iterItems():
+            rep = cls.getRepresentative()
+            self.assertTrue(os.path.exists(rep.getFileName()), rep.getFileName())
+            self.assertAlmostEqual(rep.getSamplingRate(), subtomos.getSamplingRate(), places=3)
+        firstClass = classes.getFirstItem()
+        for sub in firstClass.iterSubtomos():
+            posterior = getattr(sub, POSTERIOR_ATTR).get()
+            self.assertTrue(0.0 < posterior <= 1.0 + 1e-6, posterior)
+            self.assertIsNotNone(sub.getCoordinate3D().getVolume(), 'class member lost its tomogram')
+        # the engine folder is kept with the protocol
+        engineDir = self.cluster.getEngineOutputDir()
+        for name in ('clusters.star', 'report.json', 'features.npy', 'model'):
+            self.assertTrue(os.path.exists(os.path.join(engineDir, name)), name)
+        summary = '\n'.join(self.cluster.summary())
+        self.assertIn('K = %d clusters' % report['k'], summary)
+        self.assertIn('DDBI', summary)
+
+    def test_particles_star_has_coordinates(self):
+        table = read_star(self.cluster._particlesStar())
+        self.assertEqual(len(table), self._subtomos().getSize())
+        rows = {int(i): n for n, i in enumerate(table['discaItemId'])}
+        for sub in self._subtomos().iterSubtomos():  # items are reused: check on the fly
+            n = rows[sub.getObjId()]
+            coord = sub.getCoordinate3D()
+            for key, value in (('rlnCoordinateX', coord.getX(BOTTOM_LEFT_CORNER)),
+                               ('rlnCoordinateY', coord.getY(BOTTOM_LEFT_CORNER)),
+                               ('rlnCoordinateZ', coord.getZ(BOTTOM_LEFT_CORNER))):
+                self.assertAlmostEqual(float(table[key][n]), value, 1)
+            self.assertEqual(table['discaTomogramFile'][n],
+                             os.path.abspath(coord.getVolume().getFileName()))
+            self.assertEqual(table['rlnTomoName'][n], coord.getTomoId())
+
+    def test_validation_messages(self):
+        tooMany = self.newProtocol(DiscaProtCluster, kRange='2:500')
+        tooMany.inputSubtomos.set(self.extract.subtomograms)
+        self.assertTrue(any('K range' in e for e in tooMany.validate()), tooMany.validate())
+        paper = self.newProtocol(DiscaProtCluster, preset=PRESET_CHOICES.index('paper'), kRange='2:3')
+        paper.inputSubtomos.set(self.extract.subtomograms)
+        self.assertEqual(paper.validate(), [])  # 24^3 is enough for the paper network
+        badExport = self._export('1,99', 0)
+        self.assertTrue(any('99' in e for e in badExport.validate()))
+        self.assertTrue(any('not a class number' in e for e in self._export('x', 0).validate()))
+
+    def test_missing_engine_is_reported_with_install_command(self):
+        from disca.constants import DISCA_ENGINE
+        old = Plugin.getVar(DISCA_ENGINE)
+        Plugin._vars[DISCA_ENGINE] = '/nonexistent/disca-engine'  # as if set in the config
+        try:
+            prot = self.newProtocol(DiscaProtCluster)
+            _point(prot.inputSubtomos, self.extract, 'subtomograms')
+            text = ' '.join(prot.validate())
+            self.assertIn('/nonexistent/disca-engine', text)
+            Plugin._vars[DISCA_ENGINE] = ''
+            Plugin._vars[Plugin._homeVar] = '/nonexistent/disca-env'
+            text = ' '.join(prot.validate())
+            self.assertIn(Plugin.getInstallCommandHint(), text)
+            # export needs no engine
+            self.assertEqual(self._export('', 1).validate(), [])
+        finally:
+            Plugin._vars[DISCA_ENGINE] = old
+            Plugin._vars[Plugin._homeVar] = self._home
+
+    def test_export_per_cluster(self):
+        classes = self.cluster.classes
+        numbers = sorted(c.getObjId() for c in classes.iterItems())[:2]
+        prot = self.launchProtocol(self._export(','.join(map(str, numbers)), 0))
+        subtomos = self._subtomos()
+        tomoFiles = {t.getFileName() for t in self.tomos}
+        for n in numbers:
+            expected = classes[n].getSize()
+            subs = getattr(prot, 'subtomograms_class%03d' % n)
+            coords = getattr(prot, 'coordinates_class%03d' % n)
+            self.assertIsInstance(subs, SetOfSubTomograms)
+            self.assertIsInstance(coords, SetOfCoordinates3D)
+            self.assertEqual(subs.getSize(), expected)
+            self.assertEqual(coords.getSize(), expected)
+            self.assertAlmostEqual(subs.getSamplingRate(), subtomos.getSamplingRate(), places=3)
+            self.assertEqual(subs.getDim(), subtomos.getDim())
+            self.assertTrue(subs.hasAcquisition() or subs.getAcquisition() is not None)
+            self.assertAlmostEqual(coords.getSamplingRate(), self.tomos.getSamplingRate(), places=3)
+            self.assertEqual(coords.getBoxSize(), BOX)
+            self.assertEqual(coords.getPrecedents().getSize(), self.tomos.getSize())
+            for coord in coords.iterCoordinates():
+                self.assertIn(coord.getVolume().getFileName(), tomoFiles)
+            for sub in subs.iterSubtomos():  # subtomogram -> coordinate -> tomogram
+                self.assertEqual(sub.getClassId(), n)
+                self.assertIn(sub.getCoordinate3D().getVolume().getFileName(), tomoFiles)
+            self._checkStar(prot, 'subtomograms_class%03d' % n, subs, {n})
+            self._checkRelionAverageInput(subs)
+            self._checkRelion5ExtractInput(coords)
+
+    def test_export_merged(self):
+        classes = self.cluster.classes
+        prot = self.launchProtocol(self._export('', 1))
+        self.assertEqual(prot.subtomograms.getSize(), self._subtomos().getSize())
+        self.assertEqual(prot.coordinates.getSize(), self._subtomos().getSize())
+        numbers = {c.getObjId() for c in classes.iterItems()}
+        self._checkStar(prot, 'subtomograms', prot.subtomograms, numbers)
+
+    def test_classify_with_trained_model(self):
+        prot = self.newProtocol(DiscaProtClassify, useGpu=False)
+        _point(prot.inputSubtomos, self.extract, 'subtomograms')
+        prot.clusterRun.set(self.cluster)
+        prot = self.launchProtocol(prot)
+        classes = prot.classes
+        self.assertEqual(sum(c.getSize() for c in classes.iterItems()), self._subtomos().getSize())
+        self.assertLessEqual(classes.getSize(), self.cluster.classes.getSize())
+        for cls in classes.iterItems():
+            with mrcfile.open(cls.getRepresentative().getFileName(), permissive=True) as mrc:
+                self.assertEqual(mrc.data.shape, (BOX, BOX, BOX))
+                self.assertTrue(np.isfinite(mrc.data).all())
+
+    # ------------------------------------------------------------------ helpers
+    def _checkStar(self, prot, name, subs, classNumbers):
+        table = read_star(prot._getExtraPath('%s.star' % name))
+        self.assertEqual(len(table), subs.getSize())
+        for key in ('rlnTomoName', 'rlnCoordinateX', 'rlnCoordinateY', 'rlnCoordinateZ',
+                    'rlnImageName', 'rlnClassNumber'):
+            self.assertIn(key, table)
+        self.assertEqual({int(c) for c in table['rlnClassNumber']}, set(classNumbers))
+        self.assertTrue(all(os.path.isfile(p) for p in table['rlnImageName']))
+        tsIds = {t.getTsId() for t in self.tomos}
+        self.assertTrue(set(table['rlnTomoName']) <= tsIds, (set(table['rlnTomoName']), tsIds))
+
+    def _checkRelionAverageInput(self, subs):
+        """reliontomo's 'Average subtomo' takes a SetOfSubTomograms and converts it with the
+        RELION 4 tomo writer in its first step (the protocol is offered with RELION 4; under
+        RELION 5 it is disabled and coordinates go through RELION 5 extraction instead)."""
+        from reliontomo.protocols.protocol_rec_particle_from_subtomograms import \
+            ProtRelionSubTomoReconstructAvg
+        from reliontomo.convert import createWriterTomo40
+        from reliontomo.constants import RELION_40_TOMO_LABELS
+        avg = self.newProtocol(ProtRelionSubTomoReconstructAvg)
+        pointerClass = avg.getParam('inputSubtomos').pointerClass.get()
+        self.assertIn(pointerClass, [c.__name__ for c in type(subs).__mro__])
+        avg.inputSubtomos.set(subs)
+        self.assertFalse([e for e in avg.validate() if 'Input subtomograms' in e])
+        star = os.path.join(tempfile.mkdtemp(dir=self.outputPath), 'input_particles.star')
+        writer = createWriterTomo40(starHeaders=RELION_40_TOMO_LABELS)
+        writer.subtomograms2Star(subs, star)
+        table = read_star(star)
+        self.assertEqual(len(table), subs.getSize())
+        for key in ('rlnTomoName', 'rlnImageName', 'rlnCoordinateX', 'rlnCoordinateZ'):
+            self.assertIn(key, table)
+        self.assertTrue(all(os.path.isfile(p) for p in table['rlnImageName']))
+        self.assertTrue(any(float(x) != 0.0 for x in table['rlnCoordinateX']))
+
+    def _checkRelion5ExtractInput(self, coords):
+        """RELION 5 'Extract subtomos' takes the coordinates (plus tilt series and CTF)."""
+        from reliontomo.protocols.protocol_re5_extract_subtomos import ProtRelion5ExtractSubtomos
+        ext = self.newProtocol(ProtRelion5ExtractSubtomos)
+        classes = [c.strip() for c in ext.getParam('inReParticles').pointerClass.get().split(',')]
+        self.assertIn(type(coords).__name__, classes)
+        ext.inReParticles.set(coords)
+        self.assertTrue(ext.isInputSetOf3dCoords())

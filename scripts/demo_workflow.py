@@ -1,0 +1,162 @@
+#!/usr/bin/env python
+"""Headless DISCA demo with Scipion's Python API (run inside Scipion's environment).
+
+synthetic tomograms -> import -> DoG picking -> extraction -> DISCA clustering (fast preset)
+-> export of every cluster (subtomograms + coordinates + STAR files).
+
+    python scripts/demo_workflow.py --out demo-output
+
+Every protocol is launched and waited for; a failure stops the demo with the tail of the
+protocol's log. At the end the script prints where the results are.
+"""
+import argparse
+import os
+import sys
+import time
+
+
+def parseArgs():
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument('--out', default='demo-output', help='folder for the data and the project')
+    p.add_argument('--project', default='disca_demo', help='Scipion project name')
+    p.add_argument('--tomograms', type=int, default=3)
+    p.add_argument('--classes', type=int, default=5, help='simulated structures')
+    p.add_argument('--particles', type=int, default=70, help='particles per tomogram')
+    p.add_argument('--shape', default='64,200,200', help='tomogram size z,y,x in voxels')
+    p.add_argument('--snr', type=float, default=0.1)
+    p.add_argument('--voxel', type=float, default=14.0, help='voxel size in A')
+    p.add_argument('--diameter', type=float, default=200.0, help='particle diameter in A for picking')
+    p.add_argument('--box', type=int, default=24, help='subtomogram box in voxels')
+    p.add_argument('--k-range', default='2:8')
+    p.add_argument('--max-iterations', type=int, default=6)
+    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--overwrite', action='store_true', help='delete an existing demo project first')
+    return p.parse_args()
+
+
+def step(title):
+    print('\n=== %s ===' % title, flush=True)
+
+
+def logTail(prot, n=40):
+    lines = []
+    for path in prot.getLogPaths():
+        if os.path.exists(path):
+            with open(path, errors='replace') as fh:
+                lines += ['%s: %s' % (os.path.basename(path), l.rstrip())
+                          for l in fh.readlines()[-n:]]
+    return '\n'.join(lines)
+
+
+def run(project, prot, title):
+    """Launch, wait, and stop the demo loudly when the protocol fails."""
+    step(title)
+    prot.setObjLabel(title)
+    errors = prot.validate()
+    if errors:
+        sys.exit('DEMO FAILED: %s does not validate:\n  %s' % (title, '\n  '.join(errors)))
+    t0 = time.time()
+    project.launchProtocol(prot, wait=True)
+    prot = project.getProtocol(prot.getObjId())
+    if not prot.isFinished():
+        print(logTail(prot), file=sys.stderr)
+        sys.exit('DEMO FAILED: %s ended with status %s: %s\n(log: %s)'
+                 % (title, prot.getStatus(), prot.getErrorMessage(), prot.getLogPaths()[0]))
+    print('%s finished in %.0f s' % (title, time.time() - t0), flush=True)
+    for line in prot.summary():
+        print('  ' + line)
+    return prot
+
+
+def simulate(args, dataDir):
+    from disca_engine.simulate.tomograms import simulate_tomograms
+    shape = tuple(int(v) for v in args.shape.split(','))
+    step('Simulating %d tomograms (%d structures, %d particles each, SNR %g)'
+         % (args.tomograms, args.classes, args.particles, args.snr))
+    paths, truth = simulate_tomograms(dataDir, n_tomograms=args.tomograms, shape=shape,
+                                      voxel_A=args.voxel, classes=args.classes,
+                                      n_particles=args.particles, snr=args.snr, seed=args.seed)
+    return paths, truth
+
+
+def createProject(args, location):
+    from pyworkflow.project import Manager
+    manager = Manager()
+    path = os.path.join(location, args.project)
+    if os.path.exists(path):
+        if not args.overwrite:
+            sys.exit('DEMO FAILED: project %s exists; use --overwrite or another --project' % path)
+        manager.deleteProject(args.project) if manager.hasProject(args.project) else None
+        import shutil
+        shutil.rmtree(path, ignore_errors=True)
+    return manager.createProject(args.project, location=location)
+
+
+def main():
+    args = parseArgs()
+    out = os.path.abspath(args.out)
+    os.makedirs(out, exist_ok=True)
+    t0 = time.time()
+
+    import pwem
+    pwem.Domain.getPlugins()
+    from tomo.protocols import ProtImportTomograms
+    from disca.protocols import (DiscaProtDogPicking, DiscaProtExtract, DiscaProtCluster,
+                                 DiscaProtExport)
+    from disca.constants import PRESET_CHOICES
+
+    dataDir = os.path.join(out, 'tomograms')
+    simulate(args, dataDir)
+    project = createProject(args, out)
+
+    imp = run(project, project.newProtocol(
+        ProtImportTomograms, filesPath=dataDir, filesPattern='tomo_*.mrc',
+        samplingRate=args.voxel), 'import tomograms')
+    pick = project.newProtocol(DiscaProtDogPicking, particleDiameter=args.diameter,
+                               boxSize=args.box)
+    pick.inputTomograms.set(imp)
+    pick.inputTomograms.setExtended('Tomograms')
+    pick = run(project, pick, 'DoG picking')
+
+    extract = project.newProtocol(DiscaProtExtract, boxSize=args.box)
+    extract.inputCoordinates.set(pick)
+    extract.inputCoordinates.setExtended('coordinates')
+    extract = run(project, extract, 'extract subtomograms')
+
+    cluster = project.newProtocol(DiscaProtCluster, preset=PRESET_CHOICES.index('fast'),
+                                  kRange=args.k_range, maxIterations=args.max_iterations,
+                                  seed=args.seed, numberOfThreads=args.threads, useGpu=False)
+    cluster.inputSubtomos.set(extract)
+    cluster.inputSubtomos.setExtended('subtomograms')
+    cluster = run(project, cluster, 'DISCA clustering')
+
+    export = project.newProtocol(DiscaProtExport, classNumbers='')
+    export.inputClasses.set(cluster)
+    export.inputClasses.setExtended('classes')
+    export = run(project, export, 'export clusters')
+
+    report(project, cluster, export, time.time() - t0)
+
+
+def report(project, cluster, export, seconds):
+    engineDir = os.path.abspath(cluster.getEngineOutputDir())
+    step('Results (%.1f min)' % (seconds / 60))
+    print('Project:          %s  (open it with: python -m scipion project %s)'
+          % (project.getPath(), os.path.basename(project.getPath())))
+    classes = cluster.classes
+    print('Classes:          %s  (%d clusters: %s)' % (
+        classes.getFileName(), classes.getSize(),
+        ', '.join('%d: %d' % (c.getObjId(), c.getSize()) for c in classes.iterItems())))
+    print('Report:           %s' % os.path.join(engineDir, 'report', 'index.html'))
+    print('Plots:            %s' % os.path.join(engineDir, 'plots'))
+    print('Class averages:   %s' % os.path.join(engineDir, 'averages'))
+    print('Trained model:    %s' % os.path.join(engineDir, 'model'))
+    for name, obj in export.iterOutputAttributes():
+        print('Exported %-28s %d items  (%s)' % (name + ':', obj.getSize(), obj.getFileName()))
+    print('STAR export:      %s' % os.path.abspath(export._getExtraPath()))
+
+
+if __name__ == '__main__':
+    main()
