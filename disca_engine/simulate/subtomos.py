@@ -27,7 +27,7 @@ from ..io.mrc import write_volume
 from ..io.star import StarTable, write_star
 from ..progress import Progress
 from . import geometry, optics
-from .templates import CLASSES, resolve_classes, template
+from .templates import class_info, resolve_classes, template
 
 BATCH = 64
 
@@ -191,8 +191,8 @@ def simulate_subtomograms(outdir, classes=5, n_per_class=40, snr=0.1, tilt=60.0,
                        "voxel_A": voxel_A, "max_shift_voxels": max_shift, "kv": 300.0,
                        "cs_mm": 2.7, "defocus_um": defocus_um, "amplitude_contrast": 0.07,
                        "stack": bool(stack)},
-        "classes": [{"class": i + 1, "name": c, "description": CLASSES[c][0],
-                     "approx_kDa": CLASSES[c][1], "count": int((labels == i).sum())}
+        "classes": [{"class": i + 1, "name": c, "description": class_info(c)[0],
+                     "approx_kDa": class_info(c)[1], "count": int((labels == i).sum())}
                     for i, c in enumerate(names)],
         "conventions": {"rotation": "3x3 matrix in [x, y, z] mapping template to particle "
                                     "coordinates about the template centre of mass",

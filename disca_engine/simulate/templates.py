@@ -4,6 +4,10 @@ Maps are stored in ``disca_engine/data/templates/<name>.mrc`` at ``REFERENCE_VOX
 (built by ``scripts/build_templates.py``), in units of electron-density contrast against
 vitreous ice (e/A^3): protein interior is about +0.1, so particles are positive here and
 come out DARK after the CTF (whose low-frequency sign is negative).
+
+Users can add their own classes by path in ``--classes``: a density map (.mrc/.map,
+protein positive, voxel size in the header) or an atomic model (.pdb/.ent/.cif/.mmcif,
+optionally .gz). The class is named after the file (``my_complex.pdb.gz`` -> my_complex).
 """
 import functools
 import os
@@ -12,13 +16,20 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import EngineError
-from ..io.mrc import read_volume
+from ..io.mrc import read_volume, voxel_size
+from .atoms import CONTRAST_PER_ELECTRON, atomic_map  # noqa: F401 (re-exported)
 
 REFERENCE_VOXEL_A = 7.0
 # Splatted maps hold the sum of atomic numbers per volume (~0.40 e/A^3 in protein without
 # hydrogens, ~0.44 with). Against ice (0.334 e/A^3) a full protein voxel has contrast
-# 0.44 - 0.334 ~ 0.106 = 0.24 x its electron density.
-CONTRAST_PER_ELECTRON = 0.24
+# 0.44 - 0.334 ~ 0.106 = 0.24 x its electron density (CONTRAST_PER_ELECTRON).
+
+# User density maps are scaled so the mean of their voxels above 30% of the maximum is this
+# value, the mean of the same statistic over the stored atomic maps at 7 A (0.064-0.068).
+USER_MAP_CONTRAST = 0.065
+MAP_EXTENSIONS = (".mrc", ".map")
+MODEL_EXTENSIONS = (".pdb", ".ent", ".cif", ".mmcif")
+USER_CLASSES = {}  # class name -> absolute path of a user map or model
 
 TEMPLATE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                             "data", "templates")
@@ -51,9 +62,29 @@ CLASS_SETS = {
 }
 
 
+def _user_class(token):
+    """Register a user file as a class; return its name, or None if ``token`` is no path."""
+    base = token[:-3] if token.lower().endswith(".gz") else token
+    ext = os.path.splitext(base)[1].lower()
+    if ext not in MAP_EXTENSIONS + MODEL_EXTENSIONS:
+        return None
+    if not os.path.isfile(token):
+        raise EngineError(f"class file {token} not found: give an existing .mrc/.map density map "
+                          "or .pdb/.cif atomic model")
+    if ext in MAP_EXTENSIONS and token.lower().endswith(".gz"):
+        raise EngineError(f"{token}: gzipped maps are not supported; gunzip it first")
+    name = os.path.basename(os.path.splitext(base)[0])
+    path = os.path.abspath(token)
+    if name in CLASSES or USER_CLASSES.get(name, path) != path:
+        raise EngineError(f"class file {token} would be named '{name}', which is already a "
+                          "class: rename the file")
+    USER_CLASSES[name] = path
+    return name
+
+
 def resolve_classes(spec):
     """Class names from an int (first N of ``default`` then the others), a set name,
-    a comma-separated list of names, or a list of names."""
+    a comma-separated list of names and/or paths of user maps/models, or a list."""
     if spec is None:
         spec = "default"
     if isinstance(spec, (int, np.integer)) or (isinstance(spec, str) and spec.strip().isdigit()):
@@ -66,13 +97,18 @@ def resolve_classes(spec):
         spec = spec.strip()
         if spec in CLASS_SETS:
             return list(CLASS_SETS[spec])
-        names = [s.strip() for s in spec.split(",") if s.strip()]
+        tokens = [t.strip() for t in spec.split(",") if t.strip()]
     else:
-        names = list(spec)
-    unknown = [n for n in names if n not in CLASSES]
+        tokens = [str(t) for t in spec]
+    names = []
+    for tok in tokens:
+        user = None if tok in CLASSES or tok in USER_CLASSES else _user_class(tok)
+        names.append(user or tok)
+    unknown = [n for n in names if n not in CLASSES and n not in USER_CLASSES]
     if unknown:
         raise EngineError(f"unknown class name(s) {', '.join(unknown)}: choose from "
-                          f"{', '.join(CLASSES)} or a set ({', '.join(CLASS_SETS)})")
+                          f"{', '.join(CLASSES)}, a set ({', '.join(CLASS_SETS)}), or the path "
+                          "of a .mrc/.map density map or .pdb/.cif atomic model")
     if len(set(names)) != len(names):
         raise EngineError(f"class list {','.join(names)} repeats a name: list each class once")
     if not names:
@@ -80,9 +116,55 @@ def resolve_classes(spec):
     return names
 
 
+def class_info(name):
+    """(description, approximate kDa or None) of a built-in or user class."""
+    if name in CLASSES:
+        return CLASSES[name][0], CLASSES[name][1]
+    return f"user file {USER_CLASSES.get(name, name)}", None
+
+
+def _user_map(path):
+    """A user density map as contrast: background (median of the box faces) removed,
+    negatives clipped, scaled to USER_MAP_CONTRAST."""
+    vs = voxel_size(path)
+    if not vs:
+        raise EngineError(f"{path} has no voxel size in its header: set it (e.g. with "
+                          "'mrcfile' or 'e2proc3d.py --apix') and try again")
+    vol = read_volume(path).astype(np.float64)
+    faces = np.concatenate([vol[[0, -1]].ravel(), vol[:, [0, -1]].ravel(), vol[:, :, [0, -1]].ravel()])
+    vol = np.clip(vol - np.median(faces), 0, None)
+    if vol.max() <= 0:
+        raise EngineError(f"{path} has no density above its background: is protein positive "
+                          "(white) in it? Invert it if it is dark")
+    # keep the particle, drop isolated noise specks: components of the 10%-of-peak mask
+    # holding at least 5% of the largest one's voxels, dilated by 2 voxels
+    labels, n = ndimage.label(vol > 0.1 * vol.max())
+    sizes = np.bincount(labels.ravel())[1:]
+    keep = np.isin(labels, 1 + np.flatnonzero(sizes >= 0.05 * sizes.max()))
+    vol *= ndimage.binary_dilation(keep, iterations=2)
+    vol *= USER_MAP_CONTRAST / vol[vol > 0.3 * vol.max()].mean()
+    return vol.astype(np.float32), float(vs)
+
+
+@functools.lru_cache(maxsize=None)
+def _reference(name):
+    """(map, voxel size) of a class before resampling."""
+    if name in USER_CLASSES:
+        path = USER_CLASSES[name]
+        base = path[:-3] if path.lower().endswith(".gz") else path
+        if base.lower().endswith(MAP_EXTENSIONS):
+            vol, vs = _user_map(path)
+        else:
+            vol, _, _ = atomic_map(path, REFERENCE_VOXEL_A)
+            vs = REFERENCE_VOXEL_A
+        vol.setflags(write=False)
+        return vol, vs
+    return reference_map(name), REFERENCE_VOXEL_A
+
+
 @functools.lru_cache(maxsize=None)
 def reference_map(name):
-    """The stored map of ``name`` at REFERENCE_VOXEL_A (read-only float32 [z, y, x])."""
+    """The stored map of built-in class ``name`` at REFERENCE_VOXEL_A (read-only float32)."""
     if name not in CLASSES:
         resolve_classes([name])  # raises the helpful error
     path = os.path.join(TEMPLATE_DIR, f"{name}.mrc")
@@ -120,24 +202,25 @@ class Template:
 
 @functools.lru_cache(maxsize=64)
 def template(name, voxel_a):
-    """``Template`` of class ``name`` at ``voxel_a`` A/voxel (>= REFERENCE_VOXEL_A)."""
+    """``Template`` of class ``name`` at ``voxel_a`` A/voxel (>= the class map's voxel)."""
     voxel_a = float(voxel_a)
-    if voxel_a < REFERENCE_VOXEL_A - 1e-6:
-        raise EngineError(f"voxel size {voxel_a:g} A is finer than the stored templates "
-                          f"({REFERENCE_VOXEL_A:g} A): use --voxel-A >= {REFERENCE_VOXEL_A:g}")
-    ref = reference_map(name).astype(np.float64)
-    f = voxel_a / REFERENCE_VOXEL_A
+    ref, ref_voxel = _reference(name)
+    if voxel_a < ref_voxel - 1e-6:
+        raise EngineError(f"voxel size {voxel_a:g} A is finer than the map of class '{name}' "
+                          f"({ref_voxel:g} A): use --voxel-A >= {ref_voxel:g}")
+    ref = ref.astype(np.float64)
+    f = voxel_a / ref_voxel
     if abs(f - 1) < 1e-6:
         return Template(name, ref, voxel_a)
     # widen the stored blur (0.4 voxel Gaussian + 1-voxel box, std ~0.49 voxel) so the
     # result looks as if built at the new voxel size; then sample linearly
     extra = 0.49 * np.sqrt(f * f - 1.0)
     ref = ndimage.gaussian_filter(ref, extra, mode="constant")
-    n = ref.shape[0]
-    m = int(np.ceil(n / f)) + 2
+    n = np.array(ref.shape)
+    m = int(np.ceil(n.max() / f)) + 2
     m += m % 2
-    ax = (np.arange(m) - m // 2) * f + n // 2
-    coords = np.stack(np.meshgrid(ax, ax, ax, indexing="ij"))
+    ax = (np.arange(m) - m // 2) * f
+    coords = np.stack(np.meshgrid(ax + n[0] // 2, ax + n[1] // 2, ax + n[2] // 2, indexing="ij"))
     vol = ndimage.map_coordinates(ref, coords, order=1, mode="constant", cval=0.0)
     return Template(name, vol, voxel_a)
 

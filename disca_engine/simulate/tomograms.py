@@ -31,7 +31,7 @@ from ..io.star import StarTable, write_star
 from ..progress import Progress
 from . import geometry, optics
 from .subtomos import _check_common
-from .templates import CLASSES, resolve_classes, template
+from .templates import class_info, resolve_classes, template
 
 GOLD_RADIUS_A = 50.0        # 10 nm colloidal gold
 GOLD_CONTRAST = 4.3         # e/A^3 above ice (gold 4.66, ice 0.334)
@@ -341,7 +341,7 @@ def simulate_tomograms(outdir, n_tomograms=2, shape=(96, 256, 256), voxel_A=14.0
                            "snr": snr, "snr_box": int(snr_box), "tilt_deg": tilt,
                            "distractors": bool(distractors), "kv": 300.0, "cs_mm": 2.7,
                            "defocus_um": defocus_um, "amplitude_contrast": 0.07},
-            "classes": [{"class": i + 1, "name": c, "description": CLASSES[c][0]}
+            "classes": [{"class": i + 1, "name": c, "description": class_info(c)[0]}
                         for i, c in enumerate(names)],
             "tomograms": tomo_info, "seconds": round(time.time() - t0, 3)}
     with atomic_path(os.path.join(outdir, "simulation.json")) as tmp, open(tmp, "w") as fh:

@@ -1,6 +1,5 @@
 """Simulator: reproducibility, physics (wedge, CTF sign, SNR), ground truth, CLI, errors."""
 import gzip
-import importlib.util
 import json
 import os
 
@@ -15,6 +14,7 @@ from disca_engine.io.star import read_star
 from disca_engine.simulate import (CLASS_SETS, CLASSES, generate_subtomograms, generate_tomogram,
                                    resolve_classes, simulate_subtomograms, simulate_tomograms,
                                    template)
+from disca_engine.simulate import atoms as bt
 from disca_engine.simulate import geometry, optics, phantoms
 from disca_engine.simulate.templates import REFERENCE_VOXEL_A, reference_map
 
@@ -61,16 +61,7 @@ def test_resample_keeps_centre_and_contrast_units():
     assert abs(t14.rmax * 14.0 - t7.rmax * 7.0) < 20.0
 
 
-def _build_module():
-    spec = importlib.util.spec_from_file_location("build_templates",
-                                                  os.path.join(ROOT, "scripts", "build_templates.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_atom_parsers_and_splat(tmp_path):
-    bt = _build_module()
     pdb = tmp_path / "x.pdb.gz"
     def atom(rec, serial, name, res, chain, x, el):
         # fixed PDB columns: chain id in 21-22 (two characters), x/y/z in 31-54, element 77-78
@@ -95,6 +86,38 @@ def test_atom_parsers_and_splat(tmp_path):
     grid = np.indices(vol.shape).reshape(3, -1)
     com = grid @ vol.ravel() / vol.sum()
     np.testing.assert_allclose(com, np.array(vol.shape) // 2, atol=0.05)
+
+
+def test_user_classes_from_map_and_model(tmp_path):
+    import mrcfile
+    # a user map: the stored TRiC, brighter, off-centre in a non-cubic box, on a background
+    m = np.full((40, 50, 44), 1.0, np.float32)
+    m[2:36, 10:44, 5:39] += 3 * reference_map("tric")
+    path = str(tmp_path / "my_tric.mrc")
+    with mrcfile.new(path) as f:
+        f.set_data(m)
+        f.voxel_size = 7.0
+    # a user model: two carbon atoms 40 A apart
+    pdb = tmp_path / "two_atoms.pdb"
+    pdb.write_text("".join(f"ATOM  {i:5d}  C   ALA A{i:4d}    {x:8.3f}{0.0:8.3f}{0.0:8.3f}  1.00  0.00"
+                           f"           C  \n" for i, x in ((1, 0.0), (2, 40.0))))
+    names = resolve_classes(f"tric,{path},{pdb}")
+    assert names == ["tric", "my_tric", "two_atoms"]
+    mine, ref = template("my_tric", 14.0), template("tric", 14.0)
+    assert abs(mine.r95 - ref.r95) < 0.5 and abs(mine.rmax - ref.rmax) < 1.0
+    r = generate_subtomograms(names, n_per_class=2, snr=0.1)
+    assert r["class_names"] == names and r["data"].shape == (6, 24, 24, 24)
+    bare = str(tmp_path / "novoxel.mrc")
+    with mrcfile.new(bare) as f:
+        f.set_data(m)
+    with pytest.raises(EngineError, match="no voxel size"):
+        template(resolve_classes(bare)[0], 14.0)
+    with pytest.raises(EngineError, match="not found"):
+        resolve_classes(str(tmp_path / "missing.pdb"))
+    clash = tmp_path / "tric.pdb"
+    clash.write_text(pdb.read_text())
+    with pytest.raises(EngineError, match="already a class"):
+        resolve_classes(str(clash))
 
 
 # ---------------------------------------------------------------- subtomograms
@@ -180,7 +203,7 @@ def test_subtomogram_errors():
         generate_subtomograms(2, n_per_class=1, snr=0)
     with pytest.raises(EngineError, match="must be > 0"):
         generate_subtomograms(2, n_per_class=1, snr=-1)
-    with pytest.raises(EngineError, match="finer than the stored templates"):
+    with pytest.raises(EngineError, match="finer than the map of class"):
         generate_subtomograms(2, n_per_class=1, voxel_A=4.0)
     with pytest.raises(EngineError, match="--tilt"):
         generate_subtomograms(2, n_per_class=1, tilt=0)
