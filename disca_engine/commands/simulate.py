@@ -5,7 +5,8 @@ import argparse
 def _common(p):
     p.add_argument("--classes", default="default",
                    help="a number (first N of the default set), a set name (default, similar, "
-                        "different, all) or comma-separated class names; see 'simulate classes'")
+                        "different, all), or comma-separated class names and/or paths of your "
+                        "own .mrc/.map maps or .pdb/.cif models; see 'simulate classes'")
     p.add_argument("--snr", type=float, required=False, help="signal-to-noise ratio (variance ratio)")
     p.add_argument("--tilt", type=float, default=60.0,
                    help="maximum tilt angle in degrees of a +-tilt series about y "
