@@ -89,7 +89,7 @@ class TestDiscaPickingExtraction(BaseTest):
             np.testing.assert_allclose(np.sort(picked[tsId], axis=0), np.sort(xyz, axis=0),
                                        atol=0.01)
 
-    def test_picking_max_picks_and_bright(self):
+    def test_picking_max_picks_and_box_size(self):
         prot = self.runPicking(self.data.tomograms, self.data.diameter_A, maxPicks=5,
                                boxSize=30)
         coords = prot.coordinates
