@@ -30,7 +30,20 @@ DIAM = 250.0  # ribosome-sized: radius 8.9 voxels at 14 A
 
 
 def peak_rss_mib():
+    """Peak resident memory of this process in MiB (getrusage). ru_maxrss survives exec, so
+    every stage runs in a child of a small parent (the tomogram is made in a child too)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def vm_hwm_mib():
+    """Peak resident memory from /proc/self/status (Linux; reset at exec), or None."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
 
 
 def cpu_seconds():
@@ -66,7 +79,7 @@ def stage_engine(args):
     return dict(seconds_total=total, cpu_seconds=cpu, seconds=res.seconds, n_picks=len(res), n_candidates=res.n_candidates,
                 threshold=res.threshold, sigma1=res.params.sigma1_vox, sigma2=res.params.sigma2_vox,
                 border=res.params.border_vox, min_distance=res.params.min_distance_vox,
-                peak_rss_mib=peak_rss_mib())
+                peak_rss_mib=peak_rss_mib(), vm_hwm_mib=vm_hwm_mib())
 
 
 def stage_preview(args):
@@ -75,11 +88,12 @@ def stage_preview(args):
     t0 = time.perf_counter()
     p = dog_preview(FileSource(args.tomo), VOX, DIAM, workers=args.workers)
     return dict(seconds=time.perf_counter() - t0, n_picks_near_slice=len(p.picks),
-                threshold=p.threshold, peak_rss_mib=peak_rss_mib())
+                threshold=p.threshold, peak_rss_mib=peak_rss_mib(), vm_hwm_mib=vm_hwm_mib())
 
 
 def stage_plain(args):
     from scipy import ndimage
+    from scipy.spatial import cKDTree
     from disca_engine.io.mrc import read_volume
     from disca_engine.picking.peaks import suppress
     eng = json.load(open(os.path.join(args.workdir, "engine.json")))
@@ -111,8 +125,14 @@ def stage_plain(args):
 
     def interior(p):
         return p[np.all((p >= margin) & (p < shape - margin), axis=1)]
-    a, c = {tuple(p) for p in interior(e["xyz"])}, {tuple(p) for p in interior(xyz)}
-    return dict(seconds=t, seconds_total=sum(t.values()), cpu_seconds=cpu_seconds() - c0, n_picks=len(keep), peak_rss_mib=peak_rss_mib(),
+    np.savez(os.path.join(args.workdir, "plain_picks.npz"), xyz=xyz, scores=vals[keep])
+    ea, pa = interior(e["xyz"]), interior(xyz)
+    a, c = {tuple(p) for p in ea}, {tuple(p) for p in pa}
+    # picks found by only one method: how far is the other method's nearest pick?
+    only = [np.array(sorted(a - c)).reshape(-1, 3), np.array(sorted(c - a)).reshape(-1, 3)]
+    dist = [cKDTree(other).query(o)[0].tolist() if len(o) and len(other) else []
+            for o, other in zip(only, (pa, ea))]
+    return dict(only_engine_nearest_plain=dist[0], only_plain_nearest_engine=dist[1],seconds=t, seconds_total=sum(t.values()), cpu_seconds=cpu_seconds() - c0, n_picks=len(keep), peak_rss_mib=peak_rss_mib(), vm_hwm_mib=vm_hwm_mib(),
                 interior_engine=len(a), interior_plain=len(c), interior_common=len(a & c))
 
 
@@ -139,7 +159,7 @@ def stage_extract(args):
     t_file = time.perf_counter() - t0
     return dict(n_boxes=int(kept.sum()), seconds_memory=t_mem, boxes_per_s_memory=kept.sum() / t_mem,
                 voxels_per_s_memory=kept.sum() * 24 ** 3 / t_mem, n_written=s.n_extracted,
-                seconds_files=t_file, boxes_per_s_files=s.n_extracted / t_file, peak_rss_mib=peak_rss_mib())
+                seconds_files=t_file, boxes_per_s_files=s.n_extracted / t_file, peak_rss_mib=peak_rss_mib(), vm_hwm_mib=vm_hwm_mib())
 
 
 def stage_copy(args):
@@ -156,12 +176,19 @@ def _timed(f, *a):
     return time.perf_counter() - t0
 
 
-STAGES = {"engine": stage_engine, "preview": stage_preview, "plain": stage_plain, "extract": stage_extract, "copy": stage_copy}
+def stage_make(args):
+    t0 = time.perf_counter()
+    centres = make_tomogram(args.tomo, tuple(args.shape), args.particles)
+    return dict(seconds=time.perf_counter() - t0, n_particles=len(centres))
+
+
+STAGES = {"make": stage_make, "engine": stage_engine, "preview": stage_preview, "plain": stage_plain, "extract": stage_extract, "copy": stage_copy}
 
 
 def run_child(args, stage):
     cmd = [sys.executable, __file__, "--stage", stage, "--workdir", args.workdir, "--tomo", args.tomo,
-           "--n-boxes", str(args.n_boxes), "--n-write", str(args.n_write)]
+           "--n-boxes", str(args.n_boxes), "--n-write", str(args.n_write),
+           "--shape", *map(str, args.shape), "--particles", str(args.particles)]
     if args.workers:
         cmd += ["--workers", str(args.workers)]
     subprocess.run(cmd, check=True)
@@ -178,6 +205,11 @@ def main():
     p.add_argument("--n-write", type=int, default=1000)
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--skip-plain", action="store_true")
+    p.add_argument("--reuse-tomogram", action="store_true",
+                   help="use WORKDIR/tomo.mrc from an earlier run with the same shape and seed")
+    p.add_argument("--stages", nargs="+", choices=[k for k in STAGES if k != "make"],
+                   help="run only these stages (default: all); 'plain' and 'extract' need 'engine' "
+                        "results in WORKDIR")
     p.add_argument("--stage", choices=list(STAGES), help=argparse.SUPPRESS)
     p.add_argument("--tomo", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -189,24 +221,33 @@ def main():
     os.makedirs(args.workdir, exist_ok=True)
     args.tomo = os.path.join(args.workdir, "tomo.mrc")
     n_vox = int(np.prod(args.shape))
-    n_part = args.particles or max(10, n_vox // 2 ** 17)
-    t0 = time.perf_counter()
-    make_tomogram(args.tomo, tuple(args.shape), n_part)
-    print(f"tomogram {args.shape} ({n_vox * 4 / 2 ** 30:.2f} GiB), {n_part} blobs, written in "
-          f"{time.perf_counter() - t0:.1f}s", flush=True)
+    args.particles = args.particles or max(10, n_vox // 2 ** 17)
+    if args.reuse_tomogram and os.path.isfile(args.tomo):
+        print(f"reusing {args.tomo}", flush=True)
+    else:
+        made = run_child(args, "make")
+        print(f"tomogram {args.shape} ({n_vox * 4 / 2 ** 30:.2f} GiB), {args.particles} blobs, written in "
+              f"{made['seconds']:.1f}s", flush=True)
     res = {"load_average_before": os.getloadavg()[0], "shape_zyx": args.shape, "tomogram_mib": n_vox * 4 / 2 ** 20, "cpus": os.cpu_count(),
            "numpy": np.__version__}
-    for stage in ["copy", "engine", "preview"] + ([] if args.skip_plain else ["plain"]) + ["extract"]:
+    stages = args.stages or ["copy", "engine", "preview"] + ([] if args.skip_plain else ["plain"]) + ["extract"]
+    for stage in stages:
         res[stage] = run_child(args, stage)
         res[stage]["load_average_after"] = os.getloadavg()[0]
         print(stage, json.dumps(res[stage], default=float), flush=True)
+    if "engine" not in res:
+        print(json.dumps(res, indent=1, default=float))
+        return
     e = res["engine"]
     res["engine"]["dog_voxels_per_s"] = n_vox / e["seconds"]["dog"]
     res["engine"]["peaks_voxels_per_s"] = n_vox / (e["seconds"]["threshold"] + e["seconds"]["peaks"])
     res["engine"]["rss_over_tomogram"] = e["peak_rss_mib"] / res["tomogram_mib"]
     if "plain" in res:
+        res["plain"]["dog_voxels_per_s"] = n_vox / res["plain"]["seconds"]["dog"]
+        res["plain"]["peaks_voxels_per_s"] = n_vox / res["plain"]["seconds"]["peaks"]
+        res["speedup_dog"] = res["plain"]["seconds"]["dog"] / e["seconds"]["dog"]
         res["speedup_total"] = res["plain"]["seconds_total"] / e["seconds_total"]
-    with open(os.path.join(args.workdir, "summary.json"), "w") as fh:
+    with open(os.path.join(args.workdir, "summary_" + "_".join(stages) + ".json"), "w") as fh:
         json.dump(res, fh, indent=1, default=float)
     print(json.dumps(res, indent=1, default=float))
 

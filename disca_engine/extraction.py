@@ -21,7 +21,7 @@ from .io.atomic import atomic_path
 from .io.mrc import write_volume
 from .io.star import StarTable, write_star
 from .picking.files import read_coords, tomo_name_for
-from .picking.volume import bin_array, check_slab
+from .picking.volume import FileSource, bin_array
 from .progress import Progress
 
 
@@ -131,9 +131,14 @@ def _open_tomogram(path):
     return mrc
 
 
-def _check_finite(data, path, planes=32):
-    for z0 in range(0, data.shape[0], planes):
-        check_slab(np.asarray(data[z0:z0 + planes]), path, z0)
+def _check_finite(path, planes=32):
+    """Scan the tomogram for NaN/Inf with plain reads (pages of a memory map would count
+    as resident memory for the whole scan)."""
+    src = FileSource(path)
+    if not np.issubdtype(src.dtype, np.floating):
+        return
+    for z0 in range(0, src.shape[0], planes):
+        src.read(z0, min(src.shape[0], z0 + planes))  # raises EngineError naming the file
 
 
 def extract_file(tomogram, coords_star, box, output_dir, bin=1, tomo_name=None, voxel_A=None,
@@ -152,7 +157,7 @@ def extract_file(tomogram, coords_star, box, output_dir, bin=1, tomo_name=None, 
         data = mrc.data
         box, bin = _check_box(data.shape, box, bin)
         vs = voxel_A if voxel_A is not None else (float(mrc.voxel_size.x) or None)
-        _check_finite(data, tomogram)
+        _check_finite(tomogram)
         sub_dir = os.path.join(output_dir, "subtomos")
         os.makedirs(sub_dir, exist_ok=True)
         progress = None if quiet else Progress("extract", total=len(xyz))

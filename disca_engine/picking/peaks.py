@@ -31,8 +31,10 @@ def local_maxima(dog, threshold, border, chunk=16, z_limits=None):
     found, values = [], []
     for z0 in range(zlo, zhi, chunk):
         z1 = min(zhi, z0 + chunk)
-        zz, yy, xx = np.nonzero(dog[z0:z1, by:ny - by, bx:nx - bx] > threshold)
-        idx = ((zz + z0) * ny + (yy + by)) * nx + (xx + bx)
+        # flatnonzero on whole planes is ~8x faster than nonzero on a strided 3D view
+        idx = np.flatnonzero(dog[z0:z1] > threshold) + z0 * ny * nx
+        yy, xx = (idx // nx) % ny, idx % nx
+        idx = idx[(yy >= by) & (yy < ny - by) & (xx >= bx) & (xx < nx - bx)]
         v = flat[idx]
         for off in offsets:
             nb = flat[idx + off]

@@ -213,3 +213,17 @@ def test_recall_on_simulated_tomogram_at_high_snr():
     recall = np.mean(d.min(axis=1) <= radii)
     precision = np.mean(d.min(axis=0) <= radii.max())
     assert recall >= 0.9 and precision >= 0.8
+
+
+def test_mask_file_and_binning_together(tmp_path):
+    v = blobs((48, 48, 48), [(14, 24, 24), (34, 24, 24)], sigma=3.0, noise=0.3)
+    write_volume(str(tmp_path / "t.mrc"), v, VOX)
+    mask = np.zeros(v.shape, np.float32)
+    mask[:, :, :24] = 1  # keep x < 24 only
+    write_volume(str(tmp_path / "m.mrc"), mask, VOX)
+    r = pick_file(str(tmp_path / "t.mrc"), str(tmp_path / "c.star"), 120.0, mask=str(tmp_path / "m.mrc"),
+                  bin=2, quiet=True)
+    assert len(r) and r.xyz[:, 0].max() < 24
+    assert np.all(np.abs(r.xyz[0] - (14, 24, 24)) <= 1.0)
+    with pytest.raises(EngineError, match="mask not found"):
+        pick_file(str(tmp_path / "t.mrc"), str(tmp_path / "c.star"), 120.0, mask=str(tmp_path / "x.mrc"))
