@@ -192,8 +192,10 @@ class Template:
         cum = np.cumsum(w[order]) / w.sum()
         self.r95 = float(r[order][np.searchsorted(cum, 0.95)])
         self.r99 = float(r[order][np.searchsorted(cum, 0.99)])
-        # outer radius: farthest voxel holding 5% of the peak density
+        # outer radius: farthest voxel holding 5% of the peak density (used for spacing);
+        # rfull: farthest voxel above 0.1% of the peak (what is drawn)
         self.rmax = float(r[w > 0.05 * w.max()].max())
+        self.rfull = float(r[w > 1e-3 * w.max()].max())
 
     @property
     def diameter_a(self):

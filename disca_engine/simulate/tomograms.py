@@ -103,32 +103,39 @@ class _Layout:
         self.vesicle = (centre, radius)
 
     def _clear_of_vesicle(self, c, r):
+        """Which candidate centres ``c`` (m, 3) keep a particle of radius ``r`` off the membrane."""
         if self.vesicle is None:
-            return True
+            return np.ones(len(c), bool)
         centre, radius = self.vesicle
         half = (HEAD_OFFSET_A + 2 * HEAD_SIGMA_A) / self.voxel_a
-        return abs(np.linalg.norm(c - centre) - radius) > r + half + 1
+        return np.abs(np.linalg.norm(c - centre, axis=1) - radius) > r + half + 1
 
-    def _free_point(self, rng, r, others, tries=4000):
+    def _free_point(self, rng, r, others, tries=4096, batch=256):
+        """A random centre at least ``r`` from the faces and clear of ``others`` and the
+        obstacles (candidates are drawn and tested in batches), or None."""
         lo = np.full(3, r)
         hi = self.shape - 1 - r
         if np.any(hi < lo):
             return None
-        oc = np.array([o[0] for o in others + self.obstacles]).reshape(-1, 3)
-        orad = np.array([o[1] for o in others + self.obstacles])
-        for _ in range(tries):
-            c = rng.uniform(lo, hi)
-            if oc.size and np.any(np.linalg.norm(oc - c, axis=1) < orad + r + 1):
-                continue
-            if self._clear_of_vesicle(c, r):
-                return c
+        both = others + self.obstacles
+        oc = np.array([o[0] for o in both]).reshape(-1, 3)
+        orad = np.array([o[1] for o in both])
+        for _ in range(tries // batch):
+            cand = rng.uniform(lo, hi, size=(batch, 3))
+            ok = self._clear_of_vesicle(cand, r)
+            if oc.size:
+                d2 = ((cand[:, None, :] - oc[None]) ** 2).sum(-1)
+                ok &= np.all(d2 >= (orad + r + 1)[None] ** 2, axis=1)
+            hits = np.flatnonzero(ok)
+            if hits.size:
+                return cand[hits[0]]
         return None
 
 
 def _paste(vol, temp, rot, centre):
     """Add ``temp`` rotated by ``rot`` with its centre of mass at ``centre`` (continuous)."""
     anchor = np.round(centre).astype(int)
-    size = 2 * int(np.ceil(temp.rmax)) + 5
+    size = 2 * int(np.ceil(temp.rfull)) + 5
     local = geometry.place(temp, rot, centre - anchor, size)
     lo = anchor - size // 2
     src, dst = [], []
