@@ -139,6 +139,24 @@ def test_subtomograms_reproducible_normalised_and_shaped():
     np.testing.assert_array_equal(a["rotations"], e["rotations"])
 
 
+def test_rotation_convention_maps_template_to_particle():
+    rod = template("rod", 14.0)  # the filament axis is the template's z
+    def spread(vol):  # second moments along [z, y, x]
+        g = np.indices(vol.shape).reshape(3, -1).astype(float)
+        w = np.clip(vol, 0, None).ravel()
+        c = g @ w / w.sum()
+        return ((g - c[:, None]) ** 2) @ w / w.sum()
+    assert np.argmax(spread(geometry.place(rod, np.eye(3), np.zeros(3), 24))) == 0
+    z_to_x = np.array([[0.0, 0, 1], [0, 1, 0], [-1, 0, 0]])  # xyz matrix: template z -> x
+    assert np.argmax(spread(geometry.place(rod, z_to_x, np.zeros(3), 24))) == 2
+    rots = geometry.random_rotations(np.random.default_rng(0), 2000)
+    np.testing.assert_allclose(rots @ rots.transpose(0, 2, 1), np.broadcast_to(np.eye(3), rots.shape), atol=1e-9)
+    assert np.allclose(np.linalg.det(rots), 1)
+    # uniform on SO(3): the rotated z axis is uniform on the sphere (mean ~0, E[z^2] = 1/3)
+    zax = rots[:, :, 2]
+    assert np.all(np.abs(zax.mean(0)) < 0.06) and abs((zax[:, 2] ** 2).mean() - 1 / 3) < 0.03
+
+
 def test_missing_wedge_is_empty_and_measured_region_is_not():
     r = generate_subtomograms("tric", n_per_class=4, snr=0.05, tilt=60, seed=1)
     spec = np.abs(np.fft.rfftn(r["data"], axes=(1, 2, 3))) ** 2
