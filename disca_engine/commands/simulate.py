@@ -50,6 +50,9 @@ def add_parser(subparsers):
     t.add_argument("--n-particles", type=int, default=60, help="particles per tomogram")
     t.add_argument("--snr-box", type=int, default=24,
                    help="side of the particle-centred cubes over which the signal variance is measured")
+    t.add_argument("--slab", type=float, default=None,
+                   help="thickness in voxels of the specimen layer, centred in z, that holds "
+                        "the particles and gold (default: the whole volume)")
     t.add_argument("--no-distractors", dest="distractors", action="store_false",
                    default=argparse.SUPPRESS,
                    help="leave out the two gold fiducials and the vesicle membrane (included "
@@ -76,7 +79,8 @@ def run_tomograms(args):
                                       voxel_A=args.voxel_A, classes=args.classes,
                                       n_particles=args.n_particles, snr=args.snr, tilt=args.tilt,
                                       seed=args.seed, distractors=getattr(args, "distractors", True),
-                                      defocus_um=args.defocus_um, snr_box=args.snr_box)
+                                      defocus_um=args.defocus_um, snr_box=args.snr_box,
+                                      slab=args.slab)
     print(truth)
 
 

@@ -65,9 +65,13 @@ def _membrane_profile(d_a, voxel_a):
 class _Layout:
     """Positions of particles and distractors in one tomogram (voxels, [z, y, x])."""
 
-    def __init__(self, rng, shape, temps, n_particles, distractors, voxel_a):
+    def __init__(self, rng, shape, temps, n_particles, distractors, voxel_a, slab=None):
         self.shape = np.array(shape)
         self.voxel_a = voxel_a
+        # z range of the specimen layer (continuous voxel coordinates)
+        nz = shape[0]
+        t = nz if slab is None else min(float(slab), nz)
+        self.zlim = ((nz - 1) / 2 - (t - 1) / 2, (nz - 1) / 2 + (t - 1) / 2)
         n_cls = len(temps)
         self.labels = rng.permutation(np.arange(n_particles) % n_cls)
         self.rotations = geometry.random_rotations(rng, n_particles)
@@ -90,8 +94,8 @@ class _Layout:
             if c is None:
                 raise EngineError(
                     f"cannot fit {n_particles} particles without overlap in a {tuple(shape)} "
-                    f"tomogram (placed {len(placed_c)}): lower --n-particles, enlarge --shape, "
-                    "or use --no-distractors")
+                    f"tomogram (placed {len(placed_c)}): lower --n-particles, enlarge --shape "
+                    "or --slab, or use --no-distractors")
             self.centres[i] = c
             placed_c.append(c)
             placed_r.append(radii[i])
@@ -113,8 +117,8 @@ class _Layout:
     def _free_point(self, rng, r, others, tries=4096, batch=256):
         """A random centre at least ``r`` from the faces and clear of ``others`` and the
         obstacles (candidates are drawn and tested in batches), or None."""
-        lo = np.full(3, r)
-        hi = self.shape - 1 - r
+        lo = np.array([self.zlim[0] + r, r, r])
+        hi = np.array([self.zlim[1] - r, self.shape[1] - 1 - r, self.shape[2] - 1 - r])
         if np.any(hi < lo):
             return None
         both = others + self.obstacles
@@ -231,11 +235,14 @@ def _reference_signal_var(temps, box, voxel_a, defocus_um, tilt):
 
 def generate_tomogram(shape=(96, 256, 256), voxel_A=14.0, classes=5, n_particles=60, snr=0.05,
                       tilt=60.0, seed=0, distractors=True, defocus_um=5.0, snr_box=24,
-                      return_clean=False):
+                      slab=None, return_clean=False):
     """One tomogram in memory: dict with ``volume`` (normalised float32 [z, y, x]),
     ``centres`` (n, 3) [z, y, x] voxels, ``labels`` (0-based), ``class_names``,
     ``rotations``, ``gold`` and ``vesicle`` positions, ``signal_var``, ``noise_var``, and
-    ``clean`` (noise-free particles + distractors, same scaling) when asked."""
+    ``clean`` (noise-free particles + distractors, same scaling) when asked. ``slab``:
+    thickness in voxels of the specimen layer (centred in z) that holds the particles and
+    gold beads; default the whole volume. ``simulate_tomograms`` makes tomogram t with
+    ``seed=[seed, t]``."""
     names = resolve_classes(classes)
     _check_common(snr, tilt, voxel_A)
     shape = _parse_shape(shape)
@@ -245,7 +252,9 @@ def generate_tomogram(shape=(96, 256, 256), voxel_A=14.0, classes=5, n_particles
         raise EngineError(f"--snr-box {snr_box}: use the extraction box size (e.g. 24)")
     temps = [template(c, voxel_A) for c in names]
     geo_rng, noise_rng = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2)]
-    layout = _Layout(geo_rng, shape, temps, int(n_particles), distractors, voxel_A)
+    if slab is not None and not 8 <= float(slab):
+        raise EngineError(f"--slab {slab}: give the specimen thickness in voxels (>= 8)")
+    layout = _Layout(geo_rng, shape, temps, int(n_particles), distractors, voxel_A, slab)
 
     pad = (PAD, PAD, PAD)
     pshape = _padded_shape(shape, pad)
@@ -296,7 +305,7 @@ def generate_tomogram(shape=(96, 256, 256), voxel_A=14.0, classes=5, n_particles
 
 def simulate_tomograms(outdir, n_tomograms=2, shape=(96, 256, 256), voxel_A=14.0, classes=5,
                        n_particles=60, snr=0.05, tilt=60.0, seed=0, distractors=True,
-                       defocus_um=5.0, snr_box=24):
+                       defocus_um=5.0, snr_box=24, slab=None):
     """Write ``tomo_001.mrc``... + ``truth.star`` + ``simulation.json`` into ``outdir``;
     return (list of tomogram paths, truth STAR path)."""
     names = resolve_classes(classes)
@@ -314,7 +323,7 @@ def simulate_tomograms(outdir, n_tomograms=2, shape=(96, 256, 256), voxel_A=14.0
     for t in range(int(n_tomograms)):
         res = generate_tomogram(shape, voxel_A, names, n_particles, snr, tilt,
                                 seed=[int(seed), t], distractors=distractors,
-                                defocus_um=defocus_um, snr_box=snr_box)
+                                defocus_um=defocus_um, snr_box=snr_box, slab=slab)
         stem = f"tomo_{t + 1:03d}"
         path = os.path.join(outdir, stem + ".mrc")
         write_volume(path, res["volume"], voxel_A)
@@ -346,7 +355,8 @@ def simulate_tomograms(outdir, n_tomograms=2, shape=(96, 256, 256), voxel_A=14.0
             "parameters": {"n_tomograms": int(n_tomograms), "shape_zyx": list(shape),
                            "voxel_A": voxel_A, "classes": names, "n_particles": int(n_particles),
                            "snr": snr, "snr_box": int(snr_box), "tilt_deg": tilt,
-                           "distractors": bool(distractors), "kv": 300.0, "cs_mm": 2.7,
+                           "distractors": bool(distractors), "slab_voxels": slab,
+                           "kv": 300.0, "cs_mm": 2.7,
                            "defocus_um": defocus_um, "amplitude_contrast": 0.07},
             "classes": [{"class": i + 1, "name": c, "description": class_info(c)[0]}
                         for i, c in enumerate(names)],

@@ -346,6 +346,14 @@ def test_truth_star_coordinates_point_at_particles_in_written_tomogram(tmp_path)
         assert np.linalg.norm(m - c) <= 2.0
 
 
+def test_slab_confines_particles_and_gold():
+    r = generate_tomogram((80, 96, 96), classes="ring,globule", n_particles=8, snr=0.1, slab=30)
+    z = np.r_[r["centres"][:, 0], [g[0] for g in r["gold"]]]
+    assert z.min() >= (79 - 29) / 2 and z.max() <= (79 + 29) / 2
+    with pytest.raises(EngineError, match="cannot fit"):
+        generate_tomogram((80, 96, 96), classes="ribosome", n_particles=3, slab=12)
+
+
 def test_tomogram_errors():
     with pytest.raises(EngineError, match="cannot fit 500 particles"):
         generate_tomogram(SMALL, classes="ribosome", n_particles=500)
