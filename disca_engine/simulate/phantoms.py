@@ -7,6 +7,8 @@ supersampled and block-averaged to the requested voxel size, in the same contras
 as the atomic templates (``templates.PROTEIN_CONTRAST``); ``scripts/build_templates.py``
 stores them as maps at the reference voxel size.
 """
+import itertools
+
 import numpy as np
 
 PROTEIN_CONTRAST = 0.096  # e/A^3 above vitreous ice inside protein (see templates.py)
@@ -33,7 +35,6 @@ def ring():
 def shell():
     """Hollow cage of 24 subunits: the orbit of one point under the 24 rotations of the
     cube (octahedral symmetry, ferritin-like, ~150 A across, ~0.45 MDa)."""
-    import itertools
     pts = []
     v = np.array([1.0, 0.45, 0.2])
     for perm in itertools.permutations(range(3)):
