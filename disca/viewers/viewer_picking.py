@@ -115,7 +115,7 @@ def plotPicksOnTomogram(tomoPath, xyz, radius, path, scores=None, title=None, sl
     norm = matplotlib.colors.Normalize(lo, hi if hi > lo else lo + 1)
     views = [('xy', 0, 1, 2), ('xz', 1, 0, 2), ('yz', 2, 0, 1)]
     widths = [shape[2], shape[2], shape[1]]
-    height = min(9.0, max(3.5, 13.0 * max(shape[0], shape[1]) / sum(widths) + 1.2))
+    height = min(9.0, max(3.5, 12.0 * max(shape[0], shape[1]) / sum(widths) + 0.9))
     fig = _figure(figsize=(13, height))
     axes = fig.subplots(1, 3, gridspec_kw={'width_ratios': widths})
     for ax, (name, a, r, c), img in zip(axes, views, imgs):

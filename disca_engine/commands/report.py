@@ -14,7 +14,9 @@ def add_parser(subparsers):
                         "(named by its file stem); default: _discaTomogramFile of clusters.star")
     p.add_argument("--no-decoder", action="store_true",
                    help="skip training the feature decoder (no TensorFlow needed)")
-    p.add_argument("--decoder-epochs", type=int, default=None, help="decoder epochs (default 40)")
+    p.add_argument("--decoder-epochs", type=int, default=None, help="decoder epochs at most (default 200)")
+    p.add_argument("--decoder-steps", type=int, default=None,
+                   help="decoder gradient steps at most (default 600)")
     p.add_argument("--decoder-seconds", type=float, default=None,
                    help="stop decoder training after this many seconds (default 90)")
     p.add_argument("--decoder-samples", type=int, default=None,
@@ -32,10 +34,12 @@ def run(args):
     from ..errors import EngineError
     from ..report import write_report
     for name, value in (("--max-members", args.max_members), ("--embedding-points", args.embedding_points),
-                        ("--decoder-epochs", args.decoder_epochs), ("--decoder-samples", args.decoder_samples)):
+                        ("--decoder-epochs", args.decoder_epochs), ("--decoder-samples", args.decoder_samples),
+                        ("--decoder-steps", args.decoder_steps)):
         if value is not None and value < 1:
             raise EngineError(f"{name} must be at least 1 (got {value})")
-    opts = {"epochs": args.decoder_epochs, "max_seconds": args.decoder_seconds,
+    opts = {"epochs": args.decoder_epochs, "max_steps": args.decoder_steps,
+            "max_seconds": args.decoder_seconds,
             "max_samples": args.decoder_samples}
     index = write_report(args.cluster_dir, tomograms=args.tomograms, decoder=not args.no_decoder,
                          max_members=args.max_members, output=args.output,

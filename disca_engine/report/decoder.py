@@ -14,21 +14,24 @@ from ..errors import EngineError
 from ..io import mrc
 from ..io.atomic import atomic_path
 
-DEFAULTS = {"epochs": 40, "max_seconds": 90.0, "max_samples": 4000, "batch_size": 32,
-            "learning_rate": 1e-3, "seed": 0}
+# Cost caps: at most `epochs` epochs, `max_steps` gradient steps and `max_seconds` of training,
+# on at most `max_samples` subtomograms (a random subset), whichever is reached first.
+DEFAULTS = {"epochs": 200, "max_steps": 600, "max_seconds": 90.0, "max_samples": 4000,
+            "batch_size": 32, "learning_rate": 1e-3, "seed": 0}
+CHANNELS = (32, 16, 8)
 
 
 def build_decoder(n_features, box, keras):
-    """Dense -> (b, b, b, 64) -> three stride-2 Conv3DTranspose -> crop to box^3.
+    """Dense -> (b, b, b, 32) -> three stride-2 Conv3DTranspose -> crop to box^3.
 
     b = ceil(box / 8), so the network reaches 8b >= box and crops the excess (any box size)."""
     L = keras.layers
     b = int(np.ceil(box / 8))
     crop = 8 * b - box
     inp = keras.Input((n_features,))
-    x = L.Dense(b ** 3 * 64, activation="elu")(inp)
-    x = L.Reshape((b, b, b, 64))(x)
-    for ch in (64, 32, 16):
+    x = L.Dense(b ** 3 * CHANNELS[0], activation="elu")(inp)
+    x = L.Reshape((b, b, b, CHANNELS[0]))(x)
+    for ch in CHANNELS:
         x = L.Conv3DTranspose(ch, 3, strides=2, padding="same", activation="elu")(x)
     x = L.Conv3D(1, 3, padding="same")(x)
     if crop:
@@ -84,11 +87,13 @@ def train_and_decode(run, outdir, progress=False, **options):
             if spent > float(opts["max_seconds"]):
                 self.model.stop_training = True
 
+    steps_per_epoch = int(np.ceil(len(x) / int(opts["batch_size"])))
+    epochs = max(1, min(int(opts["epochs"]), int(np.ceil(int(opts["max_steps"]) / steps_per_epoch))))
     if progress:
         from ..progress import Progress
-        progress = Progress("report: decoder training", total=int(opts["epochs"]))
+        progress = Progress("report: decoder training", total=epochs)
     t_train = time.time()
-    hist = model.fit(x, y, epochs=int(opts["epochs"]), batch_size=int(opts["batch_size"]),
+    hist = model.fit(x, y, epochs=epochs, batch_size=int(opts["batch_size"]),
                      shuffle=True, verbose=0, callbacks=[_Budget()])
     train_seconds = time.time() - t_train
     losses = [float(v) for v in hist.history["loss"]]
@@ -98,10 +103,11 @@ def train_and_decode(run, outdir, progress=False, **options):
     decoded = {c: out[i] for i, c in enumerate(run.classes)}
     for c, vol in decoded.items():
         mrc.write_volume(os.path.join(outdir, "decoded", f"class_{c:03d}.mrc"), vol, run.voxel_size)
-    info = {"input": "features.npy (1024-D features of the chosen iteration, standardised)",
+    info = {"input": f"features.npy ({z.shape[1]}-D features of the chosen iteration, standardised)",
             "target": "member subtomograms", "loss": "mse", "n_train": int(len(x)),
             "n_total": int(len(run.labels)), "box_size": int(run.box_size),
-            "epochs_run": len(losses), "epochs_max": int(opts["epochs"]),
+            "epochs_run": len(losses), "epochs_planned": epochs, "steps": len(losses) * steps_per_epoch,
+            "max_steps": int(opts["max_steps"]),
             "max_seconds": float(opts["max_seconds"]), "batch_size": int(opts["batch_size"]),
             "learning_rate": float(opts["learning_rate"]), "loss_first": losses[0],
             "loss_last": losses[-1], "variance_of_targets": float(np.var(y)),

@@ -78,7 +78,7 @@ def plot_tomogram(name, tomo_path, zyx, labels, radius, path, colors, voxel_size
     # (title, plane axis, image row axis, image column axis)
     views = [("xy", 0, 1, 2), ("xz", 1, 0, 2), ("yz", 2, 0, 1)]
     widths = [shape[2], shape[2], shape[1]]
-    height = 13.0 * max(shape[1], shape[0]) / sum(widths) + 1.2
+    height = 12.0 * max(shape[1], shape[0]) / sum(widths) + 0.9
     fig, axes = plt.subplots(1, 3, figsize=(13, min(9.0, max(3.5, height))),
                              gridspec_kw={"width_ratios": widths},
                              squeeze=False)

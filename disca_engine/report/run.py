@@ -39,6 +39,7 @@ class ClusterRun:
         self.k = max(self.classes) if self.classes else 0
         self.sizes = {c: int(np.sum(self.labels == c)) for c in self.classes}
         self.star_dir = os.path.dirname(self.star_path)
+        self.image_dir = self._image_dir()
         self.iterations = self._iterations()
         self.chosen_iteration = int(self.info.get("chosen_iteration") or
                                     (self.iterations[-1][0] if self.iterations else 0))
@@ -54,15 +55,31 @@ class ClusterRun:
                 found.append((int(name[5:]), d))
         return sorted(found)
 
+    def _image_dir(self):
+        """Folder that relative _rlnImageName entries are relative to: clusters.star's own,
+        else that of the input STAR named in report.json (cluster copies the column as is)."""
+        if not len(self.table):
+            return self.star_dir
+        first = self.table["rlnImageName"][0]
+        candidates = [self.star_dir]
+        if self.info.get("input"):
+            candidates.append(os.path.dirname(os.path.abspath(self.info["input"])))
+        for folder in candidates:
+            if os.path.isfile(mrc.parse_image_name(first, folder)[0]):
+                return folder
+        raise EngineError(f"subtomogram {first} (first row of {self.star_path}) not found relative "
+                          f"to {' or '.join(candidates)}: were the subtomograms moved? Fix the paths "
+                          "in clusters.star")
+
     def _box_and_voxel(self):
         box = self.info.get("box_size")
-        vs = None
+        vs = self.info.get("voxel_size")
         first_avg = self.average_path(self.classes[0]) if self.classes else None
         if first_avg and os.path.isfile(first_avg):
-            vs = mrc.voxel_size(first_avg)
+            vs = vs or mrc.voxel_size(first_avg)
             box = box or mrc.volume_shape(first_avg)[0]
         if (vs is None or box is None) and len(self.table):
-            path, index = mrc.parse_image_name(self.table["rlnImageName"][0], self.star_dir)
+            path, index = mrc.parse_image_name(self.table["rlnImageName"][0], self.image_dir)
             if os.path.isfile(path):
                 vs = vs or mrc.voxel_size(path)
                 box = box or mrc.read_volume(path, index).shape[0]
@@ -83,7 +100,7 @@ class ClusterRun:
         return idx[np.argsort(-self.posteriors[idx], kind="stable")]
 
     def read_member(self, row):
-        return mrc.read_image(self.table["rlnImageName"][row], self.star_dir)
+        return mrc.read_image(self.table["rlnImageName"][row], self.image_dir)
 
     def true_classes(self):
         """(true class per row, {class: name}) or (None, None) without ground truth."""

@@ -117,7 +117,7 @@ def report(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("fake"))
     out, tomo = build_fake_run(root)
     index = write_report(out, decoder=True, max_members=4, progress=True,
-                         decoder_options={"epochs": 8, "max_seconds": 30})
+                         decoder_options={"epochs": 8, "max_steps": 40, "max_seconds": 30})
     return out, tomo, index
 
 
@@ -202,3 +202,35 @@ def test_tomogram_override_and_missing(report, tmp_path):
     index = write_report(out, tomograms=[tomo], decoder=False, output=str(tmp_path / "r2"),
                          progress=False)
     assert os.path.isfile(tmp_path / "r2" / "labelmaps" / "tomo_a_labels.mrc")
+
+
+@pytest.mark.skipif(os.environ.get("DISCA_SLOW_TESTS") != "1",
+                    reason="integration with the real 'disca-engine cluster' takes minutes on a CPU: "
+                           "set DISCA_SLOW_TESTS=1 to run it")
+def test_report_of_a_real_cluster_run(tmp_path):
+    """simulate -> extract -> cluster (fast preset, tiny) -> report, all with the real engine."""
+    from disca_engine.report import write_report
+    from disca_engine.simulate import simulate_tomograms
+    tomos, truth = simulate_tomograms(str(tmp_path / "sim"), n_tomograms=1, shape=(64, 160, 160),
+                                      voxel_A=14.0, classes=3, n_particles=40, snr=0.1, seed=1)
+    run = [sys.executable, "-m", "disca_engine"]
+    ext, clu = str(tmp_path / "ext"), str(tmp_path / "clu")
+    for args in (["extract", "--tomogram", tomos[0], "--coords", truth, "--box", "24", "--output", ext],
+                 ["cluster", "--input", os.path.join(ext, "particles.star"), "--output", clu,
+                  "--k-range", "2:3", "--max-iterations", "2", "--threads", "2"]):
+        proc = subprocess.run(run + args, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    index = os.path.join(clu, "report", "index.html")
+    if not os.path.isfile(index):  # cluster does not write the report itself (yet)
+        index = write_report(clu, decoder_options={"max_steps": 40})
+    text = open(index).read()
+    assert text.count("data:image/png;base64,") >= 7
+    table = star.read_star(os.path.join(clu, "clusters.star"))
+    k = len(set(table["rlnClassNumber"]))
+    for c in range(1, k + 1):
+        v = mrc.read_volume(os.path.join(clu, "report", "decoded", f"class_{c:03d}.mrc"))
+        assert v.shape == (24, 24, 24)
+    with mrcfile.open(os.path.join(clu, "report", "labelmaps", "tomo_001_labels.mrc")) as m:
+        assert m.data.shape == mrc.volume_shape(tomos[0])
+        assert set(np.unique(m.data).tolist()) == {0} | set(range(1, k + 1))
+    _check_png(os.path.join(clu, "report", "reembed_tomo_001.png"))
