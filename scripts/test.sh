@@ -31,7 +31,7 @@ engine_rc=$?
 echo "=== Scipion tests (disca.tests) ==="
 # From a folder without a disca/ package, or it shadows the installed plugin.
 RUN_DIR="$(mktemp -d)"
-(cd "$RUN_DIR" && python -m pytest --pyargs disca.tests -q -p no:cacheprovider \
+(cd "$RUN_DIR" && python -m pytest --pyargs disca.tests -q -p no:cacheprovider -p no:warnings \
     --junitxml="$RESULTS/scipion.xml" "$@")
 scipion_rc=$?
 rm -rf "$RUN_DIR"
