@@ -22,14 +22,17 @@ def parseArgs():
     p.add_argument('--project', default='disca_demo', help='Scipion project name')
     p.add_argument('--tomograms', type=int, default=3)
     p.add_argument('--classes', type=int, default=5, help='simulated structures')
-    p.add_argument('--particles', type=int, default=70, help='particles per tomogram')
+    p.add_argument('--particles', type=int, default=60, help='particles per tomogram')
     p.add_argument('--shape', default='64,200,200', help='tomogram size z,y,x in voxels')
     p.add_argument('--snr', type=float, default=0.1)
     p.add_argument('--voxel', type=float, default=14.0, help='voxel size in A')
     p.add_argument('--diameter', type=float, default=200.0, help='particle diameter in A for picking')
     p.add_argument('--box', type=int, default=24, help='subtomogram box in voxels')
     p.add_argument('--k-range', default='2:8')
-    p.add_argument('--max-iterations', type=int, default=6)
+    p.add_argument('--max-iterations', type=int, default=5)
+    p.add_argument('--epochs', type=int, default=1,
+                   help='training epochs per iteration (0: the fast preset default, 3; '
+                        '1 keeps the demo within ~10 min on 2 CPU cores)')
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--overwrite', action='store_true', help='delete an existing demo project first')
@@ -127,6 +130,7 @@ def main():
 
     cluster = project.newProtocol(DiscaProtCluster, preset=PRESET_CHOICES.index('fast'),
                                   kRange=args.k_range, maxIterations=args.max_iterations,
+                                  epochsPerIteration=args.epochs,
                                   seed=args.seed, numberOfThreads=args.threads, useGpu=False)
     cluster.inputSubtomos.set(extract)
     cluster.inputSubtomos.setExtended('subtomograms')

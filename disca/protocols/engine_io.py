@@ -201,6 +201,7 @@ def _fmt(value):
 
 
 PROGRESS_RE = re.compile(r'^\[(?P<stage>[^\]]+)\]\s*(?P<message>.*)$')
+ITERATION_RE = re.compile(r'^(restart \d+ )?iteration \d+/\d+: .*')
 
 
 def lastProgress(logText):
@@ -210,6 +211,15 @@ def lastProgress(logText):
         m = PROGRESS_RE.match(line.strip())
         if m:
             last = (m.group('stage'), m.group('message'))
+    return last
+
+
+def lastIteration(logText):
+    """Last ``iteration i/n: K=... DDBI=...`` line the cluster command printed, or None."""
+    last = None
+    for line in logText.splitlines():
+        if ITERATION_RE.match(line.strip()):
+            last = line.strip()
     return last
 
 

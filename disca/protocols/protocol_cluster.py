@@ -259,11 +259,21 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
     def _summary(self):
         report = self.getReport()
         if not report:
-            return ['Clustering not finished yet. Progress: see the log (one line per '
-                    'iteration).']
+            return ['Clustering not finished yet.'] + self._progressLines()
         lines = engine_io.reportSummary(report)
-        lines.append('Report: %s' % os.path.join(self._engineDir(), 'report', 'index.html'))
+        html = os.path.join(self._engineDir(), 'report', 'index.html')
+        if os.path.exists(html):
+            lines.append('Report (Analyze Results): %s' % html)
         return lines
+
+    def _progressLines(self):
+        """The engine's last iteration line from the run log (one line per iteration)."""
+        try:
+            with open(self.getLogPaths()[0], errors='replace') as fh:
+                last = engine_io.lastIteration(fh.read())
+        except (OSError, IndexError):
+            return []
+        return ['Last iteration: %s' % last] if last else []
 
     def _methods(self):
         report = self.getReport()

@@ -48,6 +48,12 @@ class TestParsing(unittest.TestCase):
         log = 'noise\n[cluster] iteration 1/5: K=3 (elapsed 3s)\nmore\n[cluster] iteration 2/5: K=4\n'
         self.assertEqual(engine_io.lastProgress(log), ('cluster', 'iteration 2/5: K=4'))
         self.assertIsNone(engine_io.lastProgress('nothing here'))
+        log = ('DISCA (fast preset): 92 subtomograms\n'
+               'iteration 1/2: K=4 BIC=1523.9 (de_novo) DDBI=0.005 changed=100.0%\n'
+               'iteration 2/2: K=3 BIC=1273.7 (de_novo) DDBI=0.059\nrestart 0 (seed 0): lowest')
+        self.assertEqual(engine_io.lastIteration(log),
+                         'iteration 2/2: K=3 BIC=1273.7 (de_novo) DDBI=0.059')
+        self.assertIsNone(engine_io.lastIteration('DISCA (fast preset)'))
 
     def test_report_summary(self):
         report = {'k': 3, 'n_particles': 30, 'box_size': 24, 'preset': 'fast',
