@@ -1,0 +1,69 @@
+# -*- coding: utf-8 -*-
+"""The Plugin class: engine location, environment isolation, validation, install command."""
+import os
+import stat
+import tempfile
+import unittest
+
+from disca import Plugin
+from disca.constants import DISCA_ENGINE, DISCA_ENV_HOME, ENV_READY_MARKER
+from disca.protocols import DiscaProtDogPicking, DiscaProtExtract
+
+
+class TestDiscaPlugin(unittest.TestCase):
+
+    def setUp(self):
+        self._saved = {k: Plugin._vars.get(k) for k in (DISCA_ENGINE, DISCA_ENV_HOME)}
+
+    def tearDown(self):
+        Plugin._vars.update(self._saved)
+
+    def test_environ_isolated(self):
+        os.environ['PYTHONPATH'] = '/somewhere/scipion'
+        try:
+            env = Plugin.getEnviron()
+        finally:
+            del os.environ['PYTHONPATH']
+        self.assertNotIn('PYTHONPATH', env)
+        self.assertNotIn('VIRTUAL_ENV', env)
+        self.assertEqual(env['PATH'].split(os.pathsep)[0],
+                         os.path.dirname(Plugin.getEngineProgram()))
+        self.assertEqual(env['TF_CPP_MIN_LOG_LEVEL'], '2')
+
+    def test_custom_engine_and_validation(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            fake = os.path.join(tmp, 'disca-engine')
+            Plugin._vars[DISCA_ENGINE] = fake
+            errors = Plugin.validateEngine()
+            self.assertEqual(len(errors), 1)
+            self.assertIn(fake, errors[0])
+            with open(fake, 'w') as fh:
+                fh.write('#!/bin/sh\n')
+            os.chmod(fake, os.stat(fake).st_mode | stat.S_IXUSR)
+            self.assertEqual(Plugin.getEngineProgram(), fake)
+            self.assertTrue(Plugin.isEngineInstalled())
+            self.assertEqual(Plugin.validateEngine(), [])
+            self.assertEqual(Plugin.validateInstallation(), [])
+
+    def test_missing_bundled_env_gives_install_hint(self):
+        Plugin._vars[DISCA_ENGINE] = ''
+        Plugin._vars[DISCA_ENV_HOME] = '/nonexistent/disca-env'
+        self.assertFalse(Plugin.isEngineInstalled())
+        errors = Plugin.validateInstallation()
+        self.assertTrue(errors and 'installb disca' in errors[0])
+        # Picking and extraction need no engine env.
+        self.assertEqual(DiscaProtDogPicking.validateInstallation(), [])
+        self.assertEqual(DiscaProtExtract.validateInstallation(), [])
+
+    def test_install_command(self):
+        cpu = Plugin._installCommand(useCuda=False)
+        cuda = Plugin._installCommand(useCuda=True)
+        self.assertIn("'tensorflow-cpu", cpu)
+        self.assertNotIn('and-cuda', cpu)
+        self.assertIn("'tensorflow[and-cuda]", cuda)
+        self.assertNotIn('tensorflow-cpu', cuda)
+        for cmd in (cpu, cuda):
+            self.assertIn('python3 -m venv', cmd)
+            self.assertNotIn('\n', cmd)          # one && chain: a failed step stops it
+            self.assertTrue(cmd.endswith('touch %s' % ENV_READY_MARKER))
+            self.assertIn('disca-engine --version', cmd)
