@@ -108,11 +108,15 @@ def render(name, voxel_a, supersample=4, edge_a=2.0, margin=3):
     fine = voxel_a / supersample
     # fine-sample coordinates (A) so that reference voxel n//2 is centred at the origin
     ax = (np.arange(n * supersample) - (n // 2) * supersample - (supersample - 1) / 2) * fine
-    z, y, x = np.meshgrid(ax, ax, ax, indexing="ij")
-    occ = np.zeros(z.shape, np.float32)
+    occ = np.zeros((ax.size,) * 3, np.float32)
     for (cx, cy, cz), r in zip(centres, radii):
+        # only the sub-box where this sphere's soft edge is above ~1e-7
+        reach = r + 8 * edge_a
+        sl = [slice(*np.searchsorted(ax, [c - reach, c + reach])) for c in (cz, cy, cx)]
+        z, y, x = ax[sl[0]][:, None, None], ax[sl[1]][None, :, None], ax[sl[2]][None, None, :]
         d = np.sqrt((x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2)
-        np.maximum(occ, 0.5 * (1.0 - np.tanh((d - r) / edge_a)), out=occ)
+        sub = occ[sl[0], sl[1], sl[2]]
+        np.maximum(sub, 0.5 * (1.0 - np.tanh((d - r) / edge_a)), out=sub)
     s = supersample
     vol = occ.reshape(n, s, n, s, n, s).mean(axis=(1, 3, 5)) * PROTEIN_CONTRAST
     return vol.astype(np.float32)
