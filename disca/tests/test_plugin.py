@@ -67,3 +67,24 @@ class TestDiscaPlugin(unittest.TestCase):
             self.assertNotIn('\n', cmd)          # one && chain: a failed step stops it
             self.assertTrue(cmd.endswith('touch %s' % ENV_READY_MARKER))
             self.assertIn('disca-engine --version', cmd)
+
+
+class TestDiscaProtocolsConf(unittest.TestCase):
+
+    def test_all_protocols_in_tree(self):
+        """protocols.conf parses and every DISCA protocol in it is a registered class."""
+        import configparser
+        import json
+        import pwem
+        conf = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'protocols.conf')
+        cp = configparser.ConfigParser()
+        cp.optionxform = str
+        cp.read(conf)
+        tree = json.loads(cp.get('PROTOCOLS', 'Tomography'))
+        disca = next(s for s in tree if s['text'] == 'DISCA')
+        names = [p['value'] for p in disca['children']]
+        self.assertEqual(names, ['DiscaProtDogPicking', 'DiscaProtExtract', 'DiscaProtCluster',
+                                 'DiscaProtClassify', 'DiscaProtExport'])
+        protocols = pwem.Domain.getProtocols()
+        for name in names:
+            self.assertIn(name, protocols)
