@@ -103,11 +103,14 @@ def dog_volume(source, sigma1, sigma2, sign=1.0, z_range=None, workers=None,
     h = halo_for(sigma2)
     step = chunk_planes(source.shape, h, max_chunk_voxels)
     out = np.empty((zb - za, ny, nx), dtype=np.float32)
-    for n, z0 in enumerate(range(za, zb, step), 1):
+    starts = range(za, zb, step)
+    if progress is not None and progress.total is None:
+        progress.total = len(starts)
+    for n, z0 in enumerate(starts, 1):
         z1 = min(zb, z0 + step)
         _dog_chunk(source, z0, z1, h, sigma1, sigma2, sign, workers, out[z0 - za:z1 - za])
         if progress is not None:
-            progress.update(n, f"DoG chunk (planes {z0}-{z1 - 1} of {nz})")
+            progress.update(n, f"DoG chunks (planes {z0}-{z1 - 1} of {nz})")
     return out
 
 

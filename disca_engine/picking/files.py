@@ -7,6 +7,7 @@ from ..errors import EngineError
 from ..io.star import StarTable, write_star
 from ..progress import Progress
 from .pipeline import pick_tomogram
+from .threshold import DEFAULT_THRESHOLD_SIGMA
 from .volume import FileSource
 
 
@@ -34,6 +35,11 @@ def coords_table(result, tomo_name):
 
 def describe(result, input_path=None):
     p = result.params
+    if result.threshold_mode == "absolute":
+        how = "absolute, given"
+    else:
+        k = DEFAULT_THRESHOLD_SIGMA if p.threshold_sigma is None else p.threshold_sigma
+        how = f"automatic: median + {k:g} robust sigma"
     lines = [
         "disca-engine pick: DoG picks, sorted by score (highest first)",
         "coordinates: 0-based voxel centres of the input tomogram (voxel i has centre i)",
@@ -45,9 +51,8 @@ def describe(result, input_path=None):
         f"contrast {p.contrast}",
         f"sigma1 {p.sigma1_vox:.3f} / sigma2 {p.sigma2_vox:.3f} picking voxels, min distance "
         f"{p.min_distance_vox:.2f}, border {p.border_vox} picking voxels, max picks {p.max_picks}",
-        f"threshold {result.threshold:.6g} (background median {result.background_median:.6g}, "
-        f"robust sigma {result.background_sigma:.6g}"
-        + (f", threshold-sigma {p.threshold_sigma:g})" if p.threshold_sigma is not None else ")"),
+        f"threshold {result.threshold:.6g} ({how}; background median {result.background_median:.6g}, "
+        f"robust sigma {result.background_sigma:.6g})",
         f"{result.n_candidates} local maxima above threshold, {len(result)} picks after suppression",
     ]
     return "\n".join(lines)
@@ -70,6 +75,9 @@ def pick_file(input, output, particle_diameter_A, voxel_A=None, tomo_name=None, 
     result = pick_tomogram(src, vs, particle_diameter_A, mask=mask, progress=progress, **params)
     text = describe(result, input)
     write_star(output, coords_table(result, tomo_name or tomo_name_for(input)), comment=text)
+    if not quiet and len(result) == 0:
+        print(f"[pick] warning: no picks in {input}: lower the threshold (--threshold-sigma, now "
+              f"{result.threshold:.4g}) or check --contrast and --particle-diameter-A", flush=True)
     if progress is not None:
         secs = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
         progress.log(text.splitlines()[-2])

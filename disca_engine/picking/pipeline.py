@@ -68,6 +68,7 @@ class PickResult:
     n_candidates: int = 0
     shape: tuple = ()
     seconds: dict = dataclasses.field(default_factory=dict)
+    threshold_mode: str = "auto"  # "auto" (median + k robust sigma) or "absolute" (given)
 
     def __len__(self):
         return len(self.scores)
@@ -184,7 +185,8 @@ def pick_tomogram(volume, voxel_A, particle_diameter_A, sigma_ratio=DEFAULT_SIGM
     t["suppress"] = time.perf_counter() - t0
     return PickResult(xyz=to_input_voxels(zyx, params.bin), scores=vals.astype(np.float32),
                       threshold=float(thr), background_median=med, background_sigma=sig,
-                      params=params, n_candidates=n_cand, shape=tuple(full_shape), seconds=t)
+                      params=params, n_candidates=n_cand, shape=tuple(full_shape), seconds=t,
+                      threshold_mode="auto" if threshold is None else "absolute")
 
 
 class Preview(NamedTuple):
@@ -233,7 +235,8 @@ def dog_preview(volume, voxel_A, particle_diameter_A, z=None, sigma_ratio=DEFAUL
     near = np.abs(zyx[:, 0] - zc) <= radius  # the particle cuts the shown plane
     picks = PickResult(xyz=to_input_voxels(zyx[near], b), scores=vals[near].astype(np.float32),
                        threshold=float(thr), background_median=med, background_sigma=sig,
-                       params=params, n_candidates=int(above.sum()), shape=tuple(full_shape))
+                       params=params, n_candidates=int(above.sum()), shape=tuple(full_shape),
+                       threshold_mode="auto" if threshold is None else "absolute")
     tomo_slice = src.read(zc, zc + 1)[0]
     return Preview(tomo_slice, dog[zc - za].copy(), picks, float(thr), (counts, edges))
 
