@@ -3,7 +3,10 @@ scipy.ndimage.affine_transform applied per volume (the obvious alternative).
 
 Usage: python benchmarks/bench_augment.py [--box 24] [--batch 64] [--repeats 7]
 Prints a markdown table; rates are best-of-repeats (the machine is shared, so the best
-run is the least disturbed one) with the median in brackets. Single-threaded except the 2-thread row.
+run is the least disturbed one) with the median in brackets, per wall-clock second and
+per CPU second of this process (the latter is what one core delivers, independent of
+time-slicing with other processes; for the 2-thread row it sums both threads).
+Single-threaded except the 2-thread row.
 """
 import argparse
 import os
@@ -32,12 +35,13 @@ def scipy_rotate(vols, mats, rng, order):
 
 def timed(fn, repeats):
     fn()  # warm-up (caches, lazy imports)
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), float(np.median(times))
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return min(wall), float(np.median(wall)), min(cpu), float(np.median(cpu))
 
 
 def main():
@@ -57,13 +61,16 @@ def main():
          lambda: rotate_volumes(vols, mats, rng, order=1, workers=2)),
         ("scipy affine_transform order 1 per volume (no noise fill)", lambda: scipy_rotate(vols, mats, rng, 1)),
     ]
-    print(f"box {s}^3, batch {b}, {args.repeats} repeats, BLAS/OpenMP 1 thread; cpu count {os.cpu_count()}")
+    load = os.getloadavg()[0]
+    print(f"box {s}^3, batch {b}, {args.repeats} repeats, BLAS/OpenMP 1 thread; cpu count {os.cpu_count()}, "
+          f"load average at start {load:.1f}")
     print()
-    print("| method | rotations/s best (median) |")
-    print("|---|---|")
+    print("| method | rotations per wall-clock s, best (median) | rotations per CPU s, best (median) |")
+    print("|---|---|---|")
     for name, fn in rows:
-        best, med = timed(fn, args.repeats)
-        print(f"| {name} | {b / best:,.0f} ({b / med:,.0f}) |", flush=True)
+        best, med, cbest, cmed = timed(fn, args.repeats)
+        print(f"| {name} | {b / best:,.0f} ({b / med:,.0f}) | {b / cbest:,.0f} ({b / cmed:,.0f}) |", flush=True)
+    print(f"\nload average at end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
