@@ -7,8 +7,11 @@ winner on all N; the default of select_k) and without it, and the chosen K is pr
 one can see it does not change. BLAS runs on one thread inside select_k.
 
 Usage: python benchmarks/bench_stats.py [--sizes 2000,20000,200000] [--full-max 200000]
-       [--n-init 1] [--k-true 8]
+       [--n-init 1] [--k-true 8] [--seeds 0] [--no-pca] [--check-k 8,9]
 ``--full-max``: largest N for which the full (non-subsampled) sweep is run.
+``--seeds``: seeds of the subsampled sweeps (different subsamples and initialisations).
+``--check-k``: for the largest N, BIC on all samples of each listed K fitted two ways
+(subsample fit refitted on all; de novo fit on all, seed 0), to diagnose a disagreement.
 """
 import argparse
 import contextlib
@@ -37,10 +40,10 @@ def synthetic(n, k_true=8, d=16, seed=0):
     return x, y
 
 
-def sweep(x, max_fit, n_init):
+def sweep(x, max_fit, n_init, seed):
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
-        mixture, bics = select_k(x, range(2, 21), seed=0, n_init=n_init, max_fit_samples=max_fit)
+        mixture, bics = select_k(x, range(2, 21), seed=seed, n_init=n_init, max_fit_samples=max_fit)
     return time.perf_counter() - t0, mixture.k
 
 
@@ -50,9 +53,44 @@ def main():
     ap.add_argument("--full-max", type=int, default=200000)
     ap.add_argument("--n-init", type=int, default=1)
     ap.add_argument("--k-true", type=int, default=8)
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--no-pca", action="store_true")
+    ap.add_argument("--check-k", default="")
     args = ap.parse_args()
     print(f"cpu count {os.cpu_count()}; K = 2..20; n_init {args.n_init}; 16-D mixture with K_true = {args.k_true}")
-    x, _ = synthetic(20000, d=1024, k_true=args.k_true, seed=1)
+    if not args.no_pca:
+        pca_bench(args.k_true)
+    print("| N | sweep | seed | seconds | chosen K |")
+    print("|---|---|---|---|---|")
+    for n in map(int, args.sizes.split(",")):
+        x, _ = synthetic(n, k_true=args.k_true)
+        if n > 20000:
+            for seed in map(int, args.seeds.split(",")):
+                t, k = sweep(x, 20000, args.n_init, seed)
+                print(f"| {n:,} | K on 20,000-sample subsample, winner refit on all | {seed} | {t:.1f} | {k} |",
+                      flush=True)
+        if n <= args.full_max:
+            t, k = sweep(x, 0, args.n_init, 0)
+            print(f"| {n:,} | full (all samples) | 0 | {t:.1f} | {k} |", flush=True)
+    if args.check_k:
+        check_k(x, [int(k) for k in args.check_k.split(",")])
+
+
+def check_k(x, ks):
+    from disca_engine.clustering import stats
+    idx = np.sort(np.random.default_rng(0).choice(len(x), 20000, replace=False))
+    print(f"\nBIC on all {len(x):,} samples (lower is better):\n")
+    print("| K | subsample fit refitted on all | de novo fit on all (seed 0) |")
+    print("|---|---|---|")
+    with stats._blas_one_thread():
+        for k in ks:
+            warm = stats._fit(x, k, 0, 1e-5, init=stats._fit(x[idx], k, 0, 1e-5))
+            cold = stats._fit(x, k, 0, 1e-5)
+            print(f"| {k} | {warm.bic(x):,.0f} | {cold.bic(x):,.0f} |", flush=True)
+
+
+def pca_bench(k_true):
+    x, _ = synthetic(20000, d=1024, k_true=k_true, seed=1)
     x = x.astype(np.float32)
     t0 = time.perf_counter()
     fit_pca(x, 16)
@@ -63,16 +101,6 @@ def main():
     t_sk = time.perf_counter() - t0
     print(f"\nPCA(16) of 20,000 x 1024 float32: fit_pca {t_ours:.2f} s; "
           f"sklearn PCA(svd_solver='covariance_eigh') {t_sk:.2f} s\n")
-    print("| N | sweep | seconds | chosen K |")
-    print("|---|---|---|---|")
-    for n in map(int, args.sizes.split(",")):
-        x, _ = synthetic(n, k_true=args.k_true)
-        if n > 20000:
-            t, k = sweep(x, 20000, args.n_init)
-            print(f"| {n:,} | K on 20,000-sample subsample, winner refit on all | {t:.1f} | {k} |", flush=True)
-        if n <= args.full_max:
-            t, k = sweep(x, 0, args.n_init)
-            print(f"| {n:,} | full (all samples) | {t:.1f} | {k} |", flush=True)
 
 
 if __name__ == "__main__":
