@@ -94,7 +94,7 @@ def test_chunked_dog_equals_unchunked_and_reference_in_interior():
     v = blobs((48, 40, 36), [(10, 12, 20)], noise=1.0)
     src = ArraySource(v)
     whole = dog_volume(src, 2.0, 2.2)
-    chunked = dog_volume(src, 2.0, 2.2, max_chunk_voxels=20 * 60 * 60)  # many chunks
+    chunked = dog_volume(src, 2.0, 2.2, max_chunk_bytes=300_000)  # chunks of a few planes
     assert np.abs(whole - chunked).max() < 1e-3 * np.abs(whole).max()
     ref = dog_reference(v, 2.0, 2.2)
     h = 9
@@ -102,6 +102,20 @@ def test_chunked_dog_equals_unchunked_and_reference_in_interior():
     assert np.abs(whole[inner] - ref[inner]).max() < 2e-3 * np.abs(ref).max()
     part = dog_volume(src, 2.0, 2.2, z_range=(20, 30))
     assert np.abs(part - whole[20:30]).max() < 1e-3 * np.abs(whole).max()
+
+
+def test_band_limited_dog_matches_spatial_filters_for_large_sigma():
+    # sigma1 = 4: the FFT keeps only ~45% of ky and kx; the result must not change
+    from disca_engine.picking.dog import _plan, halo_for
+    v = blobs((52, 64, 72), [(36, 32, 26)], sigma=5.0, noise=1.0)
+    band = _plan(v.shape, halo_for(4.4), 4.0)
+    assert len(band.ky) < 0.6 * band.nyp and band.kx < 0.6 * (band.nxp // 2 + 1)
+    fft = dog_volume(ArraySource(v), 4.0, 4.4, sign=-1)
+    ref = dog_reference(v, 4.0, 4.4, sign=-1)
+    inner = (slice(18, -18),) * 3
+    assert np.abs(fft[inner] - ref[inner]).max() < 2e-3 * np.abs(ref).max()
+    chunked = dog_volume(ArraySource(v), 4.0, 4.4, sign=-1, max_chunk_bytes=50 * len(band.ky) * band.kx * 8)
+    assert np.abs(fft - chunked).max() < 1e-3 * np.abs(fft).max()
 
 
 def test_threshold_first_maxima_equal_maximum_filter_peaks():
