@@ -200,6 +200,17 @@ class DiscaProtDogPicking(ProtTomoPicking):
             errors.append('Give the threshold in sigmas above the background.')
         return errors
 
+    def _warnings(self):
+        tomos = self.inputTomograms.get()
+        if tomos is None or not tomos.getSamplingRate() or not self.particleDiameter.get():
+            return []
+        across = self.particleDiameter.get() / (tomos.getSamplingRate() * (self.binning.get() or 1))
+        if across < 7:
+            return ['Particles are only %.1f picking voxels across: the DoG width is held at '
+                    '2 voxels to stay above the noise, so small particles are picked less '
+                    'well. Use less binning (or tomograms of finer sampling).' % across]
+        return []
+
     def _summary(self):
         summary = []
         tomos = self.inputTomograms.get()

@@ -175,6 +175,11 @@ class TestDiscaPickingExtraction(BaseTest):
         prot = self.newProtocol(DiscaProtDogPicking, inputTomograms=self.data.tomograms,
                                 particleDiameter=5000.0)
         self.assertIn('larger than tomogram', ' '.join(prot.validate()))
+        prot = self.newProtocol(DiscaProtDogPicking, inputTomograms=self.data.tomograms,
+                                particleDiameter=self.data.diameter_A, binning=4)
+        self.assertIn('less binning', ' '.join(prot.warnings()))
+        prot.binning.set(1)
+        self.assertEqual(prot.warnings(), [])
 
         empty = SetOfCoordinates3D(filename=self.getOutputPath('empty_coords.sqlite'))
         empty.setSamplingRate(synthetic.VOXEL_A)
