@@ -299,8 +299,19 @@ def _fit(X, k, seed, reg_covar, **kw):
     gm = _gmm(k, seed, reg_covar, **kw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # reported via info['converged']
-        gm.fit(X)
+        try:
+            gm.fit(X)
+        except (ValueError, np.linalg.LinAlgError) as exc:  # collapsed covariance
+            raise _FitError(f"K = {k}: {str(exc).splitlines()[0]}")
     return Mixture.from_sklearn(gm, k=k)
+
+
+class _FitError(Exception):
+    """One mixture fit failed numerically (degenerate features); callers decide."""
+
+
+_DEGENERATE = ("the features are degenerate (many identical or nearly constant values); "
+               "restart with another seed or fewer PCA components")
 
 
 def _k_text(candidates):
@@ -351,14 +362,24 @@ def select_k(X, candidates, seed=0, n_init=1, reg_covar=1e-5, max_fit_samples=No
     with _blas_one_thread():
         for i, k in enumerate(feasible, 1):
             t0 = time.time()
-            m = _fit(Xfit, k, seed, reg_covar, n_init=n_init, init_params=init_params, max_iter=max_iter)
+            try:
+                m = _fit(Xfit, k, seed, reg_covar, n_init=n_init, init_params=init_params, max_iter=max_iter)
+            except _FitError as exc:
+                _log("mixture", f"fit failed, K skipped: {exc}")
+                skipped.append(k)
+                continue
             bics[k] = m.bic(Xfit)
             if bics[k] < best_bic:
                 best, best_bic = m, bics[k]
             if prog:  # rate-limited: a fast sweep prints only its last line
                 prog.update(i, extra=f"K={k} BIC={bics[k]:.1f} ({time.time() - t0:.1f}s)")
+        if best is None:
+            raise EngineError(f"every mixture fit failed ({_k_text(feasible)}): {_DEGENERATE}")
         if subsample:
-            best = _fit(X, best.k, seed, reg_covar, init=best, max_iter=max_iter)
+            try:
+                best = _fit(X, best.k, seed, reg_covar, init=best, max_iter=max_iter)
+            except _FitError as exc:
+                _log("mixture", f"refit on all samples failed ({exc}); keeping the subsample fit")
     if prog:
         prog.finish(f"chosen K = {best.k} (lowest BIC {best_bic:.1f}" + (
             f" on {nfit} of {n} samples, refitted on all)" if subsample else ")"))
@@ -376,13 +397,22 @@ def refine_mixture(X, previous, seed=0, reg_covar=1e-5, max_iter=100):
     if min_samples(k, X.shape[1]) > X.shape[0]:
         raise EngineError(f"K = {k} needs at least {min_samples(k, X.shape[1])} subtomograms; "
                           f"you have {X.shape[0]}: lower --k-range or add data")
+    fits = {}
     with _blas_one_thread():
-        fresh = _fit(X, k, seed, reg_covar, max_iter=max_iter)
-        if previous.dim != X.shape[1]:
-            _log("mixture", f"previous mixture has {previous.dim} dimensions, features {X.shape[1]}: "
-                            "fitting de novo only")
-            return fresh, "de_novo"
-        inherited = _fit(X, k, seed, reg_covar, init=previous, max_iter=max_iter)
+        for how, init in (("de_novo", None), ("inherited", previous)):
+            if init is not None and previous.dim != X.shape[1]:
+                _log("mixture", f"previous mixture has {previous.dim} dimensions, features {X.shape[1]}: "
+                                "fitting de novo only")
+                continue
+            try:
+                fits[how] = _fit(X, k, seed, reg_covar, init=init, max_iter=max_iter)
+            except _FitError as exc:
+                _log("mixture", f"{how.replace('_', ' ')} fit failed: {exc}")
+    if not fits:
+        raise EngineError(f"both mixture fits for K = {k} failed: {_DEGENERATE}")
+    if len(fits) == 1:
+        return next(iter(fits.values())), next(iter(fits))
+    inherited, fresh = fits["inherited"], fits["de_novo"]
     ll_i, ll_f = inherited.log_likelihood(X), fresh.log_likelihood(X)
     inherited.info["log_likelihood"], fresh.info["log_likelihood"] = ll_i, ll_f
     if ll_i >= ll_f:

@@ -195,3 +195,35 @@ def test_blas_is_limited_during_fits(monkeypatch):
     X, _ = blobs(30, 2, 2)
     select_k(X, [2, 3], progress=False)
     assert seen and max(seen) == 1
+
+
+def test_failed_fits_are_reported(capsys):
+    # 3 distinct points repeated exactly, no regularisation: no valid covariance exists
+    X = np.repeat(np.array([[0.0, 0.0], [5.0, 1.0], [1.0, 7.0]]), 30, axis=0)
+    with pytest.raises(EngineError, match="every mixture fit failed .*degenerate"):
+        select_k(X, [2, 3], reg_covar=0.0, progress=False)
+    assert "fit failed, K skipped: K = 2" in capsys.readouterr().out
+    m, bics = select_k(X, [2, 3], reg_covar=1e-5, progress=False)   # the default ridge copes
+    assert m.k == 3
+
+
+def test_refine_with_one_failing_fit_keeps_the_other(monkeypatch, capsys):
+    X, _ = blobs(60, 2, 2)
+    good, _ = select_k(X, [2], progress=False)
+    real = stats._fit
+
+    def failing_inherited(X, k, seed, reg_covar, init=None, **kw):
+        if init is not None:
+            raise stats._FitError("K = 2: boom")
+        return real(X, k, seed, reg_covar, **kw)
+
+    monkeypatch.setattr(stats, "_fit", failing_inherited)
+    m, how = refine_mixture(X, good)
+    assert how == "de_novo" and "inherited fit failed" in capsys.readouterr().out
+
+    def failing(*a, **kw):
+        raise stats._FitError("K = 2: boom")
+
+    monkeypatch.setattr(stats, "_fit", failing)
+    with pytest.raises(EngineError, match="both mixture fits"):
+        refine_mixture(X, good)
