@@ -42,7 +42,7 @@ def build_decoder(n_features, box, keras):
 def _load_training_data(run, features, max_samples, rng):
     n = len(run.labels)
     idx = np.sort(rng.choice(n, size=max_samples, replace=False)) if n > max_samples else np.arange(n)
-    vols = np.stack([run.read_member(i) for i in idx]).astype(np.float32)
+    vols = run.read_members(idx)
     if vols.shape[1:] != (run.box_size,) * 3:
         raise EngineError(f"subtomograms have shape {vols.shape[1:]}, expected {run.box_size}^3: "
                           "all members of a run must share one box size")

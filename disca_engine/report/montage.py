@@ -44,8 +44,9 @@ def cluster_montage(run, c, path, color, decoded=None, max_members=6, slab=1):
         columns.append(("average", mrc.read_volume(avg_path)))
     if decoded is not None:
         columns.append(("decoded centre", decoded))
-    for rank, row in enumerate(run.members(c)[:max_members], 1):
-        columns.append((f"member {rank}\np={run.posteriors[row]:.2f}", run.read_member(row)))
+    best = run.members(c)[:max_members]
+    for rank, (row, vol) in enumerate(zip(best, run.read_members(best)), 1):
+        columns.append((f"member {rank}\np={run.posteriors[row]:.2f}", vol))
     if not columns:
         return None
     fig, axes = plt.subplots(3, len(columns), figsize=(1.45 * len(columns) + 0.6, 4.9),

@@ -4,6 +4,7 @@ import glob
 import json
 import os
 
+import mrcfile
 import numpy as np
 
 from ..errors import EngineError
@@ -101,6 +102,32 @@ class ClusterRun:
 
     def read_member(self, row):
         return mrc.read_image(self.table["rlnImageName"][row], self.image_dir)
+
+    def read_members(self, rows):
+        """Stack [len(rows), z, y, x] float32; stacks (N@file.mrcs) are memory-mapped once,
+        not re-read per subtomogram."""
+        out = None
+        by_stack = {}
+        for j, row in enumerate(rows):
+            path, index = mrc.parse_image_name(self.table["rlnImageName"][row], self.image_dir)
+            if index is None:
+                vol = mrc.read_volume(path)
+                out = np.empty((len(rows),) + vol.shape, np.float32) if out is None else out
+                out[j] = vol
+            else:
+                by_stack.setdefault(path, []).append((j, index))
+        for path, items in by_stack.items():
+            m = mrcfile.mmap(path, mode="r", permissive=True)
+            try:
+                data = m.data if m.data.ndim == 4 else m.data[np.newaxis]
+                out = np.empty((len(rows),) + data.shape[1:], np.float32) if out is None else out
+                for j, index in items:
+                    if index >= data.shape[0]:
+                        raise EngineError(f"{index + 1}@{path}: stack has only {data.shape[0]} volumes")
+                    out[j] = data[index]
+            finally:
+                m.close()
+        return out if out is not None else np.empty((0,), np.float32)
 
     def true_classes(self):
         """(true class per row, {class: name}) or (None, None) without ground truth."""
