@@ -169,3 +169,14 @@ def test_malformed_star_and_missing_column(tmp_path):
         load_particles(str(tmp_path / "nocol.star"), progress=False)
     with pytest.raises(EngineError, match="not found"):
         load_particles(str(tmp_path / "absent.star"), progress=False)
+
+
+def test_progress_lines_for_large_sets(tmp_path, capsys, monkeypatch):
+    from disca_engine.clustering import dataset
+    monkeypatch.setattr(dataset, "_PROGRESS_MIN", 3)
+    star = make_set(tmp_path, n=4)
+    load_particles(str(star), progress=True)
+    out = capsys.readouterr().out
+    assert "[load] 4/4 (100%)" in out and "[load] finished" in out and "4 subtomograms of 8^3" in out
+    load_particles(str(star), progress=False)
+    assert capsys.readouterr().out == ""
