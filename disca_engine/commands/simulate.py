@@ -7,6 +7,8 @@ def _common(p):
                    help="a number (first N of the default set), a set name (default, similar, "
                         "different, all), or comma-separated class names and/or paths of your "
                         "own .mrc/.map maps or .pdb/.cif models; see 'simulate classes'")
+    p.add_argument("--class-set", choices=("default", "similar", "different", "all"), default=None,
+                   help="a named class set (same as --classes NAME)")
     p.add_argument("--snr", type=float, required=False, help="signal-to-noise ratio (variance ratio)")
     p.add_argument("--tilt", type=float, default=60.0,
                    help="maximum tilt angle in degrees of a +-tilt series about y "
@@ -64,9 +66,20 @@ def add_parser(subparsers):
     c.set_defaults(func=run_classes)
 
 
+def _classes(args):
+    """--class-set NAME is --classes NAME; giving both (differently) is an error."""
+    if args.class_set is None:
+        return args.classes
+    if args.classes not in ("default", args.class_set):
+        from ..errors import EngineError
+        raise EngineError(f"--classes {args.classes} and --class-set {args.class_set} disagree: "
+                          "give only one of them")
+    return args.class_set
+
+
 def run_subtomos(args):
     from ..simulate import simulate_subtomograms
-    star = simulate_subtomograms(args.outdir, classes=args.classes, n_per_class=args.n_per_class,
+    star = simulate_subtomograms(args.outdir, classes=_classes(args), n_per_class=args.n_per_class,
                                  snr=args.snr, tilt=args.tilt, size=args.size, voxel_A=args.voxel_A,
                                  seed=args.seed, stack=args.stack, max_shift=args.max_shift,
                                  defocus_um=args.defocus_um, snr_mode=args.snr_mode)
@@ -76,7 +89,7 @@ def run_subtomos(args):
 def run_tomograms(args):
     from ..simulate import simulate_tomograms
     paths, truth = simulate_tomograms(args.outdir, n_tomograms=args.n_tomograms, shape=args.shape,
-                                      voxel_A=args.voxel_A, classes=args.classes,
+                                      voxel_A=args.voxel_A, classes=_classes(args),
                                       n_particles=args.n_particles, snr=args.snr, tilt=args.tilt,
                                       seed=args.seed, distractors=getattr(args, "distractors", True),
                                       defocus_um=args.defocus_um, snr_box=args.snr_box,

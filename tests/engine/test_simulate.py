@@ -260,6 +260,9 @@ def test_cli_subtomos_and_errors(tmp_path, capsys):
     assert _run_cli(["simulate", "subtomos", out, "--classes", "nope"]) == 2
     assert "unknown class name(s) nope" in capsys.readouterr().err
     assert _run_cli(["simulate", "subtomos", out, "--snr", "0"]) == 2
+    assert _run_cli(["simulate", "subtomos", out, "--class-set", "similar", "--n-per-class", "1"]) == 0
+    assert set(read_star(os.path.join(out, "particles.star"))["discaTrueClassName"]) == set(CLASS_SETS["similar"])
+    assert _run_cli(["simulate", "subtomos", out, "--class-set", "similar", "--classes", "ring"]) == 2
     assert _run_cli(["simulate", "classes"]) == 0
     assert "similar" in capsys.readouterr().out
 
