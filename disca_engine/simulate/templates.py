@@ -75,9 +75,12 @@ def _user_class(token):
         raise EngineError(f"{token}: gzipped maps are not supported; gunzip it first")
     name = os.path.basename(os.path.splitext(base)[0])
     path = os.path.abspath(token)
-    if name in CLASSES or USER_CLASSES.get(name, path) != path:
+    if name in CLASSES:
         raise EngineError(f"class file {token} would be named '{name}', which is already a "
                           "class: rename the file")
+    if USER_CLASSES.get(name, path) != path:  # same name, other file: forget the old one
+        _reference.cache_clear()
+        template.cache_clear()
     USER_CLASSES[name] = path
     return name
 
@@ -100,9 +103,12 @@ def resolve_classes(spec):
         tokens = [t.strip() for t in spec.split(",") if t.strip()]
     else:
         tokens = [str(t) for t in spec]
-    names = []
+    names, files = [], {}
     for tok in tokens:
         user = None if tok in CLASSES or tok in USER_CLASSES else _user_class(tok)
+        if user and files.setdefault(user, tok) != tok:
+            raise EngineError(f"class files {files[user]} and {tok} would both be named '{user}': "
+                              "rename one of them")
         names.append(user or tok)
     unknown = [n for n in names if n not in CLASSES and n not in USER_CLASSES]
     if unknown:

@@ -116,6 +116,11 @@ def test_user_classes_from_map_and_model(tmp_path):
         template(resolve_classes(bare)[0], 14.0)
     with pytest.raises(EngineError, match="not found"):
         resolve_classes(str(tmp_path / "missing.pdb"))
+    other = tmp_path / "sub"
+    other.mkdir()
+    (other / "two_atoms.pdb").write_text(pdb.read_text())
+    with pytest.raises(EngineError, match="would both be named 'two_atoms'"):
+        resolve_classes(f"{pdb},{other / 'two_atoms.pdb'}")
     clash = tmp_path / "tric.pdb"
     clash.write_text(pdb.read_text())
     with pytest.raises(EngineError, match="already a class"):
