@@ -16,6 +16,8 @@ def _common(p):
     p.add_argument("--voxel-A", dest="voxel_A", type=float, default=14.0,
                    help="voxel size in A (>= 7)")
     p.add_argument("--defocus-um", type=float, default=5.0, help="underfocus in um")
+    p.add_argument("--defocus-spread-um", type=float, default=0.0,
+                   help="underfocus uniform in defocus +- spread, per subtomogram / per tomogram")
     p.add_argument("--seed", type=int, default=0, help="random seed")
 
 
@@ -82,7 +84,8 @@ def run_subtomos(args):
     star = simulate_subtomograms(args.outdir, classes=_classes(args), n_per_class=args.n_per_class,
                                  snr=args.snr, tilt=args.tilt, size=args.size, voxel_A=args.voxel_A,
                                  seed=args.seed, stack=args.stack, max_shift=args.max_shift,
-                                 defocus_um=args.defocus_um, snr_mode=args.snr_mode)
+                                 defocus_um=args.defocus_um, snr_mode=args.snr_mode,
+                                 defocus_spread_um=args.defocus_spread_um)
     print(star)
 
 
@@ -93,7 +96,7 @@ def run_tomograms(args):
                                       n_particles=args.n_particles, snr=args.snr, tilt=args.tilt,
                                       seed=args.seed, distractors=getattr(args, "distractors", True),
                                       defocus_um=args.defocus_um, snr_box=args.snr_box,
-                                      slab=args.slab)
+                                      slab=args.slab, defocus_spread_um=args.defocus_spread_um)
     print(truth)
 
 

@@ -43,6 +43,12 @@ def _check_common(snr, tilt, voxel_a):
         raise EngineError(f"--voxel-A {voxel_a}: the voxel size must be a positive number of A")
 
 
+def _check_defocus(defocus_um, spread):
+    if not np.isfinite(defocus_um) or not np.isfinite(spread) or spread < 0 or defocus_um - spread <= 0:
+        raise EngineError(f"--defocus-um {defocus_um:g} with spread {spread:g}: give an underfocus "
+                          "> 0 um (e.g. 5) and a spread >= 0 smaller than it")
+
+
 def _check_fit(names, temps, size, max_shift, voxel_a):
     limit = (size - 1) // 2 + 0.5  # distance from the centre voxel to the nearest face
     for name, t in zip(names, temps):
@@ -60,7 +66,8 @@ def _check_fit(names, temps, size, max_shift, voxel_a):
 class _Plan:
     """Everything random about the particles except the noise."""
 
-    def __init__(self, names, n_per_class, size, voxel_a, max_shift, seed):
+    def __init__(self, names, n_per_class, size, voxel_a, max_shift, seed, defocus_um,
+                 defocus_spread_um):
         self.names = names
         geo_seed, noise_seed = np.random.SeedSequence(seed).spawn(2)
         rng = np.random.default_rng(geo_seed)
@@ -69,6 +76,9 @@ class _Plan:
         self.labels = rng.permutation(np.repeat(np.arange(len(names)), n_per_class))
         self.rotations = geometry.random_rotations(rng, n)
         self.shifts = rng.uniform(-max_shift, max_shift, size=(n, 3))  # [z, y, x]
+        self.defocus = np.full(n, float(defocus_um))
+        if defocus_spread_um:  # drawn last: without a spread the other draws are unchanged
+            self.defocus += rng.uniform(-defocus_spread_um, defocus_spread_um, n)
         self.temps = [template(name, voxel_a) for name in names]
         self.size = size
         self.grid = geometry.box_grid(size)
@@ -87,14 +97,15 @@ def _batches(n, batch=BATCH):
 
 def generate(classes=5, n_per_class=40, snr=0.1, tilt=60.0, size=24, voxel_A=14.0, seed=0,
              max_shift=2.0, defocus_um=5.0, snr_mode="particle", return_clean=False, sink=None,
-             progress=None):
+             progress=None, defocus_spread_um=0.0):
     """Simulate subtomograms in memory (or stream batches to ``sink(indices, data)``).
 
     Returns a dict: ``data`` (N, s, s, s) float32 normalised (None when ``sink`` is given),
     ``labels`` (N,) 0-based, ``class_names``, ``rotations`` (N, 3, 3) xyz matrices mapping
     template to particle coordinates, ``shifts`` (N, 3) [z, y, x] voxels, ``signal_var`` and
-    ``noise_var`` (N,) before normalisation, ``clean`` (noise-free CTF+wedge signal scaled
-    like ``data``) when ``return_clean``."""
+    ``noise_var`` (N,) before normalisation, ``defocus_um`` (N,), ``clean`` (noise-free
+    CTF+wedge signal scaled like ``data``) when ``return_clean``. With ``defocus_spread_um``
+    each subtomogram's underfocus is uniform in defocus_um +- spread."""
     names = resolve_classes(classes)
     _check_common(snr, tilt, voxel_A)
     if int(n_per_class) < 1:
@@ -103,15 +114,21 @@ def generate(classes=5, n_per_class=40, snr=0.1, tilt=60.0, size=24, voxel_A=14.
         raise EngineError(f"--size {size}: boxes smaller than 8 voxels cannot hold a particle")
     if max_shift < 0:
         raise EngineError(f"--max-shift {max_shift}: must be >= 0 voxels")
+    _check_defocus(defocus_um, defocus_spread_um)
     if snr_mode not in ("particle", "dataset"):
         raise EngineError(f"snr mode '{snr_mode}': use 'particle' or 'dataset'")
     size, n_per_class = int(size), int(n_per_class)
-    plan = _Plan(names, n_per_class, size, voxel_A, max_shift, seed)
+    plan = _Plan(names, n_per_class, size, voxel_A, max_shift, seed, defocus_um, defocus_spread_um)
     _check_fit(names, plan.temps, size, max_shift, voxel_A)
 
     shape = (size, size, size)
     wedge = optics.wedge_mask(shape, tilt)
-    transfer = optics.ctf(shape, voxel_A, defocus_um) * wedge
+    fixed = optics.ctf(shape, voxel_A, defocus_um) * wedge
+
+    def transfer(idx):  # one CTF for all, or one per subtomogram
+        if not defocus_spread_um:
+            return fixed
+        return np.stack([optics.ctf(shape, voxel_A, d) for d in plan.defocus[idx]]) * wedge
     noise_unit_var = optics.filtered_noise_variance(wedge, shape)
     n = len(plan.labels)
     batches = _batches(n)
@@ -119,14 +136,14 @@ def generate(classes=5, n_per_class=40, snr=0.1, tilt=60.0, size=24, voxel_A=14.
     signal_var = np.empty(n)
     if snr_mode == "dataset":  # first pass: the data set's mean signal variance
         for idx in batches:
-            spec = optics.rfftn3(plan.render(idx)) * transfer
+            spec = optics.rfftn3(plan.render(idx)) * transfer(idx)
             signal_var[idx] = optics.spectral_variance(spec, shape)
         level = np.full(n, signal_var.mean() / snr)
     data = None if sink else np.empty((n,) + shape, np.float32)
     clean = np.empty((n,) + shape, np.float32) if return_clean else None
     noise_var = np.empty(n)
     for b, idx in enumerate(batches):
-        spec = optics.rfftn3(plan.render(idx)) * transfer
+        spec = optics.rfftn3(plan.render(idx)) * transfer(idx)
         signal_var[idx] = optics.spectral_variance(spec, shape)
         want = level[idx] if snr_mode == "dataset" else signal_var[idx] / snr
         scale = np.sqrt(want / noise_unit_var).astype(np.float32)
@@ -147,12 +164,12 @@ def generate(classes=5, n_per_class=40, snr=0.1, tilt=60.0, size=24, voxel_A=14.
             progress.update(int(idx[-1]) + 1)
     return {"data": data, "labels": plan.labels, "class_names": names,
             "rotations": plan.rotations, "shifts": plan.shifts, "signal_var": signal_var,
-            "noise_var": noise_var, "clean": clean}
+            "noise_var": noise_var, "defocus_um": plan.defocus, "clean": clean}
 
 
 def simulate_subtomograms(outdir, classes=5, n_per_class=40, snr=0.1, tilt=60.0, size=24,
                           voxel_A=14.0, seed=0, stack=False, max_shift=2.0, defocus_um=5.0,
-                          snr_mode="particle"):
+                          snr_mode="particle", defocus_spread_um=0.0):
     """Write simulated subtomograms + ``particles.star`` + ``simulation.json`` into
     ``outdir``; return the path of ``particles.star``."""
     names = resolve_classes(classes)
@@ -173,7 +190,7 @@ def simulate_subtomograms(outdir, classes=5, n_per_class=40, snr=0.1, tilt=60.0,
                 write_volume(os.path.join(outdir, image_names[i]), vol[j], voxel_A)
     try:
         res = generate(names, n_per_class, snr, tilt, size, voxel_A, seed, max_shift, defocus_um,
-                       snr_mode, sink=sink, progress=progress)
+                       snr_mode, sink=sink, progress=progress, defocus_spread_um=defocus_spread_um)
     finally:
         if stack:
             writer.close()
@@ -189,7 +206,8 @@ def simulate_subtomograms(outdir, classes=5, n_per_class=40, snr=0.1, tilt=60.0,
         "parameters": {"classes": names, "n_per_class": int(n_per_class), "snr": snr,
                        "snr_mode": snr_mode, "tilt_deg": tilt, "size": int(size),
                        "voxel_A": voxel_A, "max_shift_voxels": max_shift, "kv": 300.0,
-                       "cs_mm": 2.7, "defocus_um": defocus_um, "amplitude_contrast": 0.07,
+                       "cs_mm": 2.7, "defocus_um": defocus_um,
+                       "defocus_spread_um": defocus_spread_um, "amplitude_contrast": 0.07,
                        "stack": bool(stack)},
         "classes": [{"class": i + 1, "name": c, "description": class_info(c)[0],
                      "approx_kDa": class_info(c)[1], "count": int((labels == i).sum())}
@@ -200,7 +218,8 @@ def simulate_subtomograms(outdir, classes=5, n_per_class=40, snr=0.1, tilt=60.0,
                         "missing_wedge": "tilt axis y, beam z: zeroed where |kz| > tan(tilt)|kx|"},
         "particles": [{"image": image_names[i], "class": int(labels[i]) + 1,
                        "rotation": np.round(res["rotations"][i], 6).tolist(),
-                       "shift": np.round(res["shifts"][i], 4).tolist()} for i in range(n)],
+                       "shift": np.round(res["shifts"][i], 4).tolist(),
+                       "defocus_um": round(float(res["defocus_um"][i]), 4)} for i in range(n)],
         "seconds": round(time.time() - t0, 3),
     }
     with atomic_path(os.path.join(outdir, "simulation.json")) as tmp, open(tmp, "w") as fh:

@@ -30,7 +30,7 @@ from ..io.mrc import write_volume
 from ..io.star import StarTable, write_star
 from ..progress import Progress
 from . import geometry, optics
-from .subtomos import _check_common
+from .subtomos import _check_common, _check_defocus
 from .templates import class_info, resolve_classes, template
 
 GOLD_RADIUS_A = 50.0        # 10 nm colloidal gold
@@ -248,6 +248,7 @@ def generate_tomogram(shape=(96, 256, 256), voxel_A=14.0, classes=5, n_particles
     shape = _parse_shape(shape)
     if int(n_particles) < 0:
         raise EngineError(f"--n-particles {n_particles}: must be >= 0")
+    _check_defocus(defocus_um, 0.0)
     if int(snr_box) < 4:
         raise EngineError(f"--snr-box {snr_box}: use the extraction box size (e.g. 24)")
     temps = [template(c, voxel_A) for c in names]
@@ -305,11 +306,12 @@ def generate_tomogram(shape=(96, 256, 256), voxel_A=14.0, classes=5, n_particles
 
 def simulate_tomograms(outdir, n_tomograms=2, shape=(96, 256, 256), voxel_A=14.0, classes=5,
                        n_particles=60, snr=0.05, tilt=60.0, seed=0, distractors=True,
-                       defocus_um=5.0, snr_box=24, slab=None):
+                       defocus_um=5.0, snr_box=24, slab=None, defocus_spread_um=0.0):
     """Write ``tomo_001.mrc``... + ``truth.star`` + ``simulation.json`` into ``outdir``;
     return (list of tomogram paths, truth STAR path)."""
     names = resolve_classes(classes)
     shape = _parse_shape(shape)
+    _check_defocus(defocus_um, defocus_spread_um)
     if int(n_tomograms) < 1:
         raise EngineError(f"--n-tomograms {n_tomograms}: need at least 1")
     os.makedirs(outdir, exist_ok=True)
@@ -321,9 +323,12 @@ def simulate_tomograms(outdir, n_tomograms=2, shape=(96, 256, 256), voxel_A=14.0
     gold = {k: [] for k in ("rlnTomoName", "rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ",
                             "discaDistractor")}
     for t in range(int(n_tomograms)):
+        defocus = defocus_um  # one per tomogram, from its own stream
+        if defocus_spread_um:
+            defocus += np.random.default_rng([int(seed), t, 1]).uniform(-1, 1) * defocus_spread_um
         res = generate_tomogram(shape, voxel_A, names, n_particles, snr, tilt,
                                 seed=[int(seed), t], distractors=distractors,
-                                defocus_um=defocus_um, snr_box=snr_box, slab=slab)
+                                defocus_um=defocus, snr_box=snr_box, slab=slab)
         stem = f"tomo_{t + 1:03d}"
         path = os.path.join(outdir, stem + ".mrc")
         write_volume(path, res["volume"], voxel_A)
@@ -340,6 +345,7 @@ def simulate_tomograms(outdir, n_tomograms=2, shape=(96, 256, 256), voxel_A=14.0
                                  "discaDistractor"), (stem, c[2], c[1], c[0], "gold")):
                 gold[key].append(f"{val:.2f}" if isinstance(val, float) else val)
         tomo_info.append({"tomogram": stem + ".mrc", "n_particles": len(res["labels"]),
+                          "defocus_um": round(float(defocus), 4),
                           "gold_zyx": res["gold"], "vesicle_zyx": res["vesicle"],
                           "signal_var": res["signal_var"], "noise_var": res["noise_var"],
                           "rotations": np.round(res["rotations"], 6).tolist()})
@@ -357,7 +363,8 @@ def simulate_tomograms(outdir, n_tomograms=2, shape=(96, 256, 256), voxel_A=14.0
                            "snr": snr, "snr_box": int(snr_box), "tilt_deg": tilt,
                            "distractors": bool(distractors), "slab_voxels": slab,
                            "kv": 300.0, "cs_mm": 2.7,
-                           "defocus_um": defocus_um, "amplitude_contrast": 0.07},
+                           "defocus_um": defocus_um, "defocus_spread_um": defocus_spread_um,
+                           "amplitude_contrast": 0.07},
             "classes": [{"class": i + 1, "name": c, "description": class_info(c)[0]}
                         for i, c in enumerate(names)],
             "tomograms": tomo_info, "seconds": round(time.time() - t0, 3)}

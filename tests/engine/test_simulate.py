@@ -197,6 +197,19 @@ def test_dataset_snr_mode_uses_one_noise_level():
     assert big > 5 * small  # the ribosome is far more visible than the globule
 
 
+def test_defocus_spread():
+    base = generate_subtomograms("ring,tric", n_per_class=3, snr=0.1, seed=1)
+    spread = generate_subtomograms("ring,tric", n_per_class=3, snr=0.1, seed=1, defocus_spread_um=2.0,
+                                   return_clean=True)
+    np.testing.assert_array_equal(base["rotations"], spread["rotations"])  # same particles
+    assert np.all(base["defocus_um"] == 5.0)
+    d = spread["defocus_um"]
+    assert np.all((d >= 3.0) & (d <= 7.0)) and d.std() > 0.2
+    assert not np.allclose(base["data"], spread["data"])
+    with pytest.raises(EngineError, match="underfocus"):
+        generate_subtomograms(2, n_per_class=1, defocus_um=1.0, defocus_spread_um=2.0)
+
+
 def test_particles_are_dark():
     r = generate_subtomograms("ribosome,tric,globule", n_per_class=3, snr=0.1, seed=5,
                               return_clean=True)
