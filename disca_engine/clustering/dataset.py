@@ -137,12 +137,15 @@ def _check_and_normalise(vol, row, name, path, box, min_box):
         bad = int(vol.size - np.count_nonzero(np.isfinite(vol)))
         raise EngineError(f"particle {where}: {path} has {bad} NaN/Inf voxels: re-extract it from a "
                           "tomogram without NaNs or remove the row")
-    v = vol.astype(np.float64)
-    mean, std = v.mean(), v.std()
-    if not std > 1e-12 * max(1.0, abs(mean)):
+    # float32 arithmetic with float64 accumulators: no float64 copy of the volume
+    mean = vol.mean(dtype=np.float64)
+    centred = np.subtract(vol, np.float32(mean), dtype=np.float32)
+    std = np.sqrt(np.square(centred).sum(dtype=np.float64) / centred.size)
+    if not std > 1e-6 * max(1.0, abs(mean)):
         raise EngineError(f"particle {where}: {path} is constant (zero variance): an empty or masked-out "
                           "subtomogram; remove the row")
-    return ((v - mean) / std).astype(np.float32)
+    centred *= np.float32(1.0 / std)
+    return centred
 
 
 def _mixed_sizes_error(names, base_dir, first_row, box, bad_row, bad_size):
