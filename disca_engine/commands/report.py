@@ -16,9 +16,9 @@ def add_parser(subparsers):
                    help="skip training the feature decoder (no TensorFlow needed)")
     p.add_argument("--decoder-epochs", type=int, default=None, help="decoder epochs at most (default 200)")
     p.add_argument("--decoder-steps", type=int, default=None,
-                   help="decoder gradient steps at most (default 600)")
+                   help="decoder gradient steps at most (default 400)")
     p.add_argument("--decoder-seconds", type=float, default=None,
-                   help="stop decoder training after this many seconds (default 90)")
+                   help="stop decoder training after this many seconds (default 60)")
     p.add_argument("--decoder-samples", type=int, default=None,
                    help="train the decoder on at most this many subtomograms (default 4000)")
     p.add_argument("--max-members", type=int, default=6, help="members shown per cluster (default 6)")

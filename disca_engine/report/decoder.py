@@ -16,7 +16,7 @@ from ..io.atomic import atomic_path
 
 # Cost caps: at most `epochs` epochs, `max_steps` gradient steps and `max_seconds` of training,
 # on at most `max_samples` subtomograms (a random subset), whichever is reached first.
-DEFAULTS = {"epochs": 200, "max_steps": 600, "max_seconds": 90.0, "max_samples": 4000,
+DEFAULTS = {"epochs": 200, "max_steps": 400, "max_seconds": 60.0, "max_samples": 4000,
             "batch_size": 32, "learning_rate": 1e-3, "seed": 0}
 CHANNELS = (32, 16, 8)
 
@@ -78,14 +78,15 @@ def train_and_decode(run, outdir, progress=False, **options):
     t_import = time.time() - t0
 
     class _Budget(keras.callbacks.Callback):
-        """Stops at the time cap and prints one progress line per epoch."""
+        """Stops at the time cap (checked every batch) and prints progress per epoch."""
+
+        def on_train_batch_end(self, batch, logs=None):
+            if time.time() - t_train > float(opts["max_seconds"]):
+                self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
-            spent = time.time() - t_train
             if progress:
                 progress.update(epoch + 1, extra=f"loss {logs.get('loss', float('nan')):.4f}")
-            if spent > float(opts["max_seconds"]):
-                self.model.stop_training = True
 
     steps_per_epoch = int(np.ceil(len(x) / int(opts["batch_size"])))
     epochs = max(1, min(int(opts["epochs"]), int(np.ceil(int(opts["max_steps"]) / steps_per_epoch))))
@@ -97,6 +98,7 @@ def train_and_decode(run, outdir, progress=False, **options):
                      shuffle=True, verbose=0, callbacks=[_Budget()])
     train_seconds = time.time() - t_train
     losses = [float(v) for v in hist.history["loss"]]
+    steps_done = int(model.optimizer.iterations.numpy())
 
     centres = {c: z[run.labels == c].mean(axis=0) for c in run.classes}
     out = model.predict(np.stack([centres[c] for c in run.classes]), verbose=0)[..., 0]
@@ -106,7 +108,7 @@ def train_and_decode(run, outdir, progress=False, **options):
     info = {"input": f"features.npy ({z.shape[1]}-D features of the chosen iteration, standardised)",
             "target": "member subtomograms", "loss": "mse", "n_train": int(len(x)),
             "n_total": int(len(run.labels)), "box_size": int(run.box_size),
-            "epochs_run": len(losses), "epochs_planned": epochs, "steps": len(losses) * steps_per_epoch,
+            "epochs_run": len(losses), "epochs_planned": epochs, "steps": steps_done,
             "max_steps": int(opts["max_steps"]),
             "max_seconds": float(opts["max_seconds"]), "batch_size": int(opts["batch_size"]),
             "learning_rate": float(opts["learning_rate"]), "loss_first": losses[0],
