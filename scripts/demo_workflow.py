@@ -85,16 +85,25 @@ def simulate(args, dataDir):
 
 
 def createProject(args, location):
+    """A new project stored in ``location`` (Scipion keeps a link to it in its projects folder)."""
+    import shutil
     from pyworkflow.project import Manager
     manager = Manager()
+    os.makedirs(manager.PROJECTS, exist_ok=True)  # a fresh SCIPION_USER_DATA has none yet
     path = os.path.join(location, args.project)
-    if os.path.exists(path):
+    link = manager.getProjectPath(args.project)
+    if os.path.lexists(path) or os.path.lexists(link):
         if not args.overwrite:
-            sys.exit('DEMO FAILED: project %s exists; use --overwrite or another --project' % path)
-        manager.deleteProject(args.project) if manager.hasProject(args.project) else None
-        import shutil
-        shutil.rmtree(path, ignore_errors=True)
-    return manager.createProject(args.project, location=location)
+            sys.exit('DEMO FAILED: project %s exists; use --overwrite or another --project'
+                     % (path if os.path.lexists(path) else link))
+        for p in (link, path):
+            if os.path.islink(p):
+                os.remove(p)
+            elif os.path.isdir(p):
+                shutil.rmtree(p)
+    project = manager.createProject(args.project, location=location)
+    os.chdir(project.getPath())  # Scipion runs protocols with paths relative to the project
+    return project
 
 
 def main():
@@ -110,9 +119,9 @@ def main():
                                  DiscaProtExport)
     from disca.constants import PRESET_CHOICES
 
+    project = createProject(args, out)
     dataDir = os.path.join(out, 'tomograms')
     simulate(args, dataDir)
-    project = createProject(args, out)
 
     imp = run(project, project.newProtocol(
         ProtImportTomograms, filesPath=dataDir, filesPattern='tomo_*.mrc',

@@ -208,6 +208,12 @@ class TestDiscaClusterExport(BaseTest):
         classes = prot.classes
         self.assertEqual(sum(c.getSize() for c in classes.iterItems()), self._subtomos().getSize())
         self.assertLessEqual(classes.getSize(), self.cluster.classes.getSize())
+        # same subtomograms through the saved network/PCA/mixture: the training labels back
+        trained = {s.getObjId(): c.getObjId() for c in self.cluster.classes.iterItems()
+                   for s in c.iterItems()}
+        new = {s.getObjId(): c.getObjId() for c in classes.iterItems() for s in c.iterItems()}
+        agree = np.mean([trained[i] == new[i] for i in trained])
+        self.assertGreaterEqual(agree, 0.95, 'predict disagrees with the trained labels')
         for cls in classes.iterItems():
             with mrcfile.open(cls.getRepresentative().getFileName(), permissive=True) as mrc:
                 self.assertEqual(mrc.data.shape, (BOX, BOX, BOX))
