@@ -8,7 +8,8 @@ stage in its own child process so every peak-RSS number belongs to that stage on
               volume, same threshold and suppression; its picks are compared with the engine's
               in the interior
 - ``extract``: cutting N boxes of 24^3 by slicing from the memory-mapped tomogram (in memory),
-              and writing a subset as MRC files with ``extract_file``
+              writing a subset as MRC files with ``extract_file``, and all N into one MRC
+              stack with ``extract_file(stack=True)`` (both include the tomogram's NaN scan)
 - ``preview``: ``dog_preview`` of the middle slice (what a GUI wizard calls)
 - ``copy``:   memory-copy bandwidth of this machine (np.copyto, 256 MiB, best of 5)
 
@@ -157,9 +158,19 @@ def stage_extract(args):
     t0 = time.perf_counter()
     s = extract_file(args.tomo, cs, 24, os.path.join(args.workdir, "extract_out"), quiet=True)
     t_file = time.perf_counter() - t0
+    tab = StarTable(name="coordinates")
+    for k, a in enumerate("XYZ"):
+        tab[f"rlnCoordinate{a}"] = [f"{v:.2f}" for v in xyz[:, k]]
+    cs_all = os.path.join(args.workdir, "extract_coords_all.star")
+    write_star(cs_all, tab)
+    t0 = time.perf_counter()
+    st = extract_file(args.tomo, cs_all, 24, os.path.join(args.workdir, "extract_stack"), quiet=True,
+                      stack=True)
+    t_stack = time.perf_counter() - t0
     return dict(n_boxes=int(kept.sum()), seconds_memory=t_mem, boxes_per_s_memory=kept.sum() / t_mem,
                 voxels_per_s_memory=kept.sum() * 24 ** 3 / t_mem, n_written=s.n_extracted,
-                seconds_files=t_file, boxes_per_s_files=s.n_extracted / t_file, peak_rss_mib=peak_rss_mib(), vm_hwm_mib=vm_hwm_mib())
+                seconds_files=t_file, boxes_per_s_files=s.n_extracted / t_file,
+                n_stack=st.n_extracted, seconds_stack=t_stack, boxes_per_s_stack=st.n_extracted / t_stack, peak_rss_mib=peak_rss_mib(), vm_hwm_mib=vm_hwm_mib())
 
 
 def stage_copy(args):

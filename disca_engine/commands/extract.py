@@ -16,6 +16,9 @@ def add_parser(subparsers):
     p.add_argument("--tomo-name", help="take the rows with this _rlnTomoName (needed when the STAR has "
                    "several tomograms; default: the tomogram's file name without extension)")
     p.add_argument("--voxel-A", type=float, help="input voxel size in Angstrom (default: MRC header)")
+    p.add_argument("--stack", action="store_true",
+                   help="write all boxes into one volume stack DIR/subtomos/<tomo>.mrcs (images "
+                        "N@subtomos/<tomo>.mrcs) instead of one MRC per box: much faster for many boxes")
     p.set_defaults(func=run)
 
 
@@ -30,4 +33,4 @@ def run(args):
         if "rlnTomoName" in t and len(set(t["rlnTomoName"])) > 1:
             name = tomo_name_for(args.tomogram)
     extract_file(args.tomogram, args.coords, args.box, args.output, bin=args.bin, tomo_name=name,
-                 voxel_A=args.voxel_A)
+                 voxel_A=args.voxel_A, stack=args.stack)

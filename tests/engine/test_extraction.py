@@ -139,3 +139,20 @@ def test_extraction_errors(tmp_path):
     with pytest.raises(EngineError, match=r"nan\.mrc has NaN"):
         extract_file(str(tmp_path / "nan.mrc"), cs, 8, str(tmp_path / "out"), quiet=True)
     assert not (tmp_path / "out" / "particles.star").exists()
+
+
+def test_stack_output_matches_single_files(tmp_path):
+    from disca_engine.io.mrc import read_image
+    v = dark_blob_volume((30, 36, 40), [(20, 18, 15)]) * 3 + 1
+    write_volume(str(tmp_path / "tomo.mrc"), v, VOX)
+    cs = coords_star(tmp_path / "c.star", [(20, 18, 15), (3, 18, 15), (12, 20, 10)], fom=[3, 2, 1])
+    files = extract_file(str(tmp_path / "tomo.mrc"), cs, 8, str(tmp_path / "f"), quiet=True)
+    stack = extract_file(str(tmp_path / "tomo.mrc"), cs, 8, str(tmp_path / "s"), bin=1, stack=True, quiet=True)
+    tf, ts = read_star(files.particles_star), read_star(stack.particles_star)
+    assert (stack.n_extracted, stack.n_skipped) == (2, 1)
+    assert list(ts["rlnImageName"]) == ["1@subtomos/tomo.mrcs", "2@subtomos/tomo.mrcs"]
+    assert list(ts["discaPickIndex"]) == list(tf["discaPickIndex"]) == ["0", "2"]
+    for a, b in zip(tf["rlnImageName"], ts["rlnImageName"]):
+        assert np.array_equal(read_image(a, str(tmp_path / "f")), read_image(b, str(tmp_path / "s")))
+    with mrcfile.open(str(tmp_path / "s" / "subtomos" / "tomo.mrcs")) as m:
+        assert m.is_volume_stack() and m.voxel_size.x == pytest.approx(VOX)
