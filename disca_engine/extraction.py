@@ -170,6 +170,7 @@ def _write_stack(data, xyz, rows, box, bin, name, output_dir, out_vs, progress):
             for a in range(0, n, _STACK_BATCH):  # vectorised cutting + normalisation
                 sel = rows_in[a:a + _STACK_BATCH]
                 out.data[a:a + len(sel)] = extract_boxes(data, xyz[sel], box, bin)[0]
+                out.flush()  # hand written pages to the kernel: big stacks stay out of RAM
                 if progress is not None:
                     progress.update(int(sel[-1]) + 1)
             if out_vs:
