@@ -26,6 +26,7 @@ import scipy.fft as sfft
 DEFAULT_CHUNK_BYTES = 1024 ** 3
 BAND_EPS = 1e-7
 _PLANES_PER_BATCH = 16
+_BATCH_VOXELS = 32 * 1024 * 1024  # fewer planes per batch when planes are huge (4k x 4k)
 
 
 def halo_for(sigma2):
@@ -104,9 +105,10 @@ def _dog_chunk(source, z0, z1, h, sigma1, sigma2, sign, workers, out):
     band = _plan(source.shape, h, sigma1)
     nzp = sfft.next_fast_len(len(planes))
     buf = np.zeros((nzp, len(band.ky), band.kx), dtype=np.complex64)
+    batch = max(1, min(_PLANES_PER_BATCH, _BATCH_VOXELS // (band.nyp * band.nxp)))
     offset = None
-    for p0 in range(0, len(planes), _PLANES_PER_BATCH):
-        idx = planes[p0:p0 + _PLANES_PER_BATCH]
+    for p0 in range(0, len(planes), batch):
+        idx = planes[p0:p0 + batch]
         lo = int(idx.min())
         slab = source.read(lo, int(idx.max()) + 1)[idx - lo]
         if offset is None:
@@ -120,8 +122,8 @@ def _dog_chunk(source, z0, z1, h, sigma1, sigma2, sign, workers, out):
     for k in range(nzp):
         buf[k] *= tf.plane(k)
     buf = sfft.ifft(buf, axis=0, overwrite_x=True, workers=workers)
-    for q0 in range(0, z1 - z0, _PLANES_PER_BATCH):
-        q1 = min(z1 - z0, q0 + _PLANES_PER_BATCH)
+    for q0 in range(0, z1 - z0, batch):
+        q1 = min(z1 - z0, q0 + batch)
         out[q0:q1] = band.inverse(buf[h + q0:h + q1], workers)[:, h:h + ny, h:h + nx]
 
 

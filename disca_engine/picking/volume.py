@@ -89,8 +89,10 @@ class BinnedSource:
     def read(self, z0, z1):
         b = self.factor
         nz, ny, nx = self.shape
-        slab = self.source.read(z0 * b, z1 * b)[:, :ny * b, :nx * b]
-        return bin_array(slab, b)
+        out = np.empty((z1 - z0, ny, nx), dtype=np.float32)
+        for j in range(z0, z1):  # b input planes at a time: memory stays at a few planes
+            out[j - z0] = bin_array(self.source.read(j * b, (j + 1) * b)[:, :ny * b, :nx * b], b)[0]
+        return out
 
 
 def bin_array(block, b):
