@@ -71,6 +71,9 @@ def pick_file(input, output, particle_diameter_A, voxel_A=None, tomo_name=None, 
         raise EngineError(f"voxel size of {input} unknown (header has none): give --voxel-A")
     if mask is not None and isinstance(mask, (str, os.PathLike)) and not os.path.isfile(mask):
         raise EngineError(f"mask not found: {mask}")
+    if voxel_A is None and vs and max(src.voxel_sizes) > 1.01 * min(src.voxel_sizes) and not quiet:
+        print(f"[pick] warning: {input} has anisotropic voxels {src.voxel_sizes} (x, y, z); picking "
+              f"assumes cubic voxels of {vs:g} A (x)", flush=True)
     progress = None if quiet else Progress("pick")
     result = pick_tomogram(src, vs, particle_diameter_A, mask=mask, progress=progress, **params)
     text = describe(result, input)

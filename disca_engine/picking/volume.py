@@ -51,6 +51,7 @@ class FileSource:
                     self.offset = int(data.offset)
                     shape = data.shape if data.ndim == 3 else (1,) + data.shape
                     vs = float(mrc.voxel_size.x)
+                    self.voxel_sizes = tuple(float(mrc.voxel_size[a]) for a in "xyz")
         except EngineError:
             raise
         except Exception as exc:
