@@ -241,3 +241,13 @@ def test_mask_file_and_binning_together(tmp_path):
     assert np.all(np.abs(r.xyz[0] - (14, 24, 24)) <= 1.0)
     with pytest.raises(EngineError, match="mask not found"):
         pick_file(str(tmp_path / "t.mrc"), str(tmp_path / "c.star"), 120.0, mask=str(tmp_path / "x.mrc"))
+
+
+def test_dog_preview_with_binning_and_mask_reports_input_voxels():
+    v = blobs((48, 48, 48), [(14, 24, 24), (34, 24, 24)], sigma=3.0, noise=0.3)
+    mask = np.ones(v.shape, np.float32)
+    mask[:, :, 24:] = 0
+    p = dog_preview(v, VOX, 120.0, z=24, bin=2, mask=mask)
+    assert p.tomogram_slice.shape == (24, 24) and p.picks.params.bin == 2
+    assert len(p.picks) and p.picks.xyz[:, 0].max() < 24
+    assert np.all(np.abs(p.picks.xyz[0] - (14, 24, 24)) <= 1.0)
