@@ -17,7 +17,7 @@ from ..io.atomic import atomic_path
 # Cost caps: at most `epochs` epochs, `max_steps` gradient steps and `max_seconds` of training,
 # on at most `max_samples` subtomograms (a random subset), whichever is reached first.
 DEFAULTS = {"epochs": 200, "max_steps": 400, "max_seconds": 60.0, "max_samples": 4000,
-            "batch_size": 32, "learning_rate": 1e-3, "seed": 0}
+            "batch_size": 32, "learning_rate": 3e-3, "seed": 0}
 CHANNELS = (32, 16, 8)
 
 

@@ -72,9 +72,11 @@ def _slab(vol, axis, index, thickness):
 
 def plot_tomogram(name, tomo_path, zyx, labels, radius, path, colors, voxel_size=None, slab=5):
     """Three orthogonal slab views through the busiest planes, picks as coloured circles."""
-    vol = mrc.read_volume(tomo_path, mmap=True)
-    shape = vol.shape
+    shape = mrc.volume_shape(tomo_path)
     planes = [_busiest_plane(zyx[:, a], shape[a], radius) for a in range(3)]
+    # memory-map in the file's own dtype: only the three slabs are read and converted
+    with mrcfile.mmap(tomo_path, mode="r", permissive=True) as m:
+        slabs = [_slab(m.data.reshape(shape), a, planes[a], slab) for a in range(3)]
     # (title, plane axis, image row axis, image column axis)
     views = [("xy", 0, 1, 2), ("xz", 1, 0, 2), ("yz", 2, 0, 1)]
     widths = [shape[2], shape[2], shape[1]]
@@ -84,7 +86,7 @@ def plot_tomogram(name, tomo_path, zyx, labels, radius, path, colors, voxel_size
                              squeeze=False)
     unit = f" (voxels of {voxel_size:.2f} Å)" if voxel_size else " (voxels)"
     for ax, (title, a, r, c) in zip(axes[0], views):
-        img = _slab(vol, a, planes[a], slab)
+        img = slabs[a]
         step = max(1, int(np.ceil(max(img.shape) / MAX_DISPLAY)))
         img = img[::step, ::step]
         lo, hi = np.percentile(img, [1, 99])
