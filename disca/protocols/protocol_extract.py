@@ -288,6 +288,8 @@ class DiscaProtExtract(EMProtocol, ProtTomoBase):
     def _itemsOf(self, tomo, key, table, subtomoSr):
         """(Coordinate3D, SubTomogram) for every extracted row of particles.star."""
         from disca_engine.io.star import read_star
+        if not len(table):  # every box of this tomogram crossed its border
+            return
         source = read_star(self._coordsStar(key))
         ids = source.column('discaItemId', int)
         scores = source.column('rlnAutopickFigureOfMerit', float)
