@@ -61,6 +61,12 @@ class DiscaProtDogPicking(ProtTomoPicking):
                       help='Approximate diameter of the particles to pick, in Angstrom. '
                            'The Gaussian widths, the minimum distance, the border and the '
                            'default box size follow from it (sigma1 = radius/sqrt(3)).')
+        form.addParam('inputMasks', params.PointerParam, pointerClass='SetOfTomoMasks',
+                      allowsNull=True, label='Masks (optional)',
+                      help='Binary masks (e.g. the lamella or cytoplasm, without gold beads '
+                           'and carbon) matched to the tomograms by tsId, with the same '
+                           'dimensions. Only peaks inside the mask (value > 0.5) are kept and '
+                           'the automatic threshold uses only voxels inside it.')
         form.addParam('contrast', params.EnumParam, choices=C.CONTRAST_CHOICES,
                       default=C.CONTRAST_DARK, display=params.EnumParam.DISPLAY_HLIST,
                       label='Particle contrast',
@@ -121,18 +127,20 @@ class DiscaProtDogPicking(ProtTomoPicking):
     # --------------------------- INSERT steps functions ---------------------
     def _insertAllSteps(self):
         stepIds = []
+        masks = self._masksByTsId()
         for tomo in self.inputTomograms.get().iterItems():
             key = itemKey(tomo)
             stepIds.append(self._insertFunctionStep(
                 self.pickStep, key, os.path.abspath(tomo.getFileName()),
-                float(tomo.getSamplingRate()), prerequisites=[]))
+                float(tomo.getSamplingRate()), masks.get(tomo.getTsId()),
+                prerequisites=[]))
         self._insertFunctionStep(self.createOutputStep, prerequisites=stepIds)
 
     # --------------------------- STEPS functions ----------------------------
     def coordsFile(self, key):
         return self._getExtraPath('%s_coords.star' % key)
 
-    def pickStep(self, key, tomoFile, samplingRate):
+    def pickStep(self, key, tomoFile, samplingRate, maskFile=None):
         from disca_engine.errors import EngineError
         from disca_engine.picking import pick_file
         out = self.coordsFile(key)
@@ -141,7 +149,8 @@ class DiscaProtDogPicking(ProtTomoPicking):
             return
         try:
             result = pick_file(tomoFile, out, voxel_A=samplingRate, tomo_name=key,
-                               workers=self._workersPerStep(), **self._pickKwargs())
+                               mask=maskFile, workers=self._workersPerStep(),
+                               **self._pickKwargs())
         except EngineError as exc:
             raise engineError('tomogram %s (%s)' % (key, tomoFile), exc)
         self.info('%s: %d picks (threshold %.4g)' % (key, len(result), result.threshold))
@@ -196,6 +205,7 @@ class DiscaProtDogPicking(ProtTomoPicking):
         if box > smallest:
             errors.append('Box size %d voxels is larger than the smallest tomogram dimension '
                           '(%d voxels): lower the box size.' % (box, smallest))
+        errors += self._validateMasks(tomos)
         if self.thresholdMode.get() == C.THRESHOLD_AUTO and self.thresholdSigma.get() is None:
             errors.append('Give the threshold in sigmas above the background.')
         return errors
@@ -252,6 +262,29 @@ class DiscaProtDogPicking(ProtTomoPicking):
         if box is not None and box > 0:
             return int(box)
         return suggestedBoxSize(self.particleDiameter.get(), samplingRate)
+
+    def _masksByTsId(self):
+        masks = self.inputMasks.get()
+        if masks is None:
+            return {}
+        return {m.getTsId(): os.path.abspath(m.getFileName()) for m in masks.iterItems()}
+
+    def _validateMasks(self, tomos):
+        masks = self.inputMasks.get()
+        if masks is None:
+            return []
+        dims = {m.getTsId(): m.getDim() for m in masks.iterItems()}
+        errors = []
+        for tomo in tomos.iterItems():
+            tsId = tomo.getTsId()
+            if tsId not in dims:
+                errors.append('No mask for tomogram %s: give a mask for every tomogram (same '
+                              'tsId) or no masks.' % tsId)
+            elif dims[tsId] and tomo.getDim() and tuple(dims[tsId]) != tuple(tomo.getDim()):
+                errors.append('The mask of tomogram %s is %s voxels but the tomogram is %s: '
+                              'use masks made for these tomograms.'
+                              % (tsId, dims[tsId], tomo.getDim()))
+        return errors
 
     def _workersPerStep(self):
         return workersPerStep(self.numberOfThreads.get(), self.inputTomograms.get().getSize())

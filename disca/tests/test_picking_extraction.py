@@ -97,6 +97,28 @@ class TestDiscaPickingExtraction(BaseTest):
         counts = {k: len(v) for k, v in coordsByTomo(coords).items()}
         self.assertEqual(counts, {k: 5 for k in self.data.truth})
 
+    def test_picking_with_masks(self):
+        """Masks (matched by tsId) keep only picks inside them."""
+        from disca_engine.io.mrc import write_volume
+        from tomo.protocols import ProtImportTomomasks
+        folder = self.getOutputPath('masks')
+        os.makedirs(folder, exist_ok=True)
+        for path in self.data.paths:
+            mask = np.zeros(synthetic.SHAPE, dtype=np.float32)
+            mask[:, :, :80] = 1.0   # left half (x < 80)
+            write_volume(os.path.join(folder, os.path.basename(path)), mask, synthetic.VOXEL_A)
+        imp = self.newProtocol(ProtImportTomomasks, filesPath=folder, filesPattern='tomo_*.mrc',
+                               inputTomos=self.data.tomograms)
+        self.launchProtocol(imp)
+        prot = self.runPicking(self.data.tomograms, self.data.diameter_A,
+                               inputMasks=imp.tomomasks)
+        masked = coordsByTomo(prot.coordinates)
+        unmasked = coordsByTomo(self.picking.coordinates)
+        for tsId, xyz in masked.items():
+            self.assertGreater(len(xyz), 0)
+            self.assertTrue(np.all(xyz[:, 0] < 80), tsId)
+            self.assertLess(len(xyz), len(unmasked[tsId]))
+
     # --------------------------------------------------------------- extraction --
     def checkSubtomos(self, prot, nCoords, box, sampling):
         subtomos = prot.subtomograms
