@@ -16,7 +16,9 @@ from pyworkflow.viewer import ProtocolViewer, DESKTOP_TKINTER
 
 from .views import BrowserView, ConsoleMessageView, PngView, hasDisplay
 
-REPORT_JSON = 'report.json'
+REPORT_JSON = 'report.json'      # written by 'disca-engine cluster'
+SUMMARY_JSON = 'summary.json'    # written by 'disca-engine predict' (classify protocol)
+CLUSTERS_STAR = 'clusters.star'
 
 
 def _clusterProtocols():
@@ -31,15 +33,20 @@ def _clusterProtocols():
 
 
 def findEngineDir(protocol):
-    """Folder holding the engine's report.json inside the protocol's extra folder
-    (``extra/disca`` first, else the first one found), or None."""
+    """Engine output folder inside the protocol's extra folder (``extra/disca`` first, else
+    the first one found): a cluster folder (report.json) or a predict folder (summary.json +
+    clusters.star); None if there is none yet."""
     extra = protocol._getExtraPath()
     preferred = os.path.join(extra, 'disca')
-    if os.path.isfile(os.path.join(preferred, REPORT_JSON)):
+
+    def isEngineDir(files):
+        return REPORT_JSON in files or (SUMMARY_JSON in files and CLUSTERS_STAR in files)
+
+    if os.path.isdir(preferred) and isEngineDir(os.listdir(preferred)):
         return preferred
     for root, dirs, files in os.walk(extra):
         dirs.sort()
-        if REPORT_JSON in files:
+        if isEngineDir(files):
             return root
     return None
 

@@ -73,6 +73,10 @@ def write_report(cluster_dir, tomograms=None, decoder=True, max_members=6, progr
 
     # decoder
     decoded, dec_info = {}, None
+    if decoder and run.is_predict:
+        decoder = False  # predict folders keep no features; the decoder belongs to the cluster run
+        warnings.append("decoder skipped: this is a 'predict' folder without features.npy; the "
+                        "decoded centres are in the report of the cluster run that made the model")
     if decoder:
         from .decoder import train_and_decode
         try:
@@ -111,22 +115,28 @@ def write_report(cluster_dir, tomograms=None, decoder=True, max_members=6, progr
 def _summary(run, colors):
     info = run.info
     rows = [("folder", run.dir), ("subtomograms", len(run.labels)),
-            ("clusters K", len(run.classes)),
-            ("chosen iteration", f"{run.chosen_iteration} of {len(info.get('iterations', []))}"),
+            ("clusters K", len(run.classes))]
+    if run.is_predict:
+        rows += [("classified with the model of", info.get("model", "?")),
+                 ("classification time", f"{info.get('seconds_total', '?')} s")]
+        return H.table(["", ""], rows) + _cluster_table(run, colors)
+    rows += [("chosen iteration", f"{run.chosen_iteration} of {len(info.get('iterations', []))}"),
             ("DDBI of the result", info.get("ddbi", "?")), ("preset", info.get("preset", "?")),
             ("box", f"{run.box_size} voxels" + (f", {run.voxel_size:.2f} Å/voxel" if run.voxel_size else "")),
             ("restarts", len(info.get("restarts", [])) or 1),
             ("clustering time", f"{info.get('seconds_total', '?')} s"),
             ("engine version", info.get("engine_version", "?"))]
-    body = H.table(["", ""], rows)
+    return H.table(["", ""], rows) + _cluster_table(run, colors)
+
+
+def _cluster_table(run, colors):
     crow = []
     for c in run.classes:
         m = run.members(c)
         crow.append((c, H.swatch(colors[c]), run.sizes[c], f"{100.0 * run.sizes[c] / len(run.labels):.1f}%",
                      f"{np.mean(run.posteriors[m]):.3f}"))
-    body += "<h3>Clusters</h3>" + H.table(["cluster", "colour", "size", "share", "mean posterior"],
+    return "<h3>Clusters</h3>" + H.table(["cluster", "colour", "size", "share", "mean posterior"],
                                           crow, raw_cols=(1,))
-    return body
 
 
 def _run_plots(bic, its, sizes):
@@ -148,7 +158,7 @@ def _run_plots(bic, its, sizes):
 
 def _embedding_section(emb):
     if not emb:
-        return '<p class="warn">no iterations/iter_NNN folders: no embedding</p>'
+        return "<p>No iterations/iter_NNN folders (a predict folder, or an old run): no embedding.</p>"
     sub = (f"a random subsample of {emb['points']} of {emb['total']} subtomograms (for speed)"
            if emb["points"] < emb["total"] else f"all {emb['total']} subtomograms")
     return H.help_box(

@@ -1,9 +1,6 @@
 """Central xy/xz/yz slices of cluster averages, decoded centres and member subtomograms."""
-import os
-
 import numpy as np
 
-from ..io import mrc
 from .plots import plt, save
 
 VIEWS = ("xy", "xz", "yz")
@@ -39,9 +36,9 @@ def _frame(ax, color):
 def cluster_montage(run, c, path, color, decoded=None, max_members=6, slab=1):
     """Rows xy/xz/yz; columns: average, decoded centre (if given), best members."""
     columns = []
-    avg_path = run.average_path(c)
-    if os.path.isfile(avg_path):
-        columns.append(("average", mrc.read_volume(avg_path)))
+    avg, label = run.average(c)
+    if avg is not None:
+        columns.append((label, avg))
     if decoded is not None:
         columns.append(("decoded centre", decoded))
     best = run.members(c)[:max_members]
@@ -79,18 +76,14 @@ def _box_text(run):
 def averages_overview(run, path, colors, decoded=None, slab=1):
     """One row per cluster: xy/xz/yz of the average, then of the decoded centre."""
     decoded = decoded or {}
-    rows = [c for c in run.classes if os.path.isfile(run.average_path(c)) or c in decoded]
+    rows = list(run.classes)
     if not rows:
         return None
     ncol = 3 + (3 if decoded else 0)
     fig, axes = plt.subplots(len(rows), ncol, figsize=(1.25 * ncol + 1.2, 1.3 * len(rows) + 0.8),
                              squeeze=False)
     for i, c in enumerate(rows):
-        vols = []
-        if os.path.isfile(run.average_path(c)):
-            vols.append(("average", mrc.read_volume(run.average_path(c))))
-        else:
-            vols.append(("average", None))
+        vols = [("average", run.average(c)[0])]
         if decoded:
             vols.append(("decoded", decoded.get(c)))
         for block, (what, vol) in enumerate(vols):

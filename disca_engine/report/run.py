@@ -23,15 +23,20 @@ class ClusterRun:
     def __init__(self, cluster_dir):
         self.dir = os.path.abspath(cluster_dir)
         self.star_path = os.path.join(self.dir, "clusters.star")
+        # a cluster folder has report.json; a predict (classify) folder has summary.json
         report_path = os.path.join(self.dir, "report.json")
-        if not os.path.isfile(report_path) or not os.path.isfile(self.star_path):
-            raise EngineError(f"{cluster_dir} is not a finished 'disca-engine cluster' folder "
-                              "(report.json or clusters.star missing): run cluster first or fix the path")
-        with open(report_path) as fh:
+        summary_path = os.path.join(self.dir, "summary.json")
+        self.is_predict = not os.path.isfile(report_path) and os.path.isfile(summary_path)
+        info_path = summary_path if self.is_predict else report_path
+        if not os.path.isfile(info_path) or not os.path.isfile(self.star_path):
+            raise EngineError(f"{cluster_dir} is not a finished 'disca-engine cluster' or 'predict' "
+                              "folder (report.json/summary.json or clusters.star missing): run it "
+                              "first or fix the path")
+        with open(info_path) as fh:
             try:
                 self.info = json.load(fh)
             except json.JSONDecodeError as exc:
-                raise EngineError(f"{report_path} is not valid JSON ({exc}): rerun cluster")
+                raise EngineError(f"{info_path} is not valid JSON ({exc}): rerun the command")
         self.table = star.read_star(self.star_path)
         self.labels = self.table.column("rlnClassNumber", int, self.star_path)
         self.posteriors = (self.table.column("rlnMaxValueProbDistribution", float)
@@ -88,6 +93,18 @@ class ClusterRun:
 
     def average_path(self, c):
         return os.path.join(self.dir, "averages", f"class_{c:03d}.mrc")
+
+    def average(self, c, max_members=200):
+        """(volume, caption) of cluster ``c``: the average written by ``cluster``, else the
+        mean of its ``max_members`` highest-posterior members (predict folders have none)."""
+        path = self.average_path(c)
+        if os.path.isfile(path):
+            return mrc.read_volume(path), "average"
+        rows = self.members(c)[:max_members]
+        if not len(rows):
+            return None, "average"
+        label = "average" if len(rows) == self.sizes[c] else f"average of best {len(rows)}"
+        return self.read_members(rows).mean(axis=0), label
 
     def iteration_record(self, number):
         for rec in self.info.get("iterations", []):

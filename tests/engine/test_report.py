@@ -186,7 +186,7 @@ def test_cli_errors(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "disca_engine", "report", str(tmp_path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
-    assert "not a finished 'disca-engine cluster' folder" in proc.stderr
+    assert "is not a finished 'disca-engine cluster' or 'predict' folder" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -234,3 +234,27 @@ def test_report_of_a_real_cluster_run(tmp_path):
         assert m.data.shape == mrc.volume_shape(tomos[0])
         assert set(np.unique(m.data).tolist()) == {0} | set(range(1, k + 1))
     _check_png(os.path.join(clu, "report", "reembed_tomo_001.png"))
+
+
+def test_predict_folder(report, tmp_path):
+    """A 'predict' folder (clusters.star + summary.json only) still gets montages, sizes and
+    re-embedding; the decoder is skipped with a visible note."""
+    import shutil
+    from disca_engine.report import write_report
+    out = report[0]
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    table = star.read_star(os.path.join(out, "clusters.star"))
+    table.columns["rlnImageName"] = [os.path.join(out, n) for n in table["rlnImageName"]]
+    table.columns["discaTomogramFile"] = [report[1]] * len(table)
+    star.write_star(str(pred / "clusters.star"), table)
+    with open(pred / "summary.json", "w") as fh:
+        json.dump({"model": out, "n_particles": len(table), "k": K, "seconds_total": 1.0}, fh)
+    index = write_report(str(pred), decoder=True, progress=False, max_members=2)
+    text = open(index).read()
+    assert "decoder skipped" in text and "classified with the model of" in text
+    for c in (1, 2, 3):
+        _check_png(str(pred / "report" / f"cluster_{c:03d}.png"))
+    assert os.path.isfile(pred / "report" / "labelmaps" / "tomo_a_labels.mrc")
+    assert not os.path.exists(pred / "report" / "decoded")
+    shutil.rmtree(pred)
