@@ -45,6 +45,9 @@ def evaluate(result, true_xyz, radii):
 
 def run(args):
     from disca_engine.picking import pick_tomogram
+    if args.sigma_per_radius is not None:  # explore the sigma1 rule (default radius / sqrt(3))
+        import disca_engine.picking.pipeline as pipeline
+        pipeline.SIGMA_PER_RADIUS = args.sigma_per_radius
     from disca_engine.simulate import generate_tomogram, resolve_classes, template
     names = resolve_classes(args.classes)
     diam_A = {n: template(n, args.voxel_A).diameter_a for n in names}
@@ -82,6 +85,8 @@ def markdown(res):
     extra = "" if s["bin"] == 1 else f" --bin {s['bin']}"
     if s["threshold_sigma"] is not None:
         extra += f" --threshold-sigma {s['threshold_sigma']}"
+    if s.get("sigma_per_radius") is not None:
+        extra += f" --sigma-per-radius {s['sigma_per_radius']}"
     if s["min_distance_A"] is not None:
         extra += f" --min-distance-A {s['min_distance_A']}"
     diams = ", ".join(f"{k} {v:.0f} A" for k, v in res["class_diameters_A"].items())
@@ -112,6 +117,8 @@ def main():
     p.add_argument("--min-distance-A", type=float, default=None)
     p.add_argument("--threshold-sigma", type=float, default=None)
     p.add_argument("--bin", type=int, default=1)
+    p.add_argument("--sigma-per-radius", type=float, default=None,
+                   help="sigma1 = this x particle radius (default: the engine's 1/sqrt(3))")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the results as JSON here")
     p.add_argument("--markdown", help="write a markdown table here")
