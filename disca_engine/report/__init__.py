@@ -119,14 +119,18 @@ def _summary(run, colors):
     if run.is_predict:
         rows += [("classified with the model of", info.get("model", "?")),
                  ("classification time", f"{info.get('seconds_total', '?')} s")]
-        return H.table(["", ""], rows) + _cluster_table(run, colors)
+        return H.table(None, rows) + _cluster_table(run, colors)
     rows += [("chosen iteration", f"{run.chosen_iteration} of {len(info.get('iterations', []))}"),
-            ("DDBI of the result", info.get("ddbi", "?")), ("preset", info.get("preset", "?")),
+            ("DDBI of the result", _num(info.get("ddbi"))), ("preset", info.get("preset", "?")),
             ("box", f"{run.box_size} voxels" + (f", {run.voxel_size:.2f} Å/voxel" if run.voxel_size else "")),
             ("restarts", len(info.get("restarts", [])) or 1),
             ("clustering time", f"{info.get('seconds_total', '?')} s"),
             ("engine version", info.get("engine_version", "?"))]
-    return H.table(["", ""], rows) + _cluster_table(run, colors)
+    return H.table(None, rows) + _cluster_table(run, colors)
+
+
+def _num(value):
+    return f"{value:.4g}" if isinstance(value, (int, float)) else "?"
 
 
 def _cluster_table(run, colors):

@@ -42,7 +42,7 @@ def image(path, caption, alt=""):
 
 def table(header, rows, raw_cols=()):
     """HTML table; cells in ``raw_cols`` (indices) are inserted without escaping."""
-    out = ["<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"]
+    out = ["<table>" + ("<tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>" if header else "")]
     for row in rows:
         out.append("<tr>" + "".join(f"<td>{v if i in raw_cols else esc(v)}</td>"
                                     for i, v in enumerate(row)) + "</tr>")
