@@ -77,6 +77,8 @@ class TestDiscaViewers(BaseTest):
         self.assertEqual(set(DiscaClusterViewer._targets), {DiscaProtCluster, DiscaProtClassify})
         self.assertIn('DiscaClusterViewer', pwem.Domain.getViewers())
         self.assertIn('DiscaPickingViewer', pwem.Domain.getViewers())
+        import sys
+        self.assertNotIn('tensorflow', sys.modules, 'viewers must not import TensorFlow')
 
     # ----------------------------------------------------------- cluster viewer
     def test_cluster_viewer_headless(self):
