@@ -15,6 +15,7 @@ from . import embedding, montage, plots, reembed
 from . import html as H
 from .run import ClusterRun
 
+MAX_INLINE_TOMOGRAMS = 12  # keeps index.html a few MB with many tomograms
 STAGES = ("run plots", "embedding", "decoder", "montages", "re-embedding", "html")
 
 
@@ -211,11 +212,17 @@ def _reembed_section(tomos, out):
         "features. The label maps (same shape as the tomogram, 0 = background, sphere of each pick "
         "= its cluster number, voxel size in the header) open in IMOD, ChimeraX or napari on top of "
         "the tomogram.")
-    for t in tomos:
+    if len(tomos) > MAX_INLINE_TOMOGRAMS:
+        body += (f"<p>{len(tomos)} tomograms: the first {MAX_INLINE_TOMOGRAMS} are shown inline, the "
+                 "others are linked (keep the report folder together to open them).</p>")
+    for i, t in enumerate(tomos):
         body += f"<h3>{H.esc(t['name'])} ({t['picks']} picks)</h3>"
         if t.get("warning"):
             body += f'<p class="warn">{H.esc(t["warning"])}</p>'
-        if t.get("png"):
+        if t.get("png") and i >= MAX_INLINE_TOMOGRAMS:
+            rel = os.path.relpath(t["png"], out)
+            body += f'<p><a href="{H.esc(rel)}">{H.esc(rel)}</a></p>'
+        elif t.get("png"):
             body += H.image(t["png"], f"Tomogram <code>{H.esc(t['tomogram'])}</code>.")
         if t.get("labelmap"):
             body += (f"<p>Label map: <code>{H.esc(os.path.relpath(t['labelmap'], out))}</code></p>")
