@@ -107,10 +107,13 @@ class Plugin(pwem.Plugin):
 
     # ----------------------------------------------------------- installation ---
     @classmethod
+    def useCuda(cls):
+        return str(cls.getVar(DISCA_CUDA, '0')).strip().lower() in ('1', 'true', 'yes')
+
+    @classmethod
     def defineBinaries(cls, env):
-        useCuda = str(cls.getVar(DISCA_CUDA, '0')).strip().lower() in ('1', 'true', 'yes')
         env.addPackage(DISCA_PACKAGE, version=__version__, tar='void.tgz',
-                       commands=[(cls._installCommand(useCuda), ENV_READY_MARKER)],
+                       commands=[(cls._installCommand(cls.useCuda()), ENV_READY_MARKER)],
                        neededProgs=['python3'], default=True)
 
     @classmethod
@@ -131,41 +134,61 @@ class Plugin(pwem.Plugin):
         return reqs
 
     @classmethod
+    def installedRequirements(cls):
+        """Requirements the bundled env was built with (None if it is not complete), to
+        tell when it must be rebuilt after disca_engine/requirements.txt changed."""
+        marker = cls.getHome(ENV_READY_MARKER)
+        if not os.path.isfile(marker):
+            return None
+        with open(marker) as f:
+            return [line.strip() for line in f if line.strip()]
+
+    @classmethod
+    def _engineInstallSteps(cls, fromSource=None):
+        """Shell steps (run in the env folder) installing the engine package itself.
+
+        fromSource: True when the plugin is a source checkout (a pyproject.toml beside the
+        package); None detects it."""
+        import disca_engine
+        engineDir = os.path.dirname(os.path.abspath(disca_engine.__file__))
+        srcRoot = os.path.dirname(engineDir)
+        if fromSource is None:
+            fromSource = os.path.isfile(os.path.join(srcRoot, 'pyproject.toml'))
+        q = shlex.quote
+        if fromSource:
+            # Source checkout (plugin installed editable): install the engine from it in
+            # editable mode too, so the env always runs the same engine code as the plugin.
+            return ['./bin/python -m pip install --no-deps -e %s' % q(srcRoot)]
+        # Installed from a wheel: no project file; copy the package and add a launcher.
+        launcher = ('#!/bin/sh\\n'
+                    'exec "$(dirname "$0")/python" -m disca_engine "$@"\\n')
+        return [
+            'SITE=$(./bin/python -c "import sysconfig; print(sysconfig.get_paths()[\'purelib\'])")',
+            'rm -rf "$SITE/disca_engine"',
+            'cp -r %s "$SITE/disca_engine"' % q(engineDir),
+            "printf '%s' > bin/%s" % (launcher, ENGINE_PROGRAM),
+            'chmod +x bin/%s' % ENGINE_PROGRAM,
+        ]
+
+    @classmethod
     def _installCommand(cls, useCuda=False):
         """One shell line (run in the env folder) that builds the engine venv there.
 
         It is a single '&&' chain: installb runs each line of a command separately and
         ignores exit codes, so the marker file is only created when every step worked."""
-        import disca_engine
-        engineDir = os.path.dirname(os.path.abspath(disca_engine.__file__))
-        srcRoot = os.path.dirname(engineDir)
         reqs = ' '.join(shlex.quote(r) for r in cls._engineRequirements(useCuda))
-        q = shlex.quote
         steps = [
             'unset PYTHONPATH PYTHONHOME VIRTUAL_ENV',
             'python3 -m venv --clear .',
             './bin/python -m pip install --upgrade pip',
             './bin/python -m pip install %s' % reqs,
         ]
-        if os.path.isfile(os.path.join(srcRoot, 'pyproject.toml')):
-            # Source checkout (plugin installed editable): install the engine from it in
-            # editable mode too, so the env always runs the same engine code as the plugin.
-            steps.append('./bin/python -m pip install --no-deps -e %s' % q(srcRoot))
-        else:
-            # Installed from a wheel: no project file; copy the package and add a launcher.
-            launcher = ('#!/bin/sh\\n'
-                        'exec "$(dirname "$0")/python" -m disca_engine "$@"\\n')
-            steps += [
-                'SITE=$(./bin/python -c "import sysconfig; print(sysconfig.get_paths()[\'purelib\'])")',
-                'rm -rf "$SITE/disca_engine"',
-                'cp -r %s "$SITE/disca_engine"' % q(engineDir),
-                "printf '%s' > bin/%s" % (launcher, ENGINE_PROGRAM),
-                'chmod +x bin/%s' % ENGINE_PROGRAM,
-            ]
+        steps += cls._engineInstallSteps()
         steps += [
             # Check that what the clustering needs imports, then mark the env complete.
             './bin/python -c "import tensorflow, keras, sklearn, mrcfile, disca_engine"',
             './bin/%s --version' % ENGINE_PROGRAM,
-            'touch %s' % ENV_READY_MARKER,
+            # The marker records what was installed (see installedRequirements).
+            'printf "%%s\\n" %s > %s' % (reqs, ENV_READY_MARKER),
         ]
         return ' && '.join(steps)

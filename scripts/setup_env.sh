@@ -73,6 +73,12 @@ EOF
 # ---- 3. the bundled engine env, as users install it ----------------------------------
 ENV_HOME="$(cd /tmp && python -c 'import pwem; pwem.Domain.getPlugins(); import disca; print(disca.Plugin.getHome())')"
 MARKER="$(cd /tmp && python -c 'from disca.constants import ENV_READY_MARKER as m; print(m)')"
+# The marker lists the requirements the env was built with: rebuild when they changed.
+WANTED="$(cd /tmp && python -c 'import pwem; pwem.Domain.getPlugins(); from disca import Plugin; print("\n".join(Plugin._engineRequirements(Plugin.useCuda())))')"
+if [ -s "$ENV_HOME/$MARKER" ] && [ "$(cat "$ENV_HOME/$MARKER")" != "$WANTED" ]; then
+    log "engine requirements changed since the env was built: rebuilding it"
+    rm -f "$ENV_HOME/$MARKER"
+fi
 if [ ! -f "$ENV_HOME/$MARKER" ]; then
     log "installing the DISCA engine env with: python -m scipion installb disca"
     (cd "$SHOME" && python -m scipion installb disca) || die "scipion installb disca failed"

@@ -55,6 +55,14 @@ class TestDiscaPlugin(unittest.TestCase):
         self.assertEqual(DiscaProtDogPicking.validateInstallation(), [])
         self.assertEqual(DiscaProtExtract.validateInstallation(), [])
 
+    def test_installed_requirements(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            Plugin._vars[DISCA_ENV_HOME] = tmp
+            self.assertIsNone(Plugin.installedRequirements())
+            with open(os.path.join(tmp, ENV_READY_MARKER), 'w') as fh:
+                fh.write('\n'.join(Plugin._engineRequirements(False)) + '\n')
+            self.assertEqual(Plugin.installedRequirements(), Plugin._engineRequirements(False))
+
     def test_install_command(self):
         cpu = Plugin._installCommand(useCuda=False)
         cuda = Plugin._installCommand(useCuda=True)
@@ -65,8 +73,14 @@ class TestDiscaPlugin(unittest.TestCase):
         for cmd in (cpu, cuda):
             self.assertIn('python3 -m venv', cmd)
             self.assertNotIn('\n', cmd)          # one && chain: a failed step stops it
-            self.assertTrue(cmd.endswith('touch %s' % ENV_READY_MARKER))
+            self.assertTrue(cmd.endswith('> %s' % ENV_READY_MARKER))
             self.assertIn('disca-engine --version', cmd)
+        # Source checkout: editable engine; wheel install: package copied + launcher.
+        self.assertIn('pip install --no-deps -e', Plugin._engineInstallSteps(fromSource=True)[0])
+        wheel = ' && '.join(Plugin._engineInstallSteps(fromSource=False))
+        self.assertIn('cp -r', wheel)
+        self.assertIn('-m disca_engine', wheel)
+        self.assertIn('chmod +x bin/disca-engine', wheel)
 
 
 class TestDiscaProtocolsConf(unittest.TestCase):
