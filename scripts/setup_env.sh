@@ -9,7 +9,8 @@
 # Afterwards: `. <work>/env.sh` sets the Scipion variables and activates the venv.
 #
 # Variables: DISCA_WORK (work folder), PYTHON (interpreter for the venv, default python3),
-# DISCA_CUDA=1 (install the CUDA TensorFlow build in the engine env).
+# SCIPION_PACKAGES (pip requirements of the Scipion venv), DISCA_CUDA=1 (install the CUDA
+# TensorFlow build in the engine env).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,7 +18,8 @@ WORK="${DISCA_WORK:-$REPO/.work}"
 PYTHON="${PYTHON:-python3}"
 VENV="$WORK/scipion-venv"
 SHOME="$WORK/scipion-home"
-SCIPION_PACKAGES="scipion-pyworkflow scipion-em scipion-em-tomo scipion-app scipion-em-reliontomo pytest"
+# Versions tested together (override with SCIPION_PACKAGES, e.g. unpinned names).
+SCIPION_PACKAGES="${SCIPION_PACKAGES:-scipion-pyworkflow==3.11.7 scipion-em==3.11.1 scipion-em-tomo==3.12.4 scipion-app==3.8.3 scipion-em-reliontomo==4.0.5 pytest}"
 
 log() { printf '[setup_env %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 die() { printf '[setup_env] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -26,14 +28,16 @@ mkdir -p "$WORK"
 start=$(date +%s)
 
 # ---- 1. Scipion venv + plugin (editable) ----------------------------------------------
-if [ ! -f "$VENV/.disca-ready" ]; then
-    log "creating the Scipion venv in $VENV"
-    "$PYTHON" -m venv "$VENV" || die "cannot create a venv with $PYTHON"
+# The marker records the package list and the plugin's pyproject: redo when they change.
+VENV_STAMP="$SCIPION_PACKAGES $(cksum < "$REPO/pyproject.toml")"
+if [ ! -f "$VENV/.disca-ready" ] || [ "$(cat "$VENV/.disca-ready")" != "$VENV_STAMP" ]; then
+    log "creating/updating the Scipion venv in $VENV"
+    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV" || die "cannot create a venv with $PYTHON"
     "$VENV/bin/python" -m pip install -q --upgrade pip
     # shellcheck disable=SC2086
-    "$VENV/bin/python" -m pip install -q $SCIPION_PACKAGES
-    "$VENV/bin/python" -m pip install -q -e "$REPO"
-    touch "$VENV/.disca-ready"
+    "$VENV/bin/python" -m pip install -q $SCIPION_PACKAGES || die "pip install $SCIPION_PACKAGES failed"
+    "$VENV/bin/python" -m pip install -q -e "$REPO" || die "pip install -e $REPO failed"
+    printf '%s' "$VENV_STAMP" > "$VENV/.disca-ready"
 else
     log "Scipion venv ready ($VENV)"
 fi
