@@ -173,7 +173,7 @@ class Checkpoint:
         os.makedirs(tmp)
         _save_state_npz(os.path.join(tmp, "network.npz"), net.get_state())
         np.save(os.path.join(tmp, "prev_labels.npy"), loop_state["prev_labels"])
-        if best is not None:
+        if best is not None and not self._reuse_best(tmp, best):
             _save_best(os.path.join(tmp, "best"), best)
         with open(os.path.join(tmp, "loop.json"), "w") as fh:
             json.dump({k: v for k, v in loop_state.items() if k != "prev_labels"}, fh)
@@ -182,6 +182,22 @@ class Checkpoint:
             os.replace(self.path, self.path + ".old")
         os.replace(tmp, self.path)
         shutil.rmtree(self.path + ".old", ignore_errors=True)
+
+    def _reuse_best(self, tmp, best):
+        """Hard-link the previous checkpoint's best/ when it is still the best (features of
+        large N are hundreds of MB: do not rewrite them every iteration)."""
+        old = os.path.join(self.path, "best")
+        try:
+            with open(os.path.join(old, "best.json")) as fh:
+                if json.load(fh)["iteration"] != best["iteration"]:
+                    return False
+            os.makedirs(os.path.join(tmp, "best"))
+            for name in os.listdir(old):
+                os.link(os.path.join(old, name), os.path.join(tmp, "best", name))
+            return True
+        except (OSError, ValueError, KeyError):
+            shutil.rmtree(os.path.join(tmp, "best"), ignore_errors=True)
+            return False
 
     def load(self, net):
         path = self._readable()
