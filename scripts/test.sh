@@ -12,7 +12,9 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="${DISCA_WORK:-$REPO/.work}"
 RESULTS="$WORK/test-results"
 
-bash "$REPO/scripts/setup_env.sh" || { echo "setup_env.sh failed" >&2; exit 1; }
+# A broken setup still ends with the closing line CI parses.
+abort() { echo "$1" >&2; echo "total: 0 passed, 1 failed, 0 skipped"; exit 1; }
+bash "$REPO/scripts/setup_env.sh" || abort "setup_env.sh failed"
 # shellcheck disable=SC1091
 . "$WORK/env.sh"
 rm -rf "$RESULTS" && mkdir -p "$RESULTS"
@@ -23,7 +25,7 @@ echo "=== engine tests ($ENV_HOME/bin/python) ==="
 # pytest is a test-only tool, not an engine requirement: add it to the env when missing.
 "$ENV_HOME/bin/python" -c 'import pytest' 2>/dev/null \
     || "$ENV_HOME/bin/python" -m pip install -q pytest \
-    || { echo "cannot install pytest into $ENV_HOME" >&2; exit 1; }
+    || abort "cannot install pytest into $ENV_HOME"
 (cd "$REPO" && "$ENV_HOME/bin/python" -m pytest "$REPO/tests/engine" -q \
     -p no:cacheprovider --junitxml="$RESULTS/engine.xml" "$@")
 engine_rc=$?
