@@ -37,7 +37,9 @@ PRESETS = {
         "widths": [8, 16, 16, 24, 24, 32],
         "feature_dim": 128,
         "dropout": 0.5,
-        "k_range": list(range(2, 13)),
+        # the reference code's default candidate list: starting over-split lets training separate
+        # classes that a K = 2/3 start would merge for good at small N (docs/clustering.md)
+        "k_range": [5, 10, 20],
         "pca_components": 16,
         "pca_per_subtomograms": 50,         # at most N/50 components (4 at N = 200)
         "learning_rate": 1e-3,
@@ -124,7 +126,8 @@ def check_k_range(cfg, n):
     if k_max * per > n:
         lo = min(cfg["k_range"])
         fit = max(lo, n // per)
-        spec = ":".join(map(str, (min(cfg["k_range"]), k_max)))
+        ks = cfg["k_range"]
+        spec = f"{ks[0]}:{k_max}" if ks == list(range(ks[0], k_max + 1)) else ",".join(map(str, ks))
         raise EngineError(f"K range {spec} needs at least {k_max * per} subtomograms ({per} per "
                           f"cluster for K={k_max}); you have {n} subtomograms: lower --k-range "
                           f"(e.g. --k-range {lo}:{fit}) or add data")
