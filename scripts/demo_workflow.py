@@ -160,14 +160,20 @@ def report(project, cluster, export, seconds):
           % (project.getPath(), os.path.basename(project.getPath())))
     classes = cluster.classes
     print('Classes:          %s  (%d clusters: %s)' % (
-        classes.getFileName(), classes.getSize(),
+        os.path.abspath(classes.getFileName()), classes.getSize(),
         ', '.join('%d: %d' % (c.getObjId(), c.getSize()) for c in classes.iterItems())))
-    print('Report:           %s' % os.path.join(engineDir, 'report', 'index.html'))
+    html = os.path.join(engineDir, 'report', 'index.html')
+    if os.path.exists(html):
+        print('Report:           %s' % html)
+    else:
+        from disca import Plugin
+        print('Report:           not written by this engine run; create it with:\n'
+              '                  %s report %s' % (Plugin.getEngineProgram(), engineDir))
     print('Plots:            %s' % os.path.join(engineDir, 'plots'))
     print('Class averages:   %s' % os.path.join(engineDir, 'averages'))
     print('Trained model:    %s' % os.path.join(engineDir, 'model'))
     for name, obj in export.iterOutputAttributes():
-        print('Exported %-28s %d items  (%s)' % (name + ':', obj.getSize(), obj.getFileName()))
+        print('Exported %-28s %d items  (%s)' % (name + ':', obj.getSize(), os.path.abspath(obj.getFileName())))
     print('STAR export:      %s' % os.path.abspath(export._getExtraPath()))
 
 
