@@ -418,7 +418,9 @@ def run_cluster(input_star, output_dir, preset="fast", **settings):
     if "discaTrueClass" in particles.table:
         truth = particles.table.column("discaTrueClass", int, input_star)
     training.configure_runtime(cfg["threads"], cfg["gpus"], cfg["seed"])
-    precision, why = training.choose_precision(cfg["precision"])
+    from .yopo import forward_gflop
+    precision, why = training.choose_precision(
+        cfg["precision"], forward_gflop(particles.box, cfg["widths"], cfg["feature_dim"]))
     training.set_precision(precision)
     strategy, where = training.make_strategy()
     cfg["precision_used"] = precision

@@ -63,8 +63,14 @@ def seed_everything(seed, deterministic=True):
             pass
 
 
-def choose_precision(precision="auto"):
-    """'float32' | 'bfloat16' | 'float16' and a sentence saying why."""
+SMALL_NETWORK_GFLOP = 2.0  # below this forward cost, CPU bfloat16 kernels were measured slower
+
+
+def choose_precision(precision="auto", forward_gflop=None):
+    """'float32' | 'bfloat16' | 'float16' and a sentence saying why. On CPUs with bfloat16
+    instructions ``auto`` picks bfloat16 except for small networks (``forward_gflop`` below
+    SMALL_NETWORK_GFLOP), where oneDNN's bfloat16 convolutions were measured 1.7-2.2x slower
+    than float32 (benchmarks/results/network.md)."""
     import tensorflow as tf
     gpus = tf.config.list_physical_devices("GPU")
     if precision not in ("auto", "float32", "bfloat16", "float16"):
@@ -81,6 +87,9 @@ def choose_precision(precision="auto"):
         return "float32", f"GPU compute capability {min(caps) if caps else '?'} lacks fast bfloat16"
     flags = cpu_flags()
     fast = sorted(flags & {"avx512_bf16", "amx_bf16"})
+    if fast and forward_gflop is not None and forward_gflop < SMALL_NETWORK_GFLOP:
+        return "float32", (f"CPU supports {', '.join(fast)} but this network is small "
+                           f"({forward_gflop:.2f} GFLOP/forward): float32 is faster")
     if fast:
         return "bfloat16", f"CPU supports {', '.join(fast)}"
     return "float32", "CPU has no avx512_bf16/amx_bf16"
