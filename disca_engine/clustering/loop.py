@@ -309,6 +309,10 @@ def run_once(net, particles, cfg, seed, restart, outdir, iter_dir, truth=None, r
     return records, best
 
 
+def _k_text(ks):
+    return f"{ks[0]}..{ks[-1]}" if len(ks) > 2 and ks == list(range(ks[0], ks[-1] + 1)) else ",".join(map(str, ks))
+
+
 def _progress_line(rec, total, restart):
     s = rec["seconds"]
     bic = rec["bic"].get(str(rec["k"]))
@@ -425,7 +429,7 @@ def run_cluster(input_star, output_dir, preset="fast", **settings):
     strategy, where = training.make_strategy()
     cfg["precision_used"] = precision
     log(f"DISCA ({cfg['preset']} preset): {particles.n} subtomograms of {particles.box}^3, "
-        f"K candidates {cfg['k_range'][0]}..{cfg['k_range'][-1]}, {precision} ({why}), {where}")
+        f"K candidates {_k_text(cfg['k_range'])}, {precision} ({why}), {where}")
     net = training.Network(cfg, particles.box, precision, strategy)
     if init_model is not None:
         cfg["_init_weights"] = net.feature_weights_from(init_model)
