@@ -63,6 +63,11 @@ def seed_everything(seed, deterministic=True):
             pass
 
 
+# Measured (benchmarks/results/network.md): paper YOPO forward 15.4/s float32 vs 10.3/s
+# mixed_bfloat16, training 4.3/s vs 3.1/s on a Zen 4 with avx512_bf16, TF 2.21. The method
+# file reports 26/s for bfloat16 on the same CPUs; until that is reproduced, auto stays on
+# float32 on CPUs (GPUs with compute capability >= 8 still get bfloat16).
+CPU_BF16_AUTO = False
 SMALL_NETWORK_GFLOP = 2.0  # below this forward cost, CPU bfloat16 kernels were measured slower
 
 
@@ -90,6 +95,9 @@ def choose_precision(precision="auto", forward_gflop=None):
     if fast and forward_gflop is not None and forward_gflop < SMALL_NETWORK_GFLOP:
         return "float32", (f"CPU supports {', '.join(fast)} but this network is small "
                            f"({forward_gflop:.2f} GFLOP/forward): float32 is faster")
+    if fast and not CPU_BF16_AUTO:
+        return "float32", (f"CPU supports {', '.join(fast)}, but bfloat16 YOPO measured 1.5x slower "
+                           "than float32 with this TensorFlow build; pass --precision bfloat16 to try it")
     if fast:
         return "bfloat16", f"CPU supports {', '.join(fast)}"
     return "float32", "CPU has no avx512_bf16/amx_bf16"

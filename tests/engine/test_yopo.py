@@ -154,8 +154,13 @@ def test_head_step_trains_only_the_head_and_state_roundtrip():
 
 def test_precision_choice_follows_cpu_flags(monkeypatch):
     monkeypatch.setattr(training, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
+    monkeypatch.setattr(training, "CPU_BF16_AUTO", True)
     assert training.choose_precision("auto")[0] == "bfloat16"
     assert training.choose_precision("auto", forward_gflop=13.45)[0] == "bfloat16"
+    monkeypatch.setattr(training, "CPU_BF16_AUTO", False)  # the shipped setting (measured slower)
+    why = training.choose_precision("auto", forward_gflop=13.45)
+    assert why[0] == "float32" and "measured" in why[1]
+    monkeypatch.setattr(training, "CPU_BF16_AUTO", True)
     assert training.choose_precision("auto", forward_gflop=0.38)[0] == "float32"  # small net: measured faster
     monkeypatch.setattr(training, "cpu_flags", lambda: {"avx2"})
     assert training.choose_precision("auto")[0] == "float32"
