@@ -128,6 +128,9 @@ def write_plots(folder, report):
     fig, ax1 = plt.subplots(figsize=(5, 3.5))
     ax1.plot(its, [r["k"] for r in recs], "o-", color="tab:blue")
     ax1.set(xlabel="iteration", ylabel="K")
+    from matplotlib.ticker import MaxNLocator
+    ax1.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax1.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax2 = ax1.twinx()
     ax2.plot(its, [r["ddbi"] for r in recs], "s--", color="tab:orange")
     ax2.set_ylabel("DDBI (lower is better)")
