@@ -38,7 +38,7 @@ class DiscaProtDogPicking(ProtTomoPicking):
     strongest. DoG deliberately over-picks (noise, membranes, gold); DISCA clustering then
     sorts the picks into structurally homogeneous groups.
     """
-    _label = 'disca - DoG picking'
+    _label = 'DoG picking'  # Scipion prepends the plugin name: 'disca - DoG picking'
     _devStatus = BETA
     _possibleOutputs = DiscaPickOutputs
     stepsExecutionMode = STEPS_PARALLEL

@@ -51,7 +51,7 @@ class DiscaProtExtract(EMProtocol, ProtTomoBase):
     are cut from. Optional binning block-averages the boxes (output sampling = tomogram
     sampling x binning). Boxes crossing the tomogram border are skipped and counted.
     """
-    _label = 'disca - extract subtomograms'
+    _label = 'extract subtomograms'  # shown as 'disca - extract subtomograms'
     _devStatus = BETA
     _possibleOutputs = DiscaExtractOutputs
     stepsExecutionMode = STEPS_PARALLEL
@@ -308,6 +308,9 @@ class DiscaProtExtract(EMProtocol, ProtTomoBase):
             subtomo.setSamplingRate(subtomoSr)
             subtomo.setVolName(tomoFile)
             subtomo.setVolId(tomo.getObjId())
+            # boxes are centred on their picks: identity alignment, which RELION's
+            # writers (reliontomo) expect on every subtomogram
+            subtomo.setTransform(None)
             if tomo.getAcquisition() is not None:
                 subtomo.setAcquisition(tomo.getAcquisition())
             # keep the input coordinate's id to trace each subtomogram to its pick
