@@ -163,12 +163,10 @@ def report(project, cluster, export, seconds):
         os.path.abspath(classes.getFileName()), classes.getSize(),
         ', '.join('%d: %d' % (c.getObjId(), c.getSize()) for c in classes.iterItems())))
     html = os.path.join(engineDir, 'report', 'index.html')
-    if os.path.exists(html):
-        print('Report:           %s' % html)
-    else:
-        from disca import Plugin
-        print('Report:           not written by this engine run; create it with:\n'
-              '                  %s report %s' % (Plugin.getEngineProgram(), engineDir))
+    if not os.path.exists(html):
+        raise SystemExit('DISCA finished without its report %s: see the protocol log' % html)
+    print('Report:           %s' % html)
+    print('Label maps:       %s' % os.path.join(engineDir, 'report', 'labelmaps'))
     print('Plots:            %s' % os.path.join(engineDir, 'plots'))
     print('Class averages:   %s' % os.path.join(engineDir, 'averages'))
     print('Trained model:    %s' % os.path.join(engineDir, 'model'))

@@ -13,10 +13,21 @@ from tomo.protocols import ProtTomoBase
 
 from . import engine_io
 
+from disca_engine.clustering.presets import PRESETS as ENGINE_PRESETS
+
 from ..constants import PRESET_CHOICES as PRESETS, PRESET_FAST
 PRECISIONS = ['auto', 'float32', 'bfloat16', 'float16']
 POSTERIOR_ATTR = '_disca_posterior'
 ENGINE_DIR = 'disca'  # engine output folder inside the protocol's extra/
+
+
+def _presetDefaults(key):
+    """'paper X, fast Y' for form help texts, read from the engine's presets."""
+    def text(value):
+        if isinstance(value, list) and value == list(range(value[0], value[-1] + 1)):
+            return '%d:%d' % (value[0], value[-1])
+        return ','.join(map(str, value)) if isinstance(value, list) else str(value)
+    return ', '.join('%s %s' % (name, text(cfg[key])) for name, cfg in ENGINE_PRESETS.items())
 
 
 class DiscaClusterOutputs(Enum):
@@ -134,12 +145,12 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
                       label='Candidate numbers of clusters (K)',
                       help='Range LOW:HIGH (e.g. 2:20) or list (e.g. 5,10,20). BIC picks '
                            'the best K among them each iteration. Empty: preset default '
-                           '(paper 2:20, fast 2:12). Each cluster needs at least 5 members.')
+                           '(%s). Each cluster needs at least 5 members.' % _presetDefaults('k_range'))
         form.addParam('maxIterations', params.IntParam, default=0,
                       validators=[params.GE(0)],
                       label='Maximum iterations',
-                      help='0: preset default (paper 20, fast 10). The loop also stops when '
-                           'K and 99% of the labels are stable for 3 iterations.')
+                      help='0: preset default (%s). The loop also stops when K and 99%% of the '
+                           'labels are stable for 3 iterations.' % _presetDefaults('max_iterations'))
         form.addParam('restarts', params.IntParam, default=1, validators=[params.GE(1)],
                       label='Random restarts',
                       help='Independent runs with different seeds; the one with the lowest '
@@ -152,19 +163,31 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
                       validators=[params.GE(0)], expertLevel=LEVEL_ADVANCED,
                       label='PCA components',
                       help='Feature dimensions kept for the mixtures. 0: preset default '
-                           '(16, capped at N/25 in the fast preset).')
+                           '(%s; the fast preset caps it at N/%d).'
+                           % (_presetDefaults('pca_components'),
+                              ENGINE_PRESETS['fast']['pca_per_subtomograms']))
         form.addParam('batchSize', params.IntParam, default=0, validators=[params.GE(0)],
                       expertLevel=LEVEL_ADVANCED, label='Batch size',
-                      help='0: preset default (paper 64, fast 32). Lower it if the GPU runs '
-                           'out of memory.')
+                      help='0: preset default (%s). Lower it if the GPU runs out of '
+                           'memory.' % _presetDefaults('batch_size'))
         form.addParam('epochsPerIteration', params.IntParam, default=0,
                       validators=[params.GE(0)], expertLevel=LEVEL_ADVANCED,
                       label='Epochs per iteration',
-                      help='0: preset default (paper 1, fast 3).')
+                      help='0: preset default (%s).' % _presetDefaults('epochs_per_iteration'))
         form.addParam('precision', params.EnumParam, choices=PRECISIONS, default=0,
                       expertLevel=LEVEL_ADVANCED, label='Precision',
                       help='auto: bfloat16/float16 mixed precision where the hardware is fast '
                            'with it, else float32.')
+        form.addParam('writeReport', params.BooleanParam, default=True,
+                      label='Write the HTML report',
+                      help='extra/disca/report/index.html: BIC and DDBI curves, t-SNE of the '
+                           'features per iteration, class montages, re-embedded tomograms. '
+                           'Open it with "Analyze results".')
+        form.addParam('decoder', params.BooleanParam, default=True, condition='writeReport',
+                      expertLevel=LEVEL_ADVANCED, label='Decode cluster centres',
+                      help='Train a decoder from features to subtomograms and show each '
+                           'cluster centre as a 3D image beside its average (about a minute '
+                           'on a CPU).')
         form.addParallelSection(threads=2, mpi=0)
 
     # -------------------------- INSERT steps functions ----------------------
@@ -209,6 +232,10 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
                     ('--batch-size', self.batchSize), ('--epochs-per-iteration', self.epochsPerIteration)]
         args += [item for flag, p in optional if p.get() for item in (flag, str(p.get()))]
         args += self._threadArgs()
+        if not self.writeReport.get():
+            args.append('--no-report')
+        elif not self.decoder.get():
+            args.append('--no-decoder')
         return args + self._restartArgs()
 
     def _resolvedSettings(self):

@@ -77,7 +77,7 @@ class TestDiscaClusterExport(BaseTest):
     def _clustering(cls):
         prot = cls.newProtocol(DiscaProtCluster, preset=PRESET_CHOICES.index('fast'),
                                kRange='2:4', maxIterations=2, epochsPerIteration=1, seed=0,
-                               useGpu=False, numberOfThreads=2)
+                               useGpu=False, numberOfThreads=2, decoder=False)
         _point(prot.inputSubtomos, cls.extract, 'subtomograms')
         return cls.launchProtocol(prot)
 
@@ -112,7 +112,8 @@ class TestDiscaClusterExport(BaseTest):
             self.assertIsNotNone(sub.getCoordinate3D().getVolume(), 'class member lost its tomogram')
         # the engine folder is kept with the protocol
         engineDir = self.cluster.getEngineOutputDir()
-        for name in ('clusters.star', 'report.json', 'features.npy', 'model'):
+        for name in ('clusters.star', 'report.json', 'features.npy', 'model',
+                     os.path.join('report', 'index.html')):
             self.assertTrue(os.path.exists(os.path.join(engineDir, name)), name)
         summary = '\n'.join(self.cluster.summary())
         self.assertIn('K = %d clusters' % report['k'], summary)

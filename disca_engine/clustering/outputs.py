@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import __version__
 from ..io.atomic import atomic_path
-from ..io.mrc import write_volume
+from ..io.mrc import absolute_image_name, write_volume
 from ..io.star import StarTable, write_star
 
 
@@ -20,9 +20,12 @@ def save_npy(path, array):
             np.save(fh, array)
 
 
-def clusters_table(table, labels, posterior):
-    """All input columns in input order + 1-based class and its posterior."""
+def clusters_table(table, labels, posterior, star_dir):
+    """All input columns in input order + 1-based class and its posterior. Image names
+    become absolute: they were relative to the input STAR's folder (``star_dir``), not
+    to the output folder."""
     out = StarTable(dict(table.columns), name=table.name or "particles")
+    out["rlnImageName"] = [absolute_image_name(n, star_dir) for n in table["rlnImageName"]]
     out["rlnClassNumber"] = [int(v) + 1 for v in labels]
     out["rlnMaxValueProbDistribution"] = [f"{float(p):.6f}" for p in posterior]
     return out
@@ -49,7 +52,9 @@ def write_all(outdir, particles, cfg, net, runs, chosen, truth, t_start):
     best = chosen["best"]
     k = int(best["mixture"].k)
     labels = np.asarray(best["labels"], np.int64)
-    write_star(os.path.join(outdir, "clusters.star"), clusters_table(particles.table, labels, best["posterior"]),
+    star_dir = os.path.dirname(os.path.abspath(particles.star_path))
+    write_star(os.path.join(outdir, "clusters.star"),
+               clusters_table(particles.table, labels, best["posterior"], star_dir),
                comment=f"disca-engine {__version__} cluster: K={k}, iteration {best['iteration']}, "
                        f"restart {chosen['restart']}")
     save_npy(os.path.join(outdir, "features.npy"), best["features"].astype(np.float32))

@@ -83,7 +83,9 @@ def predict(model_dir, input_star, output_dir, batch_size=64, threads=None, gpus
         a += len(batch)
         if a % (50 * batch_size) < batch_size or a == particles.n:
             log(f"[predict] {a}/{particles.n} subtomograms classified ({time.time() - t0:.0f}s)")
-    write_star(os.path.join(outdir, "clusters.star"), clusters_table(particles.table, labels, posterior),
+    star_dir = os.path.dirname(os.path.abspath(particles.star_path))
+    write_star(os.path.join(outdir, "clusters.star"),
+               clusters_table(particles.table, labels, posterior, star_dir),
                comment=f"disca-engine predict with {os.path.abspath(model_dir)}")
     counts = np.bincount(labels, minlength=mixture.k).tolist()
     summary = {"model": os.path.abspath(model_dir), "input": os.path.abspath(input_star),

@@ -27,12 +27,17 @@ def add_parser(subparsers):
     p.add_argument("--threads", type=int, help="TensorFlow intra/inter-op threads")
     p.add_argument("--cache-dir", help="folder for the memory-mapped subtomogram stack "
                                        "(default OUTDIR/cache, removed at the end)")
+    p.add_argument("--no-report", action="store_true",
+                   help="skip the HTML report (make it later with: disca-engine report OUTDIR)")
+    p.add_argument("--no-decoder", action="store_true",
+                   help="report without the feature decoder (saves about a minute on a CPU)")
     p.set_defaults(func=run)
     return p
 
 
 def run(args):
     from ..clustering.loop import run_cluster
+    from ..errors import EngineError
     settings = {
         "k_range": args.k_range, "max_iterations": args.max_iterations,
         "pca_components": args.pca_components, "batch_size": args.batch_size,
@@ -48,4 +53,13 @@ def run(args):
              if gt else "")
     print(f"K={report['k']} (iteration {report['chosen_iteration']}, DDBI {report['ddbi']:.4f}), sizes "
           f"{report['cluster_sizes']}{extra}; {report['seconds_total']:.0f}s -> {args.output}", flush=True)
+    if not args.no_report:
+        from ..report import write_report
+        try:
+            html = write_report(args.output, decoder=not args.no_decoder)
+        except EngineError as exc:
+            # the clustering itself is complete on disk; say so, and how to retry
+            raise EngineError(f"clustering finished in {args.output}, but the report failed: {exc}; "
+                              f"retry with: disca-engine report {args.output}")
+        print(f"report: {html}", flush=True)
     return 0

@@ -29,6 +29,14 @@ def parse_image_name(name, base_dir="."):
     return path, index
 
 
+def absolute_image_name(name, base_dir):
+    """The same reference with an absolute path (``N@`` prefix kept), so a STAR file
+    written to another folder still points at the right volume."""
+    path, index = parse_image_name(name, base_dir)
+    path = os.path.abspath(path)
+    return path if index is None else f"{index + 1}@{path}"
+
+
 def _open(path, mmap):
     if not os.path.isfile(path):
         raise EngineError(f"MRC file not found: {path}")
