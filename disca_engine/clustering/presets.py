@@ -10,6 +10,17 @@ enough parameters to leave K = 2 at N = 200 (method section 10; see docs/cluster
 """
 from ..errors import EngineError
 
+# the method's own rules, shared by both presets (method sections 4-5)
+METHOD_RULES = {
+    "max_iterations": 20,
+    "label_smoothing": 0.2,
+    "smoothing_decay": 0.9,
+    "patience": 3,
+    "min_stable": 0.99,
+    "reg_covar": 1e-5,
+    "gmm_n_init": 1,
+}
+
 PRESETS = {
     "paper": {
         "widths": [64 + 16 * i for i in range(10)],
@@ -24,13 +35,7 @@ PRESETS = {
         "batch_size": 64,
         "head_epochs": 10,
         "head_learning_rate": 1e-4,
-        "max_iterations": 20,
-        "label_smoothing": 0.2,
-        "smoothing_decay": 0.9,
-        "patience": 3,
-        "min_stable": 0.99,
-        "reg_covar": 1e-5,
-        "gmm_n_init": 1,
+        **METHOD_RULES,
         "max_fit_samples": None,
     },
     "fast": {
@@ -48,13 +53,7 @@ PRESETS = {
         "batch_size": 32,
         "head_epochs": 30,
         "head_learning_rate": 1e-3,
-        "max_iterations": 20,
-        "label_smoothing": 0.2,
-        "smoothing_decay": 0.9,
-        "patience": 3,
-        "min_stable": 0.99,
-        "reg_covar": 1e-5,
-        "gmm_n_init": 1,
+        **METHOD_RULES,
         "max_fit_samples": 20000,
     },
 }
