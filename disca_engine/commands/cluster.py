@@ -13,7 +13,7 @@ def add_parser(subparsers):
                    help="paper: as published (GPU); fast: small network for CPUs/small N (default)")
     p.add_argument("--k-range", help="candidate numbers of clusters: MIN:MAX or a list 5,10,20")
     p.add_argument("--max-iterations", type=int)
-    p.add_argument("--pca-components", type=int, help="PCA size of the features (default: preset; the fast preset caps it at N/25)")
+    p.add_argument("--pca-components", type=int, help="PCA size of the features (default: preset; the fast preset caps it at N/50)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--epochs-per-iteration", type=int)
     p.add_argument("--learning-rate", type=float, help="initial learning rate (decays x0.95 per iteration)")
