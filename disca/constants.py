@@ -38,10 +38,8 @@ PRESET_PAPER = 0
 PRESET_FAST = 1
 PRESET_CHOICES = ['paper', 'fast']
 
-# Numerical precision of the network.
-PRECISION_FLOAT32 = 0
-PRECISION_MIXED = 1
-PRECISION_CHOICES = ['float32', 'mixed_float16']
+# Numerical precision of the network (the engine's --precision choices).
+PRECISION_CHOICES = ['auto', 'float32', 'bfloat16', 'float16']
 
 # Box size suggested from the particle diameter: box = BOX_DIAMETER_FACTOR * diameter,
 # rounded up to an even number of voxels, at least MIN_BOX (YOPO needs s >= 21).

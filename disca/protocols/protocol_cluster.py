@@ -15,8 +15,7 @@ from . import engine_io
 
 from disca_engine.clustering.presets import PRESETS as ENGINE_PRESETS
 
-from ..constants import PRESET_CHOICES as PRESETS, PRESET_FAST
-PRECISIONS = ['auto', 'float32', 'bfloat16', 'float16']
+from ..constants import PRESET_CHOICES as PRESETS, PRESET_FAST, PRECISION_CHOICES as PRECISIONS
 POSTERIOR_ATTR = '_disca_posterior'
 ENGINE_DIR = 'disca'  # engine output folder inside the protocol's extra/
 
