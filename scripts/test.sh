@@ -22,6 +22,9 @@ rm -rf "$RESULTS" && mkdir -p "$RESULTS"
 ENV_HOME="$(cd /tmp && python -c 'import pwem; pwem.Domain.getPlugins(); import disca; print(disca.Plugin.getHome())')"
 
 echo "=== engine tests ($ENV_HOME/bin/python) ==="
+# The real-engine report test (simulate -> extract -> cluster -> report with decoder, about
+# a minute) runs here too; DISCA_SLOW_TESTS=0 leaves it out for quick local runs.
+export DISCA_SLOW_TESTS="${DISCA_SLOW_TESTS:-1}"
 # pytest is a test-only tool, not an engine requirement: add it to the env when missing.
 "$ENV_HOME/bin/python" -c 'import pytest' 2>/dev/null \
     || "$ENV_HOME/bin/python" -m pip install -q pytest \
