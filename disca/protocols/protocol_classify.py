@@ -49,10 +49,6 @@ class DiscaProtClassify(EMProtocol, ProtTomoBase, DiscaEngineMixin):
         self._insertFunctionStep(self.averagesStep)
         self._insertFunctionStep(self.createOutputStep)
 
-    def convertInputStep(self):
-        n = engine_io.writeParticlesStar(self.inputSubtomos.get(), self._particlesStar())
-        self.info('Wrote %d subtomograms to %s' % (n, self._particlesStar()))
-
     def runPredictStep(self):
         args = ['predict', '--model', self._modelDir(), '--input', self._particlesStar(),
                 '--output', self._engineDir()] + self._threadArgs()

@@ -43,6 +43,11 @@ class DiscaEngineMixin:
     def _particlesStar(self):
         return self._getExtraPath('particles.star')
 
+    def convertInputStep(self):
+        """The input set as the engine's particles STAR (protocols name it inputSubtomos)."""
+        n = engine_io.writeParticlesStar(self.inputSubtomos.get(), self._particlesStar())
+        self.info('Wrote %d subtomograms to %s' % (n, self._particlesStar()))
+
     def _engineEnviron(self):
         from disca import Plugin
         env = Plugin.getEnviron()
@@ -196,10 +201,6 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
         self._insertFunctionStep(self.createOutputStep)
 
     # -------------------------- STEPS functions -----------------------------
-    def convertInputStep(self):
-        n = engine_io.writeParticlesStar(self.inputSubtomos.get(), self._particlesStar())
-        self.info('Wrote %d subtomograms to %s' % (n, self._particlesStar()))
-
     def runClusterStep(self):
         self._runEngine(self._clusterArgs())
 
