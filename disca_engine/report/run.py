@@ -62,20 +62,15 @@ class ClusterRun:
         return sorted(found)
 
     def _image_dir(self):
-        """Folder that relative _rlnImageName entries are relative to: clusters.star's own,
-        else that of the input STAR named in report.json (cluster copies the column as is)."""
-        if not len(self.table):
-            return self.star_dir
-        first = self.table["rlnImageName"][0]
-        candidates = [self.star_dir]
-        if self.info.get("input"):
-            candidates.append(os.path.dirname(os.path.abspath(self.info["input"])))
-        for folder in candidates:
-            if os.path.isfile(mrc.parse_image_name(first, folder)[0]):
-                return folder
-        raise EngineError(f"subtomogram {first} (first row of {self.star_path}) not found relative "
-                          f"to {' or '.join(candidates)}: were the subtomograms moved? Fix the paths "
-                          "in clusters.star")
+        """Folder that relative _rlnImageName entries are relative to: clusters.star's own
+        (cluster and predict write absolute names, which any folder resolves)."""
+        if len(self.table):
+            first = self.table["rlnImageName"][0]
+            if not os.path.isfile(mrc.parse_image_name(first, self.star_dir)[0]):
+                raise EngineError(f"subtomogram {first} (first row of {self.star_path}) not found "
+                                  f"relative to {self.star_dir}: were the subtomograms moved? Fix "
+                                  "the paths in clusters.star")
+        return self.star_dir
 
     def _box_and_voxel(self):
         box = self.info.get("box_size")
