@@ -1,13 +1,18 @@
-"""Accuracy of DISCA on simulated subtomograms (ground truth known) over an SNR x tilt grid.
+"""DISCA accuracy matrix on simulated subtomograms, beside a rotation-invariant baseline told K.
 
-    nice -n 10 python benchmarks/bench_accuracy.py --preset fast --snr 0.1,0.03 --tilt 60 \
-        --n-per-class 40 --work /tmp/disca_acc --out benchmarks/results/accuracy_fast.json
+    nice -n 5 python benchmarks/bench_accuracy.py --half report --structures 3,5,8,10 --seeds 0,1,2 \
+        --snr 0.1 --n-per-class 40 --out benchmarks/results/accuracy_matrix_report.json
 
-Each cell: ``simulate_subtomograms`` (5 classes by default) -> ``run_cluster`` -> K found,
-homogeneity, accuracy (Hungarian-matched), minutes, and the per-iteration K/homogeneity
-trajectory. Extra loop settings can be given as JSON (``--settings '{"max_iterations": 6}'``).
-Paper table (method section 7, 400 per class, K 2..20): +-60 deg SNR 0.1 -> K 5, 0.988, 99.7%;
-SNR 0.03 -> K 5, 0.937, 97.8%.
+Each cell: a structure set of S templates drawn with the seed from one half of
+``TEMPLATE_HALVES`` (``--half tuning`` while choosing defaults, ``--half report`` for the
+numbers we publish; ``--classes`` names a set explicitly) -> ``simulate_subtomograms``
+(optionally with junk boxes) -> ``run_cluster`` with the chosen preset and NO hint about K ->
+K found, homogeneity, completeness, ARI, accuracy (Hungarian), minutes and the per-iteration
+trajectory. The baseline (radial profile + log radial power spectrum, PCA 8, k-means told the
+true K; ``scripts/simulator_baseline.py``) runs on the same data. Junk boxes count as one
+extra true class for the scores; ``structure_homogeneity`` scores the structures alone.
+Results are appended to ``--out`` after every cell (JSON), so a long matrix can be resumed
+with ``--skip-done``.
 """
 import argparse
 import contextlib
@@ -17,54 +22,139 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, os.path.join(HERE, "..", "scripts"))
 
 
-def cell(preset, snr, tilt, n_per_class, classes, work, seed, settings):
-    from disca_engine.clustering.loop import run_cluster
+def scores(truth, labels, junk_class=None):
+    from sklearn.metrics import adjusted_rand_score, completeness_score, homogeneity_score
+    from disca_engine.clustering.metrics import matched_accuracy
+    out = {"homogeneity": homogeneity_score(truth, labels),
+           "completeness": completeness_score(truth, labels),
+           "ari": adjusted_rand_score(truth, labels), "accuracy": matched_accuracy(truth, labels)}
+    if junk_class is not None:
+        keep = truth != junk_class
+        out["structure_homogeneity"] = homogeneity_score(truth[keep], labels[keep])
+        # clusters holding junk: fraction of junk boxes in clusters that are >= 80% junk
+        junk = ~keep
+        pure = [c for c in np.unique(labels) if np.mean(junk[labels == c]) >= 0.8]
+        out["junk_isolated"] = float(np.mean(np.isin(labels[junk], pure))) if junk.any() else None
+    return {k: (round(float(v), 4) if v is not None else None) for k, v in out.items()}
+
+
+def baseline(star, truth, k):
+    """Radial profile + radial power spectrum, PCA 8, k-means with the true K."""
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+    from simulator_baseline import invariant_features
+    from disca_engine.clustering.dataset import load_particles
+    parts = load_particles(star, progress=False)
+    data = np.concatenate(list(parts.iter_batches(None, 256)))
+    feats = PCA(8, random_state=0).fit_transform(invariant_features(data))
+    return KMeans(k, n_init=10, random_state=0).fit_predict(feats)
+
+
+def structure_names(args, n_structures, seed):
+    from disca_engine.simulate.templates import structure_set
+    if args.classes:
+        return args.classes.split(",")
+    return structure_set(args.half, n_structures, seed)
+
+
+def simulate(folder, names, args, snr, tilt, seed):
     from disca_engine.simulate import simulate_subtomograms
-    sim = os.path.join(work, f"sim_snr{snr}_tilt{tilt}_n{n_per_class}")
+    kw = {}
+    if args.junk:
+        kw["junk_fraction"] = args.junk
     with contextlib.redirect_stdout(io.StringIO()):
-        star = simulate_subtomograms(sim, classes=classes, n_per_class=n_per_class, snr=snr, tilt=tilt,
-                                     size=24, seed=seed)
-    out = os.path.join(work, f"{preset}_snr{snr}_tilt{tilt}_n{n_per_class}")
+        return simulate_subtomograms(folder, classes=",".join(names), n_per_class=args.n_per_class,
+                                     snr=snr, tilt=tilt, size=24, seed=seed, **kw)
+
+
+def cell(args, n_structures, seed, snr, tilt):
+    from disca_engine.clustering.loop import run_cluster
+    from disca_engine.io.star import read_star
+    names = structure_names(args, n_structures, seed)
+    tag = f"{args.half}_s{len(names)}_seed{seed}_snr{snr:g}_tilt{tilt:g}_n{args.n_per_class}" + (
+        f"_junk{args.junk:g}" if args.junk else "")
+    sim = os.path.join(args.work, "sim_" + tag)
+    star = os.path.join(sim, "particles.star")
+    if not os.path.isfile(star):
+        star = simulate(sim, names, args, snr, tilt, seed)
+    truth = np.asarray(read_star(star).column("discaTrueClass", int, star))
+    junk_class = len(names) if args.junk else None
     t0 = time.time()
-    report = run_cluster(star, out, preset=preset, overwrite=True, seed=seed, **settings)
-    gt = report["ground_truth"]
-    return {"preset": preset, "snr": snr, "tilt": tilt, "n": report["n_particles"], "k": report["k"],
-            "homogeneity": gt["homogeneity"], "accuracy": gt["accuracy"],
-            "minutes": round((time.time() - t0) / 60, 2), "chosen_iteration": report["chosen_iteration"],
-            "iterations": len(report["iterations"]), "precision": report["precision"],
-            "trajectory": [(r["k"], r["ground_truth"]["homogeneity"], round(r["ddbi"], 4))
-                           for r in report["iterations"]]}
+    base = baseline(star, truth, len(np.unique(truth)))
+    t_base = time.time() - t0
+    out = os.path.join(args.work, f"{args.preset}_{args.label}_{tag}")
+    t0 = time.time()
+    with open(out + ".log", "w") as log, contextlib.redirect_stdout(log):
+        report = run_cluster(star, out, preset=args.preset, overwrite=True, seed=seed,
+                             **json.loads(args.settings))
+    minutes = (time.time() - t0) / 60
+    with open(out + ".log") as fh:
+        log_tail = fh.read().splitlines()[-3:]
+    labels = np.asarray(read_star(os.path.join(out, "clusters.star")).column("rlnClassNumber", int))
+    traj = [(r["k"], round(r["ground_truth"]["homogeneity"], 3), round(r["ddbi"], 3))
+            for r in report["iterations"]]
+    return {"half": args.half, "structures": names, "n_structures": len(names), "seed": seed, "snr": snr,
+            "tilt": tilt, "n": report["n_particles"], "n_per_class": args.n_per_class, "junk": args.junk, "preset": args.preset,
+            "settings": json.loads(args.settings), "k_found": report["k"],
+            "disca": scores(truth, labels, junk_class), "baseline_told_k": scores(truth, base, junk_class),
+            "minutes": round(minutes, 2), "baseline_seconds": round(t_base, 1),
+            "chosen_iteration": report["chosen_iteration"], "iterations": len(report["iterations"]),
+            "trajectory_k_homogeneity_ddbi": traj, "load_average": os.getloadavg(),
+            "log_tail": log_tail}
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--preset", default="fast")
-    p.add_argument("--snr", default="0.1,0.03")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--half", default="tuning", choices=["tuning", "report"])
+    p.add_argument("--structures", default="3,5,8,10", help="structure-set sizes")
+    p.add_argument("--classes", help="explicit comma-separated class names (overrides --structures)")
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--snr", default="0.1")
     p.add_argument("--tilt", default="60")
     p.add_argument("--n-per-class", type=int, default=40)
-    p.add_argument("--classes", default="5")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--work", default="/tmp/disca_accuracy")
+    p.add_argument("--junk", type=float, default=0.0, help="fraction of junk boxes (empty, gold, membrane)")
+    p.add_argument("--preset", default="auto")
     p.add_argument("--settings", default="{}", help="JSON of extra run_cluster settings")
+    p.add_argument("--label", default="default", help="name of this variant in output folders")
+    p.add_argument("--work", default="/tmp/disca_accuracy")
     p.add_argument("--out")
+    p.add_argument("--skip-done", action="store_true")
     args = p.parse_args()
-    classes = int(args.classes) if args.classes.isdigit() else args.classes
     rows = []
+    if args.out and os.path.isfile(args.out):
+        with open(args.out) as fh:
+            rows = json.load(fh)["rows"]
+    sizes = [0] if args.classes else [int(s) for s in args.structures.split(",")]
     for tilt in map(float, args.tilt.split(",")):
         for snr in map(float, args.snr.split(",")):
-            rows.append(cell(args.preset, snr, tilt, args.n_per_class, classes, args.work, args.seed,
-                             json.loads(args.settings)))
-            r = rows[-1]
-            print(f"RESULT {r['preset']} tilt +-{tilt:g} SNR {snr:g} N={r['n']}: K={r['k']} homogeneity "
-                  f"{r['homogeneity']:.3f} accuracy {100 * r['accuracy']:.1f}% {r['minutes']:.1f} min "
-                  f"(iteration {r['chosen_iteration']}/{r['iterations']}) trajectory {r['trajectory']}",
-                  flush=True)
-            if args.out:
-                with open(args.out, "w") as fh:
-                    json.dump({"argv": sys.argv, "rows": rows}, fh, indent=1)
+            for size in sizes:
+                for seed in map(int, args.seeds.split(",")):
+                    key = (args.half, size or len(args.classes.split(",")), seed, snr, tilt,
+                           args.n_per_class, args.junk, args.preset, json.dumps(json.loads(args.settings)))
+                    if args.skip_done and any(_key(r) == key for r in rows):
+                        continue
+                    r = cell(args, size, seed, snr, tilt)
+                    rows.append(r)
+                    d, b = r["disca"], r["baseline_told_k"]
+                    print(f"RESULT {r['half']} S={r['n_structures']} seed={seed} SNR={snr:g} tilt={tilt:g} "
+                          f"N={r['n']}: K={r['k_found']} hom={d['homogeneity']:.3f} comp={d['completeness']:.3f} "
+                          f"acc={d['accuracy']:.3f} | baseline(K told) hom={b['homogeneity']:.3f} "
+                          f"| {r['minutes']:.1f} min | {r['trajectory_k_homogeneity_ddbi']}", flush=True)
+                    if args.out:
+                        with open(args.out, "w") as fh:
+                            json.dump({"argv": sys.argv, "rows": rows}, fh, indent=1)
+
+
+def _key(r):
+    return (r["half"], r["n_structures"], r["seed"], r["snr"], r["tilt"], r["n_per_class"],
+            r["junk"], r["preset"], json.dumps(r["settings"]))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ THRESHOLD_CHOICES = ['automatic', 'manual']
 # Clustering presets.
 PRESET_PAPER = 0
 PRESET_FAST = 1
-PRESET_CHOICES = ['paper', 'fast']
+PRESET_AUTO = 2
+PRESET_CHOICES = ['paper', 'fast', 'auto']
 
 # Numerical precision of the network (the engine's --precision choices).
 PRECISION_CHOICES = ['auto', 'float32', 'bfloat16', 'float16']

@@ -27,13 +27,20 @@ from disca_engine.simulate import phantoms  # noqa: E402
 from disca_engine.simulate.atoms import atomic_map  # noqa: E402
 from disca_engine.simulate.templates import REFERENCE_VOXEL_A  # noqa: E402
 
-# file name in the structures folder -> (template name, chain-id prefix to keep or None).
-# 4V8R holds two TRiC complexes (chains A* and B*): keep one.
-STRUCTURES = {
-    "6zu5_80S_ribosome.cif.gz": ("ribosome", None),
-    "4v8r_TRiC.pdb.gz": ("tric", "A"),
-    "7pbl_RuvAB.pdb.gz": ("ruvab", None),
-}
+# (file in the structures folder, template name, chain ids to keep: a prefix or a tuple of
+# prefixes, None for all). 4V8R holds two TRiC complexes (chains A* and B*): keep one; its
+# single ring is the eight chains with an upper-case second letter. 6ZU5's chains are L*
+# (60S subunit) and S* (40S); half of 7PBL's RuvB hexamer is chains A-C.
+TRIC_RING = ("AA", "AB", "AD", "AE", "AG", "AH", "AQ", "AZ")
+STRUCTURES = [
+    ("6zu5_80S_ribosome.cif.gz", "ribosome", None),
+    ("4v8r_TRiC.pdb.gz", "tric", "A"),
+    ("7pbl_RuvAB.pdb.gz", "ruvab", None),
+    ("6zu5_80S_ribosome.cif.gz", "ribo60s", "L"),
+    ("6zu5_80S_ribosome.cif.gz", "ribo40s", "S"),
+    ("4v8r_TRiC.pdb.gz", "tric_ring", TRIC_RING),
+    ("7pbl_RuvAB.pdb.gz", "ruvb3", ("A", "B", "C")),
+]
 
 
 def main(argv=None):
@@ -44,9 +51,13 @@ def main(argv=None):
                                                   "templates"))
     ap.add_argument("--voxel-A", type=float, default=REFERENCE_VOXEL_A)
     ap.add_argument("--blur", type=float, default=0.4, help="Gaussian sigma in reference voxels")
+    ap.add_argument("--only", help="comma-separated template names to (re)build")
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
-    for fname, (name, chains) in STRUCTURES.items():
+    only = set(args.only.split(",")) if args.only else None
+    for fname, name, chains in STRUCTURES:
+        if only and name not in only:
+            continue
         path = os.path.join(args.structures, fname)
         vol, natoms, unknown = atomic_map(path, args.voxel_A, args.blur, chains)
         if unknown:
@@ -54,6 +65,8 @@ def main(argv=None):
         write_volume(os.path.join(args.out, f"{name}.mrc"), vol, args.voxel_A)
         print(f"{name}: {natoms} atoms -> {vol.shape} at {args.voxel_A} A")
     for name in phantoms.PHANTOMS:
+        if only and name not in only:
+            continue
         vol = phantoms.render(name, args.voxel_A)
         write_volume(os.path.join(args.out, f"{name}.mrc"), vol, args.voxel_A)
         print(f"{name}: phantom -> {vol.shape} at {args.voxel_A} A")

@@ -1,8 +1,11 @@
 #!/usr/bin/env python
 """Headless DISCA demo with Scipion's Python API (run inside Scipion's environment).
 
-synthetic tomograms -> import -> DoG picking -> extraction -> DISCA clustering (fast preset)
--> export of every cluster (subtomograms + coordinates + STAR files).
+synthetic tomograms -> import -> DoG picking -> extraction -> DISCA clustering (default
+'auto' method, K found automatically) -> export of every cluster (subtomograms + coordinates +
+STAR files). At the end the clusters are compared with the simulation's truth: every picked
+box is matched to the nearest simulated particle within 5 voxels (else it is junk: gold,
+vesicle or empty), and a confusion table cluster x structure is printed.
 
     python scripts/demo_workflow.py --out demo-output
 
@@ -28,11 +31,9 @@ def parseArgs():
     p.add_argument('--voxel', type=float, default=14.0, help='voxel size in A')
     p.add_argument('--diameter', type=float, default=200.0, help='particle diameter in A for picking')
     p.add_argument('--box', type=int, default=24, help='subtomogram box in voxels')
-    p.add_argument('--k-range', default='2:8')
-    p.add_argument('--max-iterations', type=int, default=5)
-    p.add_argument('--epochs', type=int, default=1,
-                   help='training epochs per iteration (0: the fast preset default, 3; '
-                        '1 keeps the demo within ~10 min on 2 CPU cores)')
+    p.add_argument('--k-range', default='', help='upper bound of K (empty: automatic)')
+    p.add_argument('--max-iterations', type=int, default=0, help='0: the preset default')
+    p.add_argument('--epochs', type=int, default=0, help='training epochs per iteration (0: preset)')
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--overwrite', action='store_true', help='delete an existing demo project first')
@@ -121,7 +122,7 @@ def main():
 
     project = createProject(args, out)
     dataDir = os.path.join(out, 'tomograms')
-    simulate(args, dataDir)
+    _, truthStar = simulate(args, dataDir)
 
     imp = run(project, project.newProtocol(
         ProtImportTomograms, filesPath=dataDir, filesPattern='tomo_*.mrc',
@@ -137,7 +138,7 @@ def main():
     extract.inputCoordinates.setExtended('coordinates')
     extract = run(project, extract, 'extract subtomograms')
 
-    cluster = project.newProtocol(DiscaProtCluster, preset=PRESET_CHOICES.index('fast'),
+    cluster = project.newProtocol(DiscaProtCluster, preset=PRESET_CHOICES.index('auto'),
                                   kRange=args.k_range, maxIterations=args.max_iterations,
                                   epochsPerIteration=args.epochs,
                                   seed=args.seed, numberOfThreads=args.threads, useGpu=False)
@@ -151,6 +152,7 @@ def main():
     export = run(project, export, 'export clusters')
 
     report(project, cluster, export, time.time() - t0)
+    confusion(os.path.join(os.path.abspath(cluster.getEngineOutputDir()), 'clusters.star'), truthStar)
 
 
 def report(project, cluster, export, seconds):
@@ -173,6 +175,42 @@ def report(project, cluster, export, seconds):
     for name, obj in export.iterOutputAttributes():
         print('Exported %-28s %d items  (%s)' % (name + ':', obj.getSize(), os.path.abspath(obj.getFileName())))
     print('STAR export:      %s' % os.path.abspath(export._getExtraPath()))
+
+
+def confusion(clustersStar, truthStar, radius=5.0):
+    """Print clusters x simulated structures: each box matched to the nearest true particle
+    of its tomogram within ``radius`` voxels; unmatched boxes are junk picks."""
+    import numpy as np
+    from scipy.spatial import cKDTree
+    from disca_engine.io.star import read_star
+    axes = ('rlnCoordinateX', 'rlnCoordinateY', 'rlnCoordinateZ')
+    truth, picks = read_star(truthStar), read_star(clustersStar)
+    tTomo = np.array(truth.column('rlnTomoName'))
+    tXyz = np.array([truth.column(a, float) for a in axes]).T
+    tName = np.array(truth.column('discaTrueClassName'))
+    pTomo = np.array(picks.column('rlnTomoName'))
+    pXyz = np.array([picks.column(a, float) for a in axes]).T
+    cls = np.array(picks.column('rlnClassNumber', int))
+    found = np.array(['junk'] * len(cls), dtype=object)
+    for tomo in np.unique(pTomo):
+        sel, tsel = np.flatnonzero(pTomo == tomo), np.flatnonzero(tTomo == tomo)
+        if not tsel.size:
+            continue
+        d, j = cKDTree(tXyz[tsel]).query(pXyz[sel])
+        ok = d <= radius
+        found[sel[ok]] = tName[tsel[j[ok]]]
+    names = sorted(set(tName)) + ['junk']
+    step('Clusters against the simulated truth (boxes within %g voxels of a true particle)' % radius)
+    print('cluster | ' + ' | '.join('%9s' % n for n in names) + ' | purity')
+    for c in np.unique(cls):
+        row = [int(np.sum((cls == c) & (found == n))) for n in names]
+        print('%7d | ' % c + ' | '.join('%9d' % v for v in row) + ' | %.2f' % (max(row) / sum(row)))
+    for n in names[:-1]:  # where each structure went: clusters it dominates hold how much
+        major = [c for c in np.unique(cls)
+                 if max(names, key=lambda m: np.sum((cls == c) & (found == m))) == n]
+        held = np.sum((found == n) & np.isin(cls, major)) / max(np.sum(found == n), 1)
+        print('%-10s %3d picked, %3.0f%% in clusters where it is the majority (%s)'
+              % (n, np.sum(found == n), 100 * held, ','.join(map(str, major)) or 'none'))
 
 
 if __name__ == '__main__':

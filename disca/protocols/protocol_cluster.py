@@ -15,7 +15,7 @@ from . import engine_io
 
 from disca_engine.clustering.presets import PRESETS as ENGINE_PRESETS
 
-from ..constants import PRESET_CHOICES as PRESETS, PRESET_FAST, PRECISION_CHOICES as PRECISIONS
+from ..constants import PRESET_CHOICES as PRESETS, PRESET_AUTO, PRECISION_CHOICES as PRECISIONS
 POSTERIOR_ATTR = '_disca_posterior'
 ENGINE_DIR = 'disca'  # engine output folder inside the protocol's extra/
 
@@ -139,10 +139,13 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
                       important=True, label='Subtomograms',
                       help='Cubic subtomograms (e.g. 24^3 at 13-15 A/voxel), normalised. '
                            'Extract them with "disca - extract subtomograms" after DoG picking.')
-        form.addParam('preset', params.EnumParam, choices=PRESETS, default=PRESET_FAST,
+        form.addParam('preset', params.EnumParam, choices=PRESETS, default=PRESET_AUTO,
                       label='Preset',
-                      help='fast: small network and a training schedule that works on CPUs '
-                           'and small sets (hundreds to a few thousand subtomograms).\n'
+                      help='auto (default): DISCA seeded by over-split clusters of '
+                           'rotation-invariant descriptors; the number of clusters comes from '
+                           'a merge test (clusters that a freshly rotated copy cannot tell '
+                           'apart are joined), so no K range is needed.\n'
+                           'fast: the earlier CPU preset (small network, BIC over K 5,10,20).\n'
                            'paper: the network and schedule published by Zeng et al. 2023 '
                            '(YOPO, 10 blocks, lr 1e-5); needs a GPU and >= 21^3 boxes.')
         form.addParam('kRange', params.StringParam, default='',

@@ -79,7 +79,10 @@ def fit_mixture(Z, cfg, seed, it, prev_labels, prev_k):
     from .labels import match_labels
     from .stats import assign, refine_mixture, select_k
     mix_seed = int(_rng(seed, it, 3).integers(2 ** 31))
-    mixture, bics = select_k(Z, cfg["k_range"], seed=mix_seed, n_init=cfg["gmm_n_init"],
+    candidates = cfg["k_range"]
+    if cfg.get("k_by_merging") and prev_k:  # K comes from the seeding and the merge test
+        candidates = [prev_k]
+    mixture, bics = select_k(Z, candidates, seed=mix_seed, n_init=cfg["gmm_n_init"],
                              reg_covar=cfg["reg_covar"], max_fit_samples=cfg["max_fit_samples"] or 0,
                              progress=False)
     how = "de_novo"
@@ -91,6 +94,78 @@ def fit_mixture(Z, cfg, seed, it, prev_labels, prev_k):
         labels, perm = match_labels(labels, prev_labels, return_permutation=True)
         mixture = mixture.reorder(perm)
     return labels, posterior, mixture, {str(k): float(v) for k, v in bics.items()}, how
+
+
+# ---------------------------------------------------------------------------- seeding
+def _invariant_space(particles, cfg, seed):
+    """Rotation-invariant descriptors (seeding.py) when the preset uses them, else None."""
+    if not (cfg.get("seed_labels") or cfg.get("invariant_weight")):
+        return None
+    from .seeding import invariant_space
+    t0 = time.time()
+    z = invariant_space(particles, cfg, seed)
+    log(f"rotation-invariant descriptors of {particles.n} subtomograms: {z.shape[1]} components "
+        f"({time.time() - t0:.1f}s)")
+    return z
+
+
+def _seed_k_of(cfg, it, n):
+    """The seed K at the seeded first iteration (sizes its PCA like a later iteration's)."""
+    if it != 0 or not cfg.get("seed_labels"):
+        return None
+    from .seeding import seed_k
+    return seed_k(cfg, n)
+
+
+def _seeded_mixture(Z, z_inv, cfg, seed):
+    """Iteration 1 of the default method: over-split k-means of the invariant descriptors,
+    expressed as a mixture in the network's feature space (so a model saved from this
+    iteration classifies new data consistently)."""
+    from .seeding import seed_k, seed_labels
+    k = seed_k(cfg, len(Z))
+    labels = seed_labels(z_inv, k, seed, min_size=int(cfg["min_subtomograms_per_cluster"]))
+    k = int(labels.max()) + 1
+    mixture = mixture_from_labels(Z, labels, k, cfg["reg_covar"])
+    proba = mixture.predict_proba(Z)
+    return labels, proba[np.arange(len(labels)), labels], mixture, {}, "seeded"
+
+
+def _kept_mixture(Z, labels, k, cfg):
+    """Warm-up iterations keep the seeded (or merged) labels: the network first learns
+    to tell the seed clusters apart before its features are clustered again."""
+    mixture = mixture_from_labels(Z, labels, k, cfg["reg_covar"])
+    proba = mixture.predict_proba(Z)
+    return labels, proba[np.arange(len(labels)), labels], mixture, {}, "kept"
+
+
+def _clustering_space(Z, z_inv, cfg):
+    """Network features, plus the invariant descriptors when the preset weights them in:
+    the descriptors do not collapse onto the labels as trained features do, so a later
+    mixture can still split what an earlier one merged."""
+    w = float(cfg.get("invariant_weight") or 0)
+    if z_inv is None or w <= 0:
+        return Z
+    # same dimension budget as the network part alone (pca_components_for), shared
+    d = max(2, Z.shape[1] // 2)
+    zs = Z[:, :d] / (Z[:, :d].std() + 1e-9)
+    zi = z_inv[:, :max(2, Z.shape[1] - d)]
+    return np.concatenate([zs, w * zi / (zi.std() + 1e-9)], axis=1).astype(np.float32)
+
+
+def _merge_test(net, particles, labels, k, cfg, seed, it):
+    """(merged labels, merges) after this iteration's training, or None (merging.py)."""
+    threshold = cfg.get("merge_threshold")
+    if not threshold or it + 1 < int(cfg.get("merge_after", 1)) or k < 2:
+        return None
+    from .merging import confident, merge_groups, rotated_probabilities, soft_confusion
+    proba = rotated_probabilities(net, particles, k, _rng(seed, it, 7), cfg["batch_size"])
+    own = np.diag(soft_confusion(labels, proba)[0])
+    if not confident(labels, proba):
+        log(f"  merge test skipped: rotated copies recognise their own cluster with mean p "
+            f"{own.mean():.2f} (chance {1 / k:.2f}); the network needs more training")
+        return None
+    new, _, merges = merge_groups(labels, proba, float(threshold))
+    return (new, merges) if merges else None
 
 
 # ---------------------------------------------------------------------------- training
@@ -255,20 +330,31 @@ def run_once(net, particles, cfg, seed, restart, outdir, iter_dir, truth=None, r
             net.load_feature_weights(cfg["_init_weights"])
         records, best, start, prev_labels, prev_k = [], None, 0, None, None
         stop = StopRule(cfg["patience"], cfg["min_stable"])
-    d = presets.pca_components_for(cfg, n)
     total = int(cfg["max_iterations"])
+    z_inv = _invariant_space(particles, cfg, seed)
     for it in range(start, total):
         seconds, t0 = {}, time.time()
         features = compute_features(net, particles, cfg["batch_size"])
         seconds["features"], t0 = time.time() - t0, time.time()
+        d = presets.pca_components_for(cfg, n, prev_k or _seed_k_of(cfg, it, n))
         pca = fit_pca(features, d, seed=int(_rng(seed, it, 2).integers(2 ** 31)))
         Z = pca.transform(features).astype(np.float32)
         seconds["pca"], t0 = time.time() - t0, time.time()
-        labels, posterior, mixture, bics, how = fit_mixture(Z, cfg, seed, it, prev_labels, prev_k)
+        if it == 0 and cfg.get("seed_labels"):
+            labels, posterior, mixture, bics, how = _seeded_mixture(Z, z_inv, cfg, seed)
+        elif it < int(cfg.get("seed_warmup") or 0):
+            labels, posterior, mixture, bics, how = _kept_mixture(Z, prev_labels, prev_k, cfg)
+        else:
+            labels, posterior, mixture, bics, how = fit_mixture(
+                _clustering_space(Z, z_inv, cfg), cfg, seed, it, prev_labels, prev_k)
+            if mixture.dim != Z.shape[1]:  # keep the saved model in the network's space
+                mixture = mixture_from_labels(Z, labels, mixture.k, cfg["reg_covar"])
         k = mixture.k
         changed = fraction_changed(labels, prev_labels)
         seconds["mixture"], t0 = time.time() - t0, time.time()
-        score = ddbi(Z, labels)
+        # DDBI where the labels were made (with the descriptors when they take part), so
+        # that iterations are compared in comparable spaces
+        score = ddbi(_clustering_space(Z, z_inv, cfg), labels)
         seconds["ddbi"], t0 = time.time() - t0, time.time()
         alpha = label_smoothing(it, cfg["label_smoothing"], cfg["smoothing_decay"])
         head_agreement = None
@@ -283,12 +369,15 @@ def run_once(net, particles, cfg, seed, restart, outdir, iter_dir, truth=None, r
         lr = presets.learning_rate(cfg, it)
         net.set_learning_rate(lr)
         loss = train_network(net, particles, labels, k, alpha, cfg, seed, it)
-        seconds["train"] = time.time() - t0
+        seconds["train"], t0 = time.time() - t0, time.time()
+        merged = _merge_test(net, particles, labels, k, cfg, seed, it)
+        seconds["merge"] = time.time() - t0
         sizes = np.bincount(labels, minlength=k).tolist()
         rec = {"iteration": it + 1, "k": int(k), "bic": bics, "mixture": how, "ddbi": float(score),
                "labels_changed": float(changed), "cluster_sizes": sizes, "learning_rate": lr,
                "label_smoothing": alpha, "pca_components": int(Z.shape[1]), "train_loss": loss,
                "head_agreement": head_agreement,
+               "merges": None if merged is None else merged[1],
                "seconds": {key: round(v, 3) for key, v in seconds.items()}}
         if truth is not None:
             from .metrics import ground_truth_block
@@ -296,6 +385,10 @@ def run_once(net, particles, cfg, seed, restart, outdir, iter_dir, truth=None, r
         records.append(rec)
         log(_progress_line(rec, total, restart if cfg["restarts"] > 1 else None))
         _save_iteration(iter_dir, it + 1, Z, labels)
+        if merged is not None:  # the next iteration starts from the merged clusters
+            labels, k = merged[0], int(merged[0].max()) + 1
+            log(f"  merge test: {len(merged[1])} merge(s) -> K={k}: " + "; ".join(
+                f"{'+'.join(str(g + 1) for g in grp)} (confusion {c:.2f})" for grp, c in merged[1]))
         stopped = stop.update(k, labels)
         prev_labels, prev_k = labels, int(k)
         ckpt.save(net, {"iteration": it, "prev_k": prev_k, "prev_labels": prev_labels,
@@ -325,7 +418,7 @@ def _progress_line(rec, total, restart):
             f"changed={100 * rec['labels_changed']:.1f}% sizes=[{sizes}] lr={rec['learning_rate']:.3g} "
             f"alpha={rec['label_smoothing']:.3f}{truth} time features {s['features']:.1f}s "
             f"pca {s['pca']:.1f}s mixture {s['mixture']:.1f}s head {s['head']:.1f}s "
-            f"train {s['train']:.1f}s")
+            f"train {s['train']:.1f}s" + (f" merge test {s['merge']:.1f}s" if s.get('merge', 0) > 0.05 else ""))
 
 
 def _stop_to_json(state):
@@ -397,7 +490,7 @@ def read_init_model(folder):
     return config, load_model(model_path)
 
 
-def run_cluster(input_star, output_dir, preset="fast", **settings):
+def run_cluster(input_star, output_dir, preset="auto", **settings):
     """Run DISCA on a particles STAR file; write the output folder; return the report."""
     from . import outputs, training
     from .dataset import load_particles

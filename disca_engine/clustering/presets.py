@@ -58,6 +58,32 @@ PRESETS = {
     },
 }
 
+# The default method: DISCA seeded by over-split clusters of rotation-invariant descriptors
+# (seeding.py), the descriptors kept beside the network's features (docs/clustering.md).
+PRESETS["auto"] = {
+    **PRESETS["fast"],
+    "k_range": list(range(2, 25)),
+    "seed_labels": True,
+    "seed_per_cluster": 12,
+    "seed_k_min": 6,
+    "seed_k_max": 24,
+    "seed_pca": 16,
+    "invariant_weight": 1.0,
+    "k_by_merging": True,
+    "merge_threshold": 0.6,
+    "merge_after": 2,
+    "seed_warmup": 2,
+    "pca_per_cluster": True,
+    "pca_components": 16,
+    "pca_per_subtomograms": None,
+    "epochs_per_iteration": 1,
+    "max_iterations": 6,
+}
+for _name in ("paper", "fast"):
+    PRESETS[_name].update(seed_labels=False, seed_per_cluster=12, seed_k_min=6, seed_k_max=24,
+                          seed_pca=16, invariant_weight=0.0, k_by_merging=False,
+                          merge_threshold=None, merge_after=1, seed_warmup=0, pca_per_cluster=False)
+
 # every other setting the loop understands, with its default
 GENERAL_DEFAULTS = {
     "seed": 0,
@@ -93,7 +119,7 @@ def parse_k_range(text):
     return values
 
 
-def resolve(preset="fast", **overrides):
+def resolve(preset="auto", **overrides):
     """Preset values, general defaults, then the explicit (non-None) overrides."""
     if preset not in PRESETS:
         raise EngineError(f"unknown preset '{preset}': choose one of {', '.join(PRESETS)}")
@@ -107,14 +133,19 @@ def resolve(preset="fast", **overrides):
     if int(cfg["pca_components"]) < 1:
         raise EngineError("--pca-components must be >= 1")
     cfg["k_range"] = parse_k_range(cfg["k_range"])
+    cfg["_k_range_given"] = overrides.get("k_range") is not None
     return cfg
 
 
-def pca_components_for(cfg, n):
-    """PCA size for N subtomograms: the preset's size, capped at N / pca_per_subtomograms."""
+def pca_components_for(cfg, n, k=None):
+    """PCA size for N subtomograms: the preset's size, capped at N / pca_per_subtomograms;
+    with ``pca_per_cluster`` and a known K, capped so that K full-covariance components
+    have about twice the d + 1 members each that they need."""
     d = int(cfg["pca_components"])
     if cfg.get("pca_per_subtomograms"):
         d = min(d, max(2, n // int(cfg["pca_per_subtomograms"])))
+    if cfg.get("pca_per_cluster") and k:
+        d = min(d, max(2, n // (2 * int(k)) - 1))
     return max(1, min(d, n - 1, int(cfg["feature_dim"])))
 
 
@@ -122,6 +153,11 @@ def check_k_range(cfg, n):
     """The largest candidate K must leave enough subtomograms per cluster."""
     per = int(cfg["min_subtomograms_per_cluster"])
     k_max = max(cfg["k_range"])
+    if cfg.get("seed_labels") and not cfg.get("_k_range_given") and n >= 2 * per:
+        # the preset's own range is only an upper bound for seeded runs: cap it at what N
+        # supports (a range the user gave is checked as given)
+        cfg["k_range"] = [k for k in cfg["k_range"] if k * per <= n] or [2]
+        return
     if k_max * per > n:
         lo = min(cfg["k_range"])
         fit = max(lo, n // per)

@@ -227,6 +227,10 @@ class Network:
         t[:, :targets.shape[1]] = targets
         return t
 
+    def predict_volumes(self, volumes):
+        """Class probabilities (B, k_max) of a batch of volumes, inference mode."""
+        return self.predict_head(self.features(volumes))
+
     def predict_head(self, features):
         return np.asarray(self.head_model(np.asarray(features, np.float32), training=False))
 

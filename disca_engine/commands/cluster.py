@@ -3,14 +3,16 @@
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
-        "cluster", help="DISCA unsupervised clustering of subtomograms (K found by BIC)",
+        "cluster", help="DISCA unsupervised clustering of subtomograms (K found automatically)",
         description="Deep iterative subtomogram clustering (DISCA). Preset values are defaults; "
                     "explicit flags override them. Writes clusters.star, report.json, the model "
                     "and class averages to OUTDIR.")
     p.add_argument("--input", required=True, help="particles STAR file (subtomograms)")
     p.add_argument("--output", required=True, help="output folder")
-    p.add_argument("--preset", default="fast", choices=["paper", "fast"],
-                   help="paper: as published (GPU); fast: small network for CPUs/small N (default)")
+    p.add_argument("--preset", default="auto", choices=["auto", "fast", "paper"],
+                   help="auto (default): DISCA seeded by over-split clusters of rotation-invariant "
+                        "descriptors, K from a rotation merge test (docs/clustering.md); fast: the "
+                        "earlier CPU preset (BIC over 5,10,20); paper: as published (GPU)")
     p.add_argument("--k-range", help="candidate numbers of clusters: MIN:MAX or a list 5,10,20")
     p.add_argument("--max-iterations", type=int)
     p.add_argument("--pca-components", type=int, help="PCA size of the features (default: preset; the fast preset caps it at N/50)")

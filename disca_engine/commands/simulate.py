@@ -7,7 +7,7 @@ def _common(p):
                    help="a number (first N of the default set), a set name (default, similar, "
                         "different, all), or comma-separated class names and/or paths of your "
                         "own .mrc/.map maps or .pdb/.cif models; see 'simulate classes'")
-    p.add_argument("--class-set", choices=("default", "similar", "different", "all"), default=None,
+    p.add_argument("--class-set", choices=("default", "similar", "different", "all", "similar_tuning", "similar_report"), default=None,
                    help="a named class set (same as --classes NAME)")
     p.add_argument("--snr", type=float, required=False, help="signal-to-noise ratio (variance ratio)")
     p.add_argument("--tilt", type=float, default=60.0,
@@ -40,6 +40,9 @@ def add_parser(subparsers):
     s.add_argument("--snr-mode", choices=("particle", "dataset"), default="particle",
                    help="'particle': every subtomogram has the SNR; 'dataset': one noise level "
                         "for all (SNR of the mean signal variance)")
+    s.add_argument("--junk-fraction", type=float, default=0.0,
+                   help="fraction of junk boxes (empty, gold bead, membrane patch in turn; class "
+                        "'junk'), at most 0.5")
     s.add_argument("--stack", action="store_true",
                    help="write one particles.mrcs stack instead of one MRC per subtomogram")
     s.set_defaults(func=run_subtomos)
@@ -85,7 +88,8 @@ def run_subtomos(args):
                                  snr=args.snr, tilt=args.tilt, size=args.size, voxel_A=args.voxel_A,
                                  seed=args.seed, stack=args.stack, max_shift=args.max_shift,
                                  defocus_um=args.defocus_um, snr_mode=args.snr_mode,
-                                 defocus_spread_um=args.defocus_spread_um)
+                                 defocus_spread_um=args.defocus_spread_um,
+                                 junk_fraction=args.junk_fraction)
     print(star)
 
 

@@ -95,6 +95,104 @@ PHANTOMS = {"barrel": barrel, "ring": ring, "shell": shell, "rod": rod, "globule
             "dumbbell": dumbbell, "blobs": blobs, "tetra": tetra}
 
 
+# ---- more phantoms (the accuracy benchmark's template library; docs/simulator.md) ----
+def ring7():
+    """Heptameric ring of single globules (~140 x 45 A, ~0.3 MDa)."""
+    return _ring(7, 48.0, 0.0, 21.0)
+
+
+def ring8():
+    """Octameric ring of two-lobed subunits (~150 x 70 A, ~0.45 MDa): close to ``ring``."""
+    return _ring(8, 52.0, -12.0, 19.0) + _ring(8, 46.0, 14.0, 15.0, phase=np.pi / 8)
+
+
+def barrel3():
+    """Three stacked hexameric rings (~130 x 110 A, ~0.7 MDa): a shorter ``barrel``."""
+    spheres = []
+    for i, z in enumerate((-38.0, 0.0, 38.0)):
+        spheres += _ring(6, 38.0, z, 21.0, phase=(np.pi / 6) * (i % 2))
+    return spheres
+
+
+def cage12():
+    """Hollow cage of 12 subunits at the vertices of an icosahedron (~140 A, ~0.4 MDa)."""
+    g = (1 + 5 ** 0.5) / 2
+    pts = []
+    for a, b in itertools.product((1, -1), repeat=2):
+        pts += [(0, a, b * g), (a, b * g, 0), (b * g, 0, a)]
+    pts = np.array(pts, float)
+    pts = 50.0 * pts / np.linalg.norm(pts, axis=1, keepdims=True)
+    return [(tuple(p), 20.0) for p in pts]
+
+
+def propeller():
+    """Flat seven-bladed propeller with a hub (~150 x 40 A, ~0.35 MDa)."""
+    blades = _ring(7, 50.0, 0.0, 17.0) + _ring(7, 28.0, 0.0, 15.0, phase=0.25)
+    return blades + [((0.0, 0.0, 0.0), 14.0)]
+
+
+def lshape():
+    """Two arms of three globules meeting at a right angle (~180 A, ~0.35 MDa)."""
+    arm = [((22.0 * i, 0.0, 0.0), 20.0) for i in range(4)]
+    return arm + [((0.0, 22.0 * i, 0.0), 20.0) for i in range(1, 4)]
+
+
+def dimer():
+    """Two equal globules side by side (~130 A, ~0.3 MDa): symmetric ``dumbbell`` cousin."""
+    return [((-32.0, 0.0, 0.0), 30.0), ((32.0, 0.0, 0.0), 30.0)]
+
+
+def helix12():
+    """Longer helical filament: 12 subunits, rise 20 A, twist 60 deg (~260 x 80 A)."""
+    spheres = []
+    for i in range(12):
+        a = np.deg2rad(60.0) * i
+        spheres.append(((20.0 * np.cos(a), 20.0 * np.sin(a), 20.0 * (i - 5.5)), 19.0))
+    return spheres
+
+
+def triskelion():
+    """Three bent arms from a hub, threefold symmetric, flat (~200 A, ~0.4 MDa)."""
+    spheres = [((0.0, 0.0, 0.0), 22.0)]
+    for a in 2 * np.pi * np.arange(3) / 3:
+        d, e = np.array([np.cos(a), np.sin(a), 0.0]), np.array([-np.sin(a), np.cos(a), 0.0])
+        spheres += [(tuple(40.0 * d), 18.0), (tuple(72.0 * d + 14.0 * e + (0, 0, 10)), 17.0),
+                    (tuple(96.0 * d + 34.0 * e + (0, 0, 18)), 16.0)]
+    return spheres
+
+
+def cube8():
+    """Eight globules at the corners of a cube (~140 A, ~0.5 MDa): a compact cage."""
+    return [(tuple(34.0 * np.array(s)), 24.0) for s in itertools.product((1, -1), repeat=3)]
+
+
+def yshape():
+    """Antibody-like Y: two arms and a stem of two domains each (~170 A, ~0.3 MDa)."""
+    spheres = []
+    for d in ((0.0, 0.0, -1.0), (0.8, 0.0, 0.6), (-0.8, 0.0, 0.6)):
+        d = np.array(d) / np.linalg.norm(d)
+        spheres += [(tuple(26.0 * d), 18.0), (tuple(60.0 * d), 18.0)]
+    return spheres
+
+
+def disc():
+    """Flat disc: a hexagonal sheet of 19 small globules (~160 x 30 A, ~0.35 MDa)."""
+    pts = [(0.0, 0.0)]
+    for ring_i, n in ((1, 6), (2, 12)):
+        pts += [(ring_i * 30.0 * np.cos(a), ring_i * 30.0 * np.sin(a))
+                for a in 2 * np.pi * (np.arange(n) + 0.5 * (ring_i - 1)) / n]
+    return [((x, y, 0.0), 16.0) for x, y in pts]
+
+
+def trimer():
+    """Three globules in a triangle plus a cap on the axis (~120 A, ~0.3 MDa)."""
+    return _ring(3, 34.0, 0.0, 26.0) + [((0.0, 0.0, 34.0), 20.0)]
+
+
+PHANTOMS.update({f.__name__: f for f in (ring7, ring8, barrel3, cage12, propeller, lshape, dimer,
+                                          helix12, triskelion, cube8, yshape, disc, trimer)})
+
+
 def render(name, voxel_a, supersample=4, edge_a=2.0, margin=3):
     """Density map [z, y, x] (float32) of phantom ``name`` centred at index n//2."""
     spheres = PHANTOMS[name]()

@@ -26,7 +26,7 @@ from ..io.atomic import atomic_path
 from ..io.mrc import write_volume
 from ..io.star import StarTable, write_star
 from ..progress import Progress
-from . import geometry, optics
+from . import geometry, junk, optics
 from .templates import class_info, resolve_classes, template
 
 BATCH = 64
@@ -67,13 +67,17 @@ class _Plan:
     """Everything random about the particles except the noise."""
 
     def __init__(self, names, n_per_class, size, voxel_a, max_shift, seed, defocus_um,
-                 defocus_spread_um):
+                 defocus_spread_um, n_junk=0):
         self.names = names
-        geo_seed, noise_seed = np.random.SeedSequence(seed).spawn(2)
+        geo_seed, noise_seed, junk_seed = np.random.SeedSequence(seed).spawn(3)
         rng = np.random.default_rng(geo_seed)
         self.noise_rng = np.random.default_rng(noise_seed)
-        n = n_per_class * len(names)
-        self.labels = rng.permutation(np.repeat(np.arange(len(names)), n_per_class))
+        self.junk_rng = np.random.default_rng(junk_seed)
+        self.voxel_a = voxel_a
+        self.junk_label = len(names)   # junk boxes get the label after the structures'
+        n = n_per_class * len(names) + n_junk
+        self.labels = rng.permutation(np.r_[np.repeat(np.arange(len(names)), n_per_class),
+                                            np.full(n_junk, self.junk_label)])
         self.rotations = geometry.random_rotations(rng, n)
         self.shifts = rng.uniform(-max_shift, max_shift, size=(n, 3))  # [z, y, x]
         self.defocus = np.full(n, float(defocus_um))
@@ -86,6 +90,10 @@ class _Plan:
     def render(self, idx):
         out = np.empty((len(idx), self.size, self.size, self.size), np.float32)
         for j, i in enumerate(idx):
+            if self.labels[i] == self.junk_label:
+                kind = junk.KINDS[int(np.sum(self.labels[:i] == self.junk_label)) % len(junk.KINDS)]
+                out[j] = junk.render(kind, self.size, self.voxel_a, self.junk_rng)
+                continue
             geometry.place(self.temps[self.labels[i]], self.rotations[i], self.shifts[i],
                            self.size, self.grid, out=out[j])
         return out
@@ -97,7 +105,7 @@ def _batches(n, batch=BATCH):
 
 def generate(classes=5, n_per_class=40, snr=0.1, tilt=60.0, size=24, voxel_A=14.0, seed=0,
              max_shift=2.0, defocus_um=5.0, snr_mode="particle", return_clean=False, sink=None,
-             progress=None, defocus_spread_um=0.0):
+             progress=None, defocus_spread_um=0.0, junk_fraction=0.0):
     """Simulate subtomograms in memory (or stream batches to ``sink(indices, data)``).
 
     Returns a dict: ``data`` (N, s, s, s) float32 normalised (None when ``sink`` is given),
@@ -118,7 +126,12 @@ def generate(classes=5, n_per_class=40, snr=0.1, tilt=60.0, size=24, voxel_A=14.
     if snr_mode not in ("particle", "dataset"):
         raise EngineError(f"snr mode '{snr_mode}': use 'particle' or 'dataset'")
     size, n_per_class = int(size), int(n_per_class)
-    plan = _Plan(names, n_per_class, size, voxel_A, max_shift, seed, defocus_um, defocus_spread_um)
+    if not 0 <= junk_fraction <= 0.5:
+        raise EngineError(f"--junk-fraction {junk_fraction}: give a fraction between 0 and 0.5 "
+                          "(e.g. 0.2: one box in five is junk)")
+    n_junk = int(round(junk_fraction * n_per_class * len(names) / (1 - junk_fraction)))
+    plan = _Plan(names, n_per_class, size, voxel_A, max_shift, seed, defocus_um, defocus_spread_um,
+                 n_junk)
     _check_fit(names, plan.temps, size, max_shift, voxel_A)
 
     shape = (size, size, size)
@@ -134,6 +147,7 @@ def generate(classes=5, n_per_class=40, snr=0.1, tilt=60.0, size=24, voxel_A=14.
     batches = _batches(n)
 
     signal_var = np.empty(n)
+    junk_level = None
     if snr_mode == "dataset":  # first pass: the data set's mean signal variance
         for idx in batches:
             spec = optics.rfftn3(plan.render(idx)) * transfer(idx)
@@ -146,6 +160,11 @@ def generate(classes=5, n_per_class=40, snr=0.1, tilt=60.0, size=24, voxel_A=14.
         spec = optics.rfftn3(plan.render(idx)) * transfer(idx)
         signal_var[idx] = optics.spectral_variance(spec, shape)
         want = level[idx] if snr_mode == "dataset" else signal_var[idx] / snr
+        is_junk = plan.labels[idx] == plan.junk_label
+        if is_junk.any():  # junk gets the noise of the particles around it, not its own SNR
+            if (~is_junk).any():
+                junk_level = np.median(want[~is_junk])
+            want = np.where(is_junk, junk_level, want)
         scale = np.sqrt(want / noise_unit_var).astype(np.float32)
         noise = plan.noise_rng.standard_normal((len(idx),) + shape, dtype=np.float32)
         nspec = optics.rfftn3(noise) * wedge
@@ -169,11 +188,13 @@ def generate(classes=5, n_per_class=40, snr=0.1, tilt=60.0, size=24, voxel_A=14.
 
 def simulate_subtomograms(outdir, classes=5, n_per_class=40, snr=0.1, tilt=60.0, size=24,
                           voxel_A=14.0, seed=0, stack=False, max_shift=2.0, defocus_um=5.0,
-                          snr_mode="particle", defocus_spread_um=0.0):
+                          snr_mode="particle", defocus_spread_um=0.0, junk_fraction=0.0):
     """Write simulated subtomograms + ``particles.star`` + ``simulation.json`` into
     ``outdir``; return the path of ``particles.star``."""
     names = resolve_classes(classes)
     n = int(n_per_class) * len(names)
+    if 0 < junk_fraction < 1:
+        n += int(round(junk_fraction * n / (1 - junk_fraction)))
     os.makedirs(outdir, exist_ok=True)
     t0 = time.time()
     progress = Progress("simulate subtomos", total=n)
@@ -190,17 +211,21 @@ def simulate_subtomograms(outdir, classes=5, n_per_class=40, snr=0.1, tilt=60.0,
                 write_volume(os.path.join(outdir, image_names[i]), vol[j], voxel_A)
     try:
         res = generate(names, n_per_class, snr, tilt, size, voxel_A, seed, max_shift, defocus_um,
-                       snr_mode, sink=sink, progress=progress, defocus_spread_um=defocus_spread_um)
+                       snr_mode, sink=sink, progress=progress, defocus_spread_um=defocus_spread_um,
+                       junk_fraction=junk_fraction)
     finally:
         if stack:
             writer.close()
     labels = res["labels"]
+    if junk_fraction:
+        names = names + ["junk"]
     table = StarTable({"rlnImageName": image_names,
                        "discaTrueClass": [int(c) + 1 for c in labels],
                        "discaTrueClassName": [names[c] for c in labels]}, name="particles")
     star = os.path.join(outdir, "particles.star")
     write_star(star, table, comment=f"disca-engine {__version__} simulate subtomos: "
                                     f"{len(names)} classes x {n_per_class}, SNR {snr:g}, tilt +-{tilt:g}")
+    junk_text = "junk boxes: " + ", ".join(junk.KINDS) + " in turn (simulate/junk.py)"
     info = {
         "engine_version": __version__, "kind": "subtomograms", "seed": seed,
         "parameters": {"classes": names, "n_per_class": int(n_per_class), "snr": snr,
@@ -208,9 +233,11 @@ def simulate_subtomograms(outdir, classes=5, n_per_class=40, snr=0.1, tilt=60.0,
                        "voxel_A": voxel_A, "max_shift_voxels": max_shift, "kv": 300.0,
                        "cs_mm": 2.7, "defocus_um": defocus_um,
                        "defocus_spread_um": defocus_spread_um, "amplitude_contrast": 0.07,
-                       "stack": bool(stack)},
-        "classes": [{"class": i + 1, "name": c, "description": class_info(c)[0],
-                     "approx_kDa": class_info(c)[1], "count": int((labels == i).sum())}
+                       "stack": bool(stack), "junk_fraction": junk_fraction},
+        "classes": [{"class": i + 1, "name": c,
+                     "description": junk_text if c == "junk" else class_info(c)[0],
+                     "approx_kDa": None if c == "junk" else class_info(c)[1],
+                     "count": int((labels == i).sum())}
                     for i, c in enumerate(names)],
         "conventions": {"rotation": "3x3 matrix in [x, y, z] mapping template to particle "
                                     "coordinates about the template centre of mass",

@@ -49,6 +49,36 @@ CLASSES = {
     "rod": ("phantom: actin-like helical filament piece, 9 subunits", 420, "phantom"),
     "dumbbell": ("phantom: two unequal lobes joined by a neck", 250, "phantom"),
     "globule": ("phantom: small three-domain globular protein", 70, "phantom"),
+    # fragments of the real complexes (scripts/build_templates.py selects their chains)
+    "ribo60s": ("60S subunit of the 80S ribosome (PDB 6ZU5, chains L*)", 1530, "atomic"),
+    "ribo40s": ("40S subunit of the 80S ribosome (PDB 6ZU5, chains S*)", 920, "atomic"),
+    "tric_ring": ("one octameric ring of TRiC (PDB 4V8R)", 460, "atomic"),
+    "ruvb3": ("half of the RuvB hexamer: three subunits, an open arc (PDB 7PBL, chains A-C)", 120, "atomic"),
+    # more phantoms (phantoms.py), several of them close in size to each other
+    "ring7": ("phantom: heptameric ring of globules", 220, "phantom"),
+    "ring8": ("phantom: octameric ring of two-lobed subunits", 280, "phantom"),
+    "barrel3": ("phantom: three stacked hexameric rings", 560, "phantom"),
+    "cage12": ("phantom: hollow icosahedral cage of 12 subunits", 330, "phantom"),
+    "propeller": ("phantom: flat seven-bladed propeller", 190, "phantom"),
+    "lshape": ("phantom: two arms at a right angle", 150, "phantom"),
+    "dimer": ("phantom: two equal globules", 180, "phantom"),
+    "helix12": ("phantom: helical filament of 12 subunits", 260, "phantom"),
+    "triskelion": ("phantom: three bent arms from a hub", 190, "phantom"),
+    "cube8": ("phantom: eight globules at the corners of a cube", 380, "phantom"),
+    "yshape": ("phantom: antibody-like Y of six domains", 120, "phantom"),
+    "disc": ("phantom: flat hexagonal sheet of 19 globules", 260, "phantom"),
+    "trimer": ("phantom: triangle of three globules with a cap", 210, "phantom"),
+}
+
+# The accuracy benchmark's split of the templates, made once: defaults are chosen on
+# structure sets drawn from the tuning half and reported on sets from the report half.
+# The five of the old default set (used to tune the earlier 'fast' preset) are all in the
+# tuning half; each half mixes atomic models, fragments and phantoms of similar sizes.
+TEMPLATE_HALVES = {
+    "tuning": ["ribosome", "tric", "ruvab", "shell", "ring", "barrel", "blobs", "ribo40s",
+               "ring7", "cage12", "propeller", "lshape", "dimer", "helix12"],
+    "report": ["ribo60s", "tric_ring", "ruvb3", "tetra", "rod", "dumbbell", "globule",
+               "ring8", "barrel3", "triskelion", "cube8", "yshape", "disc", "trimer"],
 }
 
 CLASS_SETS = {
@@ -59,7 +89,19 @@ CLASS_SETS = {
     # very different size and shape: easy at moderate SNR
     "different": ["ribosome", "barrel", "rod", "dumbbell", "globule"],
     "all": list(CLASSES),
+    # close in size and shape (rings, barrels, cages), one set per half
+    "similar_tuning": ["tric", "ring", "barrel", "shell", "ring7", "cage12"],
+    "similar_report": ["tric_ring", "ruvb3", "ring8", "barrel3", "cube8", "disc"],
 }
+
+
+def structure_set(half, k, seed):
+    """``k`` templates drawn (without replacement) from one half of TEMPLATE_HALVES."""
+    names = TEMPLATE_HALVES[half]
+    if not 1 <= k <= len(names):
+        raise EngineError(f"structure set of {k}: the {half} half holds {len(names)} templates")
+    rng = np.random.default_rng([int(seed), int(k), 8])
+    return [names[i] for i in sorted(rng.choice(len(names), k, replace=False))]
 
 
 def _user_class(token):

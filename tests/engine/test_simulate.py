@@ -404,3 +404,51 @@ def test_simulate_tomograms_cli_writes_truth(tmp_path):
                                       classes="ring,globule", n_particles=5, snr=0.1)
     np.testing.assert_array_equal(read_volume(paths[0]), read_volume(os.path.join(out, "tomo_001.mrc")))
     assert read_star(truth)["rlnCoordinateX"] == t["rlnCoordinateX"][:5]
+
+
+def test_template_halves_are_disjoint_fixed_and_drawn_reproducibly():
+    from disca_engine.simulate.templates import TEMPLATE_HALVES, structure_set
+    tuning, report = set(TEMPLATE_HALVES["tuning"]), set(TEMPLATE_HALVES["report"])
+    assert not tuning & report and len(tuning) >= 10 and len(report) >= 10
+    assert tuning | report <= set(CLASSES)
+    assert set(CLASS_SETS["default"]) <= tuning  # the old preset was tuned on these
+    assert set(CLASS_SETS["similar_report"]) <= report and set(CLASS_SETS["similar_tuning"]) <= tuning
+    a = structure_set("report", 5, 1)
+    assert a == structure_set("report", 5, 1) and len(set(a)) == 5 and set(a) <= report
+    assert structure_set("report", 5, 2) != a
+    with pytest.raises(EngineError, match="holds"):
+        structure_set("tuning", len(tuning) + 1, 0)
+
+
+def test_fragments_are_smaller_than_their_complexes():
+    for part, whole in (("ribo60s", "ribosome"), ("ribo40s", "ribosome"), ("tric_ring", "tric"),
+                        ("ruvb3", "ruvab")):
+        assert reference_map(part).sum() < 0.8 * reference_map(whole).sum()
+
+
+def test_junk_boxes_are_labelled_and_look_like_junk():
+    from disca_engine.simulate import junk
+    g = generate_subtomograms(["ribosome"], 20, snr=0.1, seed=0, junk_fraction=0.2, return_clean=True)
+    labels = g["labels"]
+    assert len(labels) == 25 and np.sum(labels == 1) == 5  # 20% of the boxes
+    assert np.all(np.isfinite(g["data"]))
+    rng = np.random.default_rng(0)
+    assert not junk.render("empty", 24, 14.0, rng).any()
+    gold = junk.render("gold", 24, 14.0, rng)
+    assert gold.max() > 10 * 0.096  # far denser than protein
+    sheet = junk.render("membrane", 24, 14.0, rng)
+    assert (sheet > 0.05).mean() > 0.05  # a sheet crossing the box, not a compact particle
+    with pytest.raises(EngineError, match="junk-fraction"):
+        generate_subtomograms(["ribosome"], 4, snr=0.1, junk_fraction=0.7)
+
+
+def test_simulate_subtomograms_names_the_junk_class(tmp_path):
+    import contextlib
+    import io
+    from disca_engine.io.star import read_star
+    with contextlib.redirect_stdout(io.StringIO()):
+        star = simulate_subtomograms(str(tmp_path), classes="ruvab", n_per_class=8, snr=0.1,
+                                     junk_fraction=0.2, seed=0)
+    t = read_star(star)
+    assert sorted(set(t.column("discaTrueClassName"))) == ["junk", "ruvab"]
+    assert t.column("discaTrueClassName").count("junk") == 2

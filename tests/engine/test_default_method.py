@@ -1,0 +1,125 @@
+"""The default ('auto') method's own pieces: rotation-invariant descriptors, over-split
+seeding, the rotation merge test, and a tiny end-to-end run of the loop with them."""
+import contextlib
+import io
+
+import numpy as np
+import pytest
+
+from disca_engine.clustering import presets
+from disca_engine.clustering.invariants import InvariantDescriptor
+from disca_engine.clustering.merging import confident, merge_groups, pair_confusion, soft_confusion
+from disca_engine.clustering.seeding import seed_k, seed_labels
+
+
+class _Stack:
+    def __init__(self, data):
+        self.data, self.n, self.box = data, len(data), data.shape[1]
+
+    def iter_batches(self, indices=None, batch_size=64):
+        for a in range(0, self.n, batch_size):
+            yield self.data[a:a + batch_size]
+
+
+def _clean(names, n, snr=None, seed=0):
+    from disca_engine.simulate import generate_subtomograms
+    g = generate_subtomograms(names, n, snr=snr or 10.0, tilt=90, seed=seed)
+    return g["data"], g["labels"]
+
+
+def test_descriptor_is_rotation_invariant_and_tells_shapes_apart():
+    data, labels = _clean(["rod", "shell"], 2)
+    desc = InvariantDescriptor(24).fit_wedge([data])
+    assert desc.measured.all()  # tilt 90: no missing wedge, every direction measured
+    v = data[0]
+    turned = np.rot90(v, 1, axes=(1, 2)).copy()      # exact 90 degree turn about z
+    a, b = desc.describe(v), desc.describe(turned)
+    other = desc.describe(data[int(np.flatnonzero(labels != labels[0])[0])])
+    same = np.linalg.norm(a - b)
+    assert same < 0.05 * np.linalg.norm(a)
+    assert np.linalg.norm(a - other) > 5 * same
+
+
+def test_wedge_directions_are_found_from_the_data():
+    from disca_engine.simulate import generate_subtomograms
+    g = generate_subtomograms(["ribosome"], 8, snr=1.0, tilt=60, seed=0)
+    desc = InvariantDescriptor(24).fit_wedge([g["data"]])
+    z = desc.dirs[:, 0]
+    x = desc.dirs[:, 2]
+    in_wedge = np.abs(z) > np.tan(np.deg2rad(60)) * np.abs(x) + 0.2
+    outer = desc.measured[-1]
+    # directions well inside the missing wedge are unmeasured, those far from it measured
+    assert outer[in_wedge].mean() < 0.2
+    assert outer[np.abs(z) < 0.3].mean() > 0.9
+
+
+def test_seed_k_is_over_split_within_bounds():
+    cfg = presets.resolve("auto")
+    assert seed_k(cfg, 200) == round(200 / cfg["seed_per_cluster"])
+    assert seed_k(cfg, 60) >= cfg["seed_k_min"] or seed_k(cfg, 60) == 60 // cfg["min_subtomograms_per_cluster"]
+    assert seed_k(cfg, 10 ** 6) == cfg["seed_k_max"]
+    assert 2 <= seed_k(cfg, 12) <= 12 // cfg["min_subtomograms_per_cluster"]
+
+
+def test_seed_labels_keep_structures_apart():
+    data, labels = _clean(["ribosome", "globule"], 20, snr=1.0)
+    desc = InvariantDescriptor(24).fit_wedge([data])
+    z = desc.transform([data])
+    z = (z - z.mean(0)) / (z.std(0) + 1e-9)
+    seeds = seed_labels(z, 6, 0)
+    assert seeds.max() + 1 <= 6 and set(np.unique(seeds)) == set(range(seeds.max() + 1))
+    for c in np.unique(seeds):  # every seed cluster holds one structure only
+        assert len(np.unique(labels[seeds == c])) == 1
+
+
+def test_merge_test_joins_interchangeable_clusters_only():
+    labels = np.repeat([0, 1, 2], 10)
+    proba = np.zeros((30, 3))
+    proba[:20, 0] = proba[:20, 1] = 0.5     # 0 and 1: halves of one structure
+    proba[20:, 2] = 0.95
+    proba[20:, 0] = 0.05
+    m, counts = soft_confusion(labels, proba)
+    assert m[0, 1] == pytest.approx(0.5) and counts.tolist() == [10, 10, 10]
+    assert pair_confusion(m)[0, 1] == pytest.approx(1.0)
+    assert pair_confusion(m)[0, 2] == pytest.approx(0.05 / 1.45)
+    assert confident(labels, proba)
+    new, groups, merges = merge_groups(labels, proba, threshold=0.6)
+    assert sorted(map(sorted, groups)) == [[0, 1], [2]]
+    assert new.max() == 1 and len(merges) == 1 and merges[0][1] == pytest.approx(1.0)
+    assert len(np.unique(new[:20])) == 1 and new[0] != new[25]
+    # a threshold above every ratio merges nothing
+    _, groups, merges = merge_groups(labels, proba, threshold=1.01)
+    assert len(groups) == 3 and not merges
+    # a head at chance is not trusted
+    assert not confident(labels, np.full((30, 3), 1 / 3))
+
+
+def test_auto_is_the_default_preset_and_paper_is_unchanged():
+    cfg = presets.resolve()
+    assert cfg["preset"] == "auto" and cfg["seed_labels"] and cfg["merge_threshold"]
+    paper = presets.resolve("paper")
+    assert not paper["seed_labels"] and not paper["merge_threshold"] and not paper["k_by_merging"]
+    assert paper["k_range"] == list(range(2, 21)) and paper["pca_components"] == 16
+    assert presets.pca_components_for(cfg, 200, 10) == 200 // 20 - 1
+    assert presets.pca_components_for(cfg, 200) == 16
+
+
+def test_tiny_auto_run_seeds_then_merges(tmp_path):
+    pytest.importorskip("tensorflow")
+    from disca_engine.clustering import loop
+    from disca_engine.simulate import simulate_subtomograms
+    with contextlib.redirect_stdout(io.StringIO()):
+        star = simulate_subtomograms(str(tmp_path / "sim"), classes="ribosome,globule", n_per_class=15,
+                                     snr=1.0, size=21, voxel_A=20.0, seed=1)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        report = loop.run_cluster(star, str(tmp_path / "run"), widths=[8, 8, 8], feature_dim=16,
+                                  max_iterations=3, batch_size=16, head_epochs=3, threads=2,
+                                  precision="float32", merge_after=1, seed_k_min=4)
+    recs = report["iterations"]
+    assert report["config"]["preset"] == "auto"
+    assert recs[0]["mixture"] == "seeded" and 2 <= recs[0]["k"] <= 4  # seed K 4, tiny ones absorbed
+    assert "rotation-invariant descriptors of 30 subtomograms" in out.getvalue()
+    # after seeding, K only comes from merges: never above the seeded K
+    assert all(r["k"] <= recs[0]["k"] for r in recs)
+    assert sum(recs[-1]["cluster_sizes"]) == 30
