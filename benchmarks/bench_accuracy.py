@@ -126,7 +126,11 @@ def main():
     p.add_argument("--work", default="/tmp/disca_accuracy")
     p.add_argument("--out")
     p.add_argument("--skip-done", action="store_true")
+    p.add_argument("--table", nargs="+", metavar="JSON", help="print the markdown table of result files")
     args = p.parse_args()
+    if args.table:
+        print(table(args.table))
+        return
     rows = []
     if args.out and os.path.isfile(args.out):
         with open(args.out) as fh:
@@ -150,6 +154,25 @@ def main():
                     if args.out:
                         with open(args.out, "w") as fh:
                             json.dump({"argv": sys.argv, "rows": rows}, fh, indent=1)
+
+
+def table(paths):
+    """Markdown rows of every cell in the given result files, worst DISCA homogeneity first."""
+    rows = []
+    for path in paths:
+        with open(path) as fh:
+            rows += json.load(fh)["rows"]
+    rows.sort(key=lambda r: r["disca"]["homogeneity"])
+    out = ["| half | structures | seed | SNR | tilt | junk | N | K found (true) | DISCA homogeneity | "
+           "completeness | accuracy | baseline told K: homogeneity | minutes (1 core) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        d, b = r["disca"], r["baseline_told_k"]
+        out.append(f"| {r['half']} | {', '.join(r['structures'])} | {r['seed']} | {r['snr']:g} | "
+                   f"+-{r['tilt']:g} | {r['junk'] or '-'} | {r['n']} | {r['k_found']} ({r['n_structures']}"
+                   f"{' + junk' if r['junk'] else ''}) | {d['homogeneity']:.3f} | {d['completeness']:.3f} | "
+                   f"{d['accuracy']:.3f} | {b['homogeneity']:.3f} | {r['minutes']:.1f} |")
+    return "\n".join(out)
 
 
 def _key(r):
