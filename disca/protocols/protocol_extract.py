@@ -135,7 +135,7 @@ class DiscaProtExtract(EMProtocol, ProtTomoBase):
         try:
             s = extract_file(tomoFile, self._coordsStar(key), self.boxSize.get(),
                              self._getExtraPath(key), bin=self.binning.get(), tomo_name=key,
-                             voxel_A=samplingRate)
+                             voxel_A=samplingRate, overwrite=True, allow_empty=True)
         except EngineError as exc:
             raise engineError('tomogram %s (%s)' % (key, tomoFile), exc)
         self.info('%s: %d subtomograms extracted, %d skipped (box crossing the border)'

@@ -80,7 +80,9 @@ def _classes(args):
 
 
 def run_subtomos(args):
+    from ..io.outdir import check_output_folder
     from ..simulate import simulate_subtomograms
+    check_output_folder(args.outdir, "OUTDIR")
     star = simulate_subtomograms(args.outdir, classes=_classes(args), n_per_class=args.n_per_class,
                                  snr=args.snr, tilt=args.tilt, size=args.size, voxel_A=args.voxel_A,
                                  seed=args.seed, stack=args.stack, max_shift=args.max_shift,
@@ -90,7 +92,9 @@ def run_subtomos(args):
 
 
 def run_tomograms(args):
+    from ..io.outdir import check_output_folder
     from ..simulate import simulate_tomograms
+    check_output_folder(args.outdir, "OUTDIR")
     paths, truth = simulate_tomograms(args.outdir, n_tomograms=args.n_tomograms, shape=args.shape,
                                       voxel_A=args.voxel_A, classes=_classes(args),
                                       n_particles=args.n_particles, snr=args.snr, tilt=args.tilt,

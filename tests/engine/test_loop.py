@@ -115,16 +115,20 @@ def test_resume_after_crash_gives_the_uninterrupted_result(run, star, tmp_path, 
     if len(report["iterations"]) < 3:
         pytest.skip("reference run stopped early")
 
-    def crash(iteration):
-        if iteration == 2:
+    save_iteration = loop._save_iteration
+
+    def crash(iter_dir, iteration, *args):
+        if iteration == 3:  # after the checkpoint of iteration 2
             raise KeyboardInterrupt("simulated kill")
-    monkeypatch.setattr(loop, "_maybe_simulated_crash", crash)
+        save_iteration(iter_dir, iteration, *args)
+    monkeypatch.setattr(loop, "_save_iteration", crash)
     with pytest.raises(KeyboardInterrupt):
         _run(star, tmp_path / "r", seed=3)
     assert not os.path.exists(tmp_path / "r" / "report.json")
+    assert not os.path.exists(tmp_path / "r" / "cache")  # removed on every failure
     with pytest.raises(EngineError, match="--resume"):
         _run(star, tmp_path / "r", seed=3)
-    monkeypatch.setattr(loop, "_maybe_simulated_crash", lambda iteration: None)
+    monkeypatch.setattr(loop, "_save_iteration", save_iteration)
     resumed, text = _run(star, tmp_path / "r", seed=3, resume=True)
     assert "resuming restart 0 after iteration 2/3" in text
     assert [r["ddbi"] for r in resumed["iterations"]] == [r["ddbi"] for r in report["iterations"]]
