@@ -14,6 +14,8 @@ import os
 import sys
 import time
 
+from disca_engine.clustering.presets import PRESETS
+
 
 def parseArgs():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
@@ -31,7 +33,8 @@ def parseArgs():
     p.add_argument('--k-range', default='2:8')
     p.add_argument('--max-iterations', type=int, default=5)
     p.add_argument('--epochs', type=int, default=1,
-                   help='training epochs per iteration (0: the fast preset default, 3; '
+                   help='training epochs per iteration (0: the fast preset default, %d; '
+                        % PRESETS['fast']['epochs_per_iteration'] +
                         '1 keeps the demo within ~10 min on 2 CPU cores)')
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--seed', type=int, default=0)

@@ -214,11 +214,13 @@ class DiscaProtDogPicking(ProtTomoPicking):
         tomos = self.inputTomograms.get()
         if tomos is None or not tomos.getSamplingRate() or not self.particleDiameter.get():
             return []
+        from disca_engine.picking.pipeline import MIN_SIGMA_VOXELS, smallest_resolved_diameter_vox
         across = self.particleDiameter.get() / (tomos.getSamplingRate() * (self.binning.get() or 1))
-        if across < 7:
+        if across < smallest_resolved_diameter_vox():
             return ['Particles are only %.1f picking voxels across: the DoG width is held at '
-                    '2 voxels to stay above the noise, so small particles are picked less '
-                    'well. Use less binning (or tomograms of finer sampling).' % across]
+                    '%g voxels to stay above the noise, so small particles are picked less '
+                    'well. Use less binning (or tomograms of finer sampling).'
+                    % (across, MIN_SIGMA_VOXELS)]
         return []
 
     def _summary(self):

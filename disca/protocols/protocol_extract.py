@@ -89,7 +89,7 @@ class DiscaProtExtract(EMProtocol, ProtTomoBase):
                       validators=[params.GE(2)],
                       label='Box size (output voxels)',
                       help='Edge of the cubic subtomograms, in voxels of the output (after '
-                           'binning). DISCA uses 24; the network needs at least 21.')
+                           'binning). DISCA uses 24; the paper network needs at least 21.')
         form.addParam('binning', params.IntParam, default=1, validators=[params.GE(1)],
                       label='Binning',
                       help='Block-average the boxes by this factor: output sampling = '
@@ -219,9 +219,11 @@ class DiscaProtExtract(EMProtocol, ProtTomoBase):
         return errors
 
     def _warnings(self):
-        if self.boxSize.get() < 21:
-            return ['DISCA clustering needs boxes of at least 21 voxels; %d is too small for '
-                    'it.' % self.boxSize.get()]
+        from disca_engine.clustering.validate import smallest_box
+        need = smallest_box()
+        if self.boxSize.get() < need:
+            return ['DISCA clustering (every preset) needs boxes of at least %d voxels; %d is too '
+                    'small for it.' % (need, self.boxSize.get())]
         return []
 
     def _summary(self):

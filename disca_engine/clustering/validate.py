@@ -23,3 +23,11 @@ def check_settings(cfg):
         raise EngineError(f"--learning-rate {cfg['learning_rate']}: must be positive (e.g. 1e-3)")
     if cfg.get("precision") not in contract.PRECISIONS:
         raise EngineError(f"precision '{cfg.get('precision')}': choose one of {', '.join(contract.PRECISIONS)}")
+
+
+def smallest_box(preset=None):
+    """Smallest subtomogram box (voxels) the network of ``preset`` accepts (its valid 3x3x3
+    convolutions each take 2 voxels), or of every preset when None."""
+    from .presets import PRESETS
+    names = [preset] if preset else list(PRESETS)
+    return max(2 * len(PRESETS[name]["widths"]) + 1 for name in names)

@@ -133,7 +133,7 @@ def read_blocks(path):
     from its ``data_`` line to the next one (comments before a block belong to it)."""
     with open(path) as fh:
         lines = fh.read().splitlines(keepends=True)
-    blocks, start, name, pending = [], None, None, 0
+    blocks, start, name = [], None, None
     for i, line in enumerate(lines):
         stripped = line.strip()
         if stripped.startswith("data_"):

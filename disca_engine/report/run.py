@@ -101,19 +101,10 @@ class ClusterRun:
         label = "average" if len(rows) == self.sizes[c] else f"average of best {len(rows)}"
         return self.read_members(rows).mean(axis=0), label
 
-    def iteration_record(self, number):
-        for rec in self.info.get("iterations", []):
-            if int(rec.get("iteration", -1)) == number:
-                return rec
-        return None
-
     def members(self, c):
         """Row indices of cluster ``c``, highest posterior first."""
         idx = np.flatnonzero(self.labels == c)
         return idx[np.argsort(-self.posteriors[idx], kind="stable")]
-
-    def read_member(self, row):
-        return mrc.read_image(self.table["rlnImageName"][row], self.image_dir)
 
     def read_members(self, rows):
         """Stack [len(rows), z, y, x] float32; stacks (N@file.mrcs) are memory-mapped once,
