@@ -64,7 +64,7 @@ def is_finished_run(run_dir):
 
 
 # ---------------------------------------------------------------- settings
-PRESETS = ("fast", "paper")
+PRESETS = ("paper", "fast")  # the plugin's form lists them in this order
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 MIN_K = 2  # DDBI and the BIC choice need at least two clusters
 
@@ -111,6 +111,6 @@ def _parse_k_text(text):
 def format_k_range(values):
     """The inverse of :func:`parse_k_range`: '2:20' for a run of consecutive values, else '5,10,20'."""
     ks = sorted(set(int(v) for v in values))
-    if len(ks) > 2 and ks == list(range(ks[0], ks[-1] + 1)):
+    if len(ks) > 1 and ks == list(range(ks[0], ks[-1] + 1)):
         return f"{ks[0]}:{ks[-1]}"
     return ",".join(map(str, ks))

@@ -9,7 +9,7 @@ from pwem.protocols import EMProtocol
 from tomo.objects import SetOfClassesSubTomograms
 from tomo.protocols import ProtTomoBase
 
-from disca_engine.contract import CLUSTERS_STAR
+from disca_engine.contract import AVERAGES_DIR, CLUSTERS_STAR
 
 from .class_averages import writeClassAverages
 from .engine_base import DiscaEngineMixin
@@ -59,7 +59,7 @@ class DiscaProtClassify(EMProtocol, ProtTomoBase, DiscaEngineMixin):
     def averagesStep(self):
         """Class averages of the new members (numpy + mrcfile), unless the engine wrote them."""
         outDir = self._engineDir()
-        if os.path.isdir(os.path.join(outDir, 'averages')):
+        if os.path.isdir(os.path.join(outDir, AVERAGES_DIR)):
             return
         written = writeClassAverages(os.path.join(outDir, CLUSTERS_STAR), outDir,
                                      voxelSize=self.inputSubtomos.get().getSamplingRate())

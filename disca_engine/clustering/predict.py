@@ -52,7 +52,7 @@ def load_trained(model_dir):
 
 def _run_precision(model_dir):
     try:
-        with open(os.path.join(model_dir, "report.json")) as fh:
+        with open(os.path.join(model_dir, contract.REPORT_JSON)) as fh:
             return json.load(fh).get("precision") or "float32"
     except (OSError, ValueError):
         return "float32"

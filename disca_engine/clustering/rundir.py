@@ -75,11 +75,15 @@ class RunFolder:
         write_manifest(self.workdir, "cluster", contract.CLUSTER_OUTPUTS)
 
     def abandon(self):
-        """After a failure before the first checkpoint: leave the folder as it was."""
+        """After a failure before the first checkpoint: leave the folder as it was (without
+        a previous run, none of the engine's names was there before this one)."""
         if self.staged:
             shutil.rmtree(self.workdir, ignore_errors=True)
         elif self.created:
             shutil.rmtree(self.outdir, ignore_errors=True)
+        else:
+            for name in contract.CLUSTER_OUTPUTS:
+                _remove(os.path.join(self.outdir, name))
 
     def commit(self):
         """Swap a staged run in: the old marker goes first, the new one comes last."""

@@ -7,6 +7,7 @@ import os
 import mrcfile
 import numpy as np
 
+from .. import contract
 from ..errors import EngineError
 from ..io import mrc, star
 
@@ -22,9 +23,9 @@ class ClusterRun:
 
     def __init__(self, cluster_dir):
         self.dir = os.path.abspath(cluster_dir)
-        self.star_path = os.path.join(self.dir, "clusters.star")
+        self.star_path = os.path.join(self.dir, contract.CLUSTERS_STAR)
         # a cluster folder has report.json; a predict (classify) folder has summary.json
-        report_path = os.path.join(self.dir, "report.json")
+        report_path = os.path.join(self.dir, contract.REPORT_JSON)
         summary_path = os.path.join(self.dir, "summary.json")
         self.is_predict = not os.path.isfile(report_path) and os.path.isfile(summary_path)
         info_path = summary_path if self.is_predict else report_path
@@ -87,7 +88,7 @@ class ClusterRun:
         return (int(box) if box else None), vs
 
     def average_path(self, c):
-        return os.path.join(self.dir, "averages", f"class_{c:03d}.mrc")
+        return contract.average_path(self.dir, c)
 
     def average(self, c, max_members=200):
         """(volume, caption) of cluster ``c``: the average written by ``cluster``, else the

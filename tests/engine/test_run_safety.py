@@ -160,6 +160,18 @@ def test_k_range_too_large_is_found_before_loading_and_leaves_nothing(tmp_path):
     assert os.listdir(out) == []
 
 
+def test_a_failure_while_loading_leaves_the_folder_as_it_was(tmp_path):
+    star = particles(str(tmp_path / "data"))
+    write_volume(str(tmp_path / "data" / "v009.mrc"), np.full((BOX,) * 3, np.nan, np.float32), 10.0)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("mine")
+    one_line_error(cli("cluster", "--input", star, "--output", out, "--k-range", "2:2"), "row 10", "NaN")
+    assert os.listdir(out) == ["mine.txt"]  # no cache, no checkpoint, no manifest
+    one_line_error(cli("cluster", "--input", star, "--output", tmp_path / "new", "--k-range", "2:2"), "NaN")
+    assert not (tmp_path / "new").exists()
+
+
 def test_box_too_small_is_found_before_loading(tmp_path):
     star = particles(str(tmp_path / "data"), box=9)
     one_line_error(cli("cluster", "--input", star, "--output", tmp_path / "out", "--k-range", "2:2"), "13")
