@@ -243,14 +243,14 @@ def extract_file(tomogram, coords_star, box, output_dir, bin=1, tomo_name=None, 
         mrc.close()
     idx = np.array([i for i, _ in kept], dtype=int)
     table = StarTable(name="particles")
-    table["rlnImageName"] = [rel for _, rel in kept]
-    table["rlnTomoName"] = [name] * len(kept)
-    table["discaTomogramFile"] = [tomogram] * len(kept)
+    table[contract.IMAGE] = [rel for _, rel in kept]
+    table[contract.TOMO_NAME] = [name] * len(kept)
+    table[contract.TOMO_FILE] = [tomogram] * len(kept)
     for k, axis in enumerate("XYZ"):
         table[f"rlnCoordinate{axis}"] = [f"{v:.2f}" for v in xyz[idx, k]]
     if scores is not None:
-        table["rlnAutopickFigureOfMerit"] = [f"{v:.6g}" for v in scores[idx]]
-    table["discaPickIndex"] = [str(int(rows[i])) for i in idx]
+        table[contract.SCORE] = [f"{v:.6g}" for v in scores[idx]]
+    table[contract.PICK_INDEX] = [str(int(rows[i])) for i in idx]
     star = os.path.join(output_dir, contract.PARTICLES_STAR)
     n_skip = len(xyz) - len(kept)
     summary = ExtractionSummary(n_extracted=len(kept), n_skipped=n_skip, particles_star=os.path.abspath(star),

@@ -14,6 +14,7 @@ import warnings
 import mrcfile
 import numpy as np
 
+from .. import contract
 from ..errors import EngineError
 from ..io import mrc as mrc_io
 from ..io.atomic import atomic_path
@@ -66,12 +67,12 @@ class ParticleSet:
 
 def _read_table(star_path):
     table = read_star(star_path)
-    if "rlnImageName" not in table:
+    if contract.IMAGE not in table:
         try:  # RELION 3.1+: data_optics comes first
             table = read_star(star_path, "particles")
         except EngineError:
             pass
-    table.column("rlnImageName", path=star_path)  # clear error if still missing
+    table.column(contract.IMAGE, path=star_path)  # clear error if still missing
     return table
 
 
@@ -191,7 +192,7 @@ def peek_particles(star_path):
     """(table, resolved image paths, first volume's x size) without reading voxels: what the
     checks made before any loading need (N, box, the files of the fingerprint)."""
     table = _read_table(star_path)
-    names = table.column("rlnImageName", path=star_path)
+    names = table.column(contract.IMAGE, path=star_path)
     if not names:
         raise EngineError(f"{star_path} has no particles (empty table): extract subtomograms first")
     resolver = ImageResolver(star_path)
@@ -213,7 +214,7 @@ def load_particles(star_path, cache_dir=None, min_box=None, min_particles=1, pro
     one-line EngineErrors naming the row and file.
     """
     table = _read_table(star_path)
-    names = table.column("rlnImageName", path=star_path)
+    names = table.column(contract.IMAGE, path=star_path)
     n = len(names)
     if n < max(1, int(min_particles)):
         raise EngineError(f"{star_path} has {n} particles but at least {min_particles} are needed: "

@@ -425,8 +425,8 @@ def _run(input_star, workdir, cfg, init_model, cache, t_start):
     particles = load_particles(input_star, cache_dir=cache, min_box=2 * len(cfg["widths"]) + 1,
                                min_particles=2)
     truth = None
-    if "discaTrueClass" in particles.table:
-        truth = particles.table.column("discaTrueClass", int, input_star)
+    if contract.TRUE_CLASS in particles.table:
+        truth = particles.table.column(contract.TRUE_CLASS, int, input_star)
     training.configure_runtime(cfg["threads"], cfg["gpus"], cfg["seed"])
     from .yopo import forward_gflop
     precision, why = training.choose_precision(

@@ -28,9 +28,9 @@ def clusters_table(table, labels, posterior, star_path):
     output folder."""
     out = StarTable(dict(table.columns), name=table.name or "particles")
     resolver = ImageResolver(star_path)
-    out["rlnImageName"] = [resolver.absolute_name(n) for n in table["rlnImageName"]]
-    out["rlnClassNumber"] = [int(v) + 1 for v in labels]
-    out["rlnMaxValueProbDistribution"] = [f"{float(p):.6f}" for p in posterior]
+    out[contract.IMAGE] = [resolver.absolute_name(n) for n in table[contract.IMAGE]]
+    out[contract.CLASS] = [int(v) + 1 for v in labels]
+    out[contract.POSTERIOR] = [f"{float(p):.6f}" for p in posterior]
     return out
 
 

@@ -138,9 +138,9 @@ def _predict(model_dir, input_star, outdir, batch_size, threads, gpus, precision
                "counts": {str(j + 1): c for j, c in enumerate(counts)},
                "mean_posterior": float(posterior.mean()), "precision": precision,
                "seconds_total": round(time.time() - t0, 2)}
-    if "discaTrueClass" in particles.table:
+    if contract.TRUE_CLASS in particles.table:
         from .metrics import ground_truth_block
-        summary["ground_truth"] = ground_truth_block(particles.table.column("discaTrueClass", int), labels)
+        summary["ground_truth"] = ground_truth_block(particles.table.column(contract.TRUE_CLASS, int), labels)
     write_json(os.path.join(outdir, contract.SUMMARY_JSON), summary)
     # last: a folder with clusters.star holds a finished run
     write_star(os.path.join(outdir, contract.CLUSTERS_STAR),

@@ -3,6 +3,7 @@ import os
 
 import numpy as np
 
+from .. import contract
 from ..errors import EngineError
 from ..io.outdir import check_output_file
 from ..io.star import StarTable, write_star
@@ -25,12 +26,12 @@ def coords_table(result, tomo_name):
     n = len(result)
     x, y, z = (result.xyz[:, k] for k in range(3)) if n else ([], [], [])
     table = StarTable(name="coordinates")
-    table["rlnTomoName"] = [tomo_name] * n
+    table[contract.TOMO_NAME] = [tomo_name] * n
     table["rlnCoordinateX"] = [f"{v:.2f}" for v in x]
     table["rlnCoordinateY"] = [f"{v:.2f}" for v in y]
     table["rlnCoordinateZ"] = [f"{v:.2f}" for v in z]
-    table["rlnAutopickFigureOfMerit"] = [f"{v:.6g}" for v in result.scores]
-    table["discaDogZScore"] = [f"{v:.3f}" for v in result.zscores]
+    table[contract.SCORE] = [f"{v:.6g}" for v in result.scores]
+    table[contract.DOG_ZSCORE] = [f"{v:.3f}" for v in result.zscores]
     return table
 
 
@@ -113,7 +114,7 @@ def read_coords(path, tomo_name=None):
     if len(table) == 0:
         raise EngineError(f"{path} has no coordinates (empty table): pick with a lower threshold first")
     rows = np.arange(len(table))
-    names = table["rlnTomoName"] if "rlnTomoName" in table else None
+    names = table[contract.TOMO_NAME] if contract.TOMO_NAME in table else None
     name = tomo_name
     if names is not None:
         distinct = sorted(set(names))
@@ -129,6 +130,6 @@ def read_coords(path, tomo_name=None):
             name = distinct[0]
     sub = table.take(rows)
     xyz = np.stack([sub.column(f"rlnCoordinate{a}", float, path) for a in "XYZ"], axis=1)
-    scores = (sub.column("rlnAutopickFigureOfMerit", float, path)
-              if "rlnAutopickFigureOfMerit" in sub else None)
+    scores = (sub.column(contract.SCORE, float, path)
+              if contract.SCORE in sub else None)
     return xyz, scores, rows, name
