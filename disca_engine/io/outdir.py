@@ -51,3 +51,22 @@ def refuse_existing(folder, names, command, flag="--overwrite"):
     if found:
         raise EngineError(f"{folder} already holds a '{command}' output ({', '.join(found)}): choose "
                           f"another --output, or add {flag} to replace it")
+
+
+class fresh_folder:
+    """Context manager: if ``path`` did not exist and the block fails before writing any
+    file there, the (empty) folders it left are removed, so an early error leaves nothing."""
+
+    def __init__(self, path):
+        self.path = os.path.abspath(os.fspath(path))
+        self.created = not os.path.exists(self.path)
+
+    def __enter__(self):
+        return self.path
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and self.created and os.path.isdir(self.path):
+            if not any(files for _, _, files in os.walk(self.path)):
+                import shutil
+                shutil.rmtree(self.path, ignore_errors=True)
+        return False

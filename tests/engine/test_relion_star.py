@@ -171,3 +171,21 @@ def test_json_files_are_strict(tmp_path):
     text = open(path).read()
     assert "Infinity" not in text and "NaN" not in text
     assert json.loads(text) == {"ddbi": None, "x": [1.0, None], "ok": 2.5}
+
+
+def test_rules_the_protocols_ask_the_engine():
+    from disca_engine.clustering import presets, validate
+    from disca_engine.picking.pipeline import MIN_SIGMA_VOXELS, SIGMA_PER_RADIUS, make_params
+    assert validate.smallest_box("paper") == 21 and validate.smallest_box() == 21
+    assert validate.smallest_box("fast") == 13
+    for name in contract.PRESETS:
+        need = validate.smallest_box(name)
+        presets.check_box(presets.resolve(name), need)
+        with pytest.raises(EngineError):
+            presets.check_box(presets.resolve(name), need - 1)
+    # below this diameter (voxels) the DoG width is held at its minimum
+    from disca_engine.picking.pipeline import smallest_resolved_diameter_vox
+    d = smallest_resolved_diameter_vox()
+    assert make_params(1.0, d * 1.01).sigma1_vox > MIN_SIGMA_VOXELS
+    assert make_params(1.0, d * 0.99).sigma1_vox == MIN_SIGMA_VOXELS
+    assert d == pytest.approx(2 * MIN_SIGMA_VOXELS / SIGMA_PER_RADIUS)

@@ -197,6 +197,11 @@ def test_output_that_is_a_file_or_under_a_file(tmp_path):
     assert afile.read_text() == "x"
 
 
+def test_simulate_early_errors_leave_no_folder(tmp_path):
+    one_line_error(cli("simulate", "subtomos", tmp_path / "sim", "--snr", "-1", "--n-per-class", "1"), "--snr")
+    assert not (tmp_path / "sim").exists()
+
+
 # ---------------------------------------------------------------- predict
 @pytest.fixture
 def fake_tensorflow(tmp_path):
