@@ -19,6 +19,8 @@ from tomo.constants import BOTTOM_LEFT_CORNER
 from tomo.objects import Coordinate3D, SetOfCoordinates3D
 from tomo.protocols import ProtTomoPicking
 
+from disca_engine.contract import SCORE
+
 from .. import constants as C
 from .picking_utils import (checkTomogramSet, engineError, itemKey, pickingDefaults,
                             suggestedBoxSize, workersPerStep)
@@ -170,7 +172,7 @@ class DiscaProtDogPicking(ProtTomoPicking):
             if not len(table):
                 continue
             xs, ys, zs = (table.column('rlnCoordinate%s' % a, float) for a in 'XYZ')
-            scores = table.column('rlnAutopickFigureOfMerit', float)
+            scores = table.column(SCORE, float)
             for x, y, z, s in zip(xs, ys, zs, scores):
                 coord = Coordinate3D()
                 coord.setVolume(tomo)  # before setPosition: the origin comes from it

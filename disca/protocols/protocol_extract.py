@@ -23,6 +23,8 @@ from tomo.objects import (Coordinate3D, SetOfCoordinates3D, SetOfSubTomograms, S
                           Tomogram)
 from tomo.protocols import ProtTomoBase
 
+from disca_engine.contract import IMAGE, ITEM_ID, PICK_INDEX, SCORE, TOMO_NAME
+
 from .. import constants as C
 from .picking_utils import engineError, itemKey, workersPerStep
 
@@ -118,11 +120,11 @@ class DiscaProtExtract(EMProtocol, ProtTomoBase):
             key = itemKey(tomo)
             ids, xyz, scores = zip(*rows)
             table = StarTable(name='coordinates')
-            table['rlnTomoName'] = [key] * len(ids)
+            table[TOMO_NAME] = [key] * len(ids)
             for k, axis in enumerate('XYZ'):
                 table['rlnCoordinate%s' % axis] = ['%.3f' % p[k] for p in xyz]
-            table['rlnAutopickFigureOfMerit'] = ['%.6g' % s for s in scores]
-            table['discaItemId'] = [str(i) for i in ids]
+            table[SCORE] = ['%.6g' % s for s in scores]
+            table[ITEM_ID] = [str(i) for i in ids]
             os.makedirs(self._getExtraPath(key), exist_ok=True)
             write_star(self._coordsStar(key), table)
 
@@ -293,11 +295,11 @@ class DiscaProtExtract(EMProtocol, ProtTomoBase):
         if not len(table):  # every box of this tomogram crossed its border
             return
         source = read_star(self._coordsStar(key))
-        ids = source.column('discaItemId', int)
-        scores = source.column('rlnAutopickFigureOfMerit', float)
-        rows = table.column('discaPickIndex', int)
+        ids = source.column(ITEM_ID, int)
+        scores = source.column(SCORE, float)
+        rows = table.column(PICK_INDEX, int)
         xs, ys, zs = (table.column('rlnCoordinate%s' % a, float) for a in 'XYZ')
-        names = table['rlnImageName']
+        names = table[IMAGE]
         tomoFile = tomo.getFileName()
         for row, x, y, z, name in zip(rows, xs, ys, zs, names):
             coord = Coordinate3D()

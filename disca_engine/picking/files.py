@@ -27,9 +27,8 @@ def coords_table(result, tomo_name):
     x, y, z = (result.xyz[:, k] for k in range(3)) if n else ([], [], [])
     table = StarTable(name="coordinates")
     table[contract.TOMO_NAME] = [tomo_name] * n
-    table["rlnCoordinateX"] = [f"{v:.2f}" for v in x]
-    table["rlnCoordinateY"] = [f"{v:.2f}" for v in y]
-    table["rlnCoordinateZ"] = [f"{v:.2f}" for v in z]
+    for key, values in zip(contract.COORDS, (x, y, z)):
+        table[key] = [f"{v:.2f}" for v in values]
     table[contract.SCORE] = [f"{v:.6g}" for v in result.scores]
     table[contract.DOG_ZSCORE] = [f"{v:.3f}" for v in result.zscores]
     return table

@@ -138,7 +138,8 @@ def test_overwrite_swaps_the_new_run_in_and_keeps_the_users_files(data, referenc
     out = tmp_path / "run"
     shutil.copytree(reference, out)
     (out / "notes.txt").write_text("mine")
-    r = cli("cluster", "--input", data, "--output", out, *RUN[:-3], "--seed", "2", "--no-report", "--overwrite")
+    r = cli("cluster", "--input", data, "--output", out, *RUN, "--seed", "2", "--max-iterations", "1",
+            "--overwrite")  # the last of a repeated flag wins
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((out / "report.json").read_text())["seed"] == 2
     assert (out / "notes.txt").read_text() == "mine"
@@ -202,6 +203,7 @@ def test_unreadable_init_model_and_missing_input(data, tmp_path):
 
 
 def test_finished_run_needs_overwrite(data, tmp_path):
+    (tmp_path / "report.json").write_text("{}")  # a run made before disca-run.json existed
     (tmp_path / "clusters.star").write_text("")
     _one_line_error(cli("cluster", "--input", data, "--output", tmp_path), "finished", "--overwrite")
 

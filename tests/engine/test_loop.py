@@ -106,8 +106,10 @@ def test_finished_run_is_protected(run, star):
     outdir, report, _ = run
     with pytest.raises(EngineError, match="finished clustering run"):
         _run(star, outdir)
-    again, _ = _run(star, outdir, resume=True)  # nothing left to do
+    again, _ = _run(star, outdir, seed=3, resume=True)  # nothing left to do
     assert again["chosen_iteration"] == report["chosen_iteration"]
+    with pytest.raises(EngineError, match="setting seed is 0, the checkpoint's was 3"):
+        _run(star, outdir, resume=True)  # another seed is another run, not "nothing to resume"
 
 
 def test_resume_after_crash_gives_the_uninterrupted_result(run, star, tmp_path, monkeypatch):
