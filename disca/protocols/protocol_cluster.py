@@ -10,16 +10,14 @@ from pwem.protocols import EMProtocol
 from tomo.objects import SetOfClassesSubTomograms
 from tomo.protocols import ProtTomoBase
 
+from disca_engine.clustering.presets import PRESETS as ENGINE_PRESETS
 from disca_engine.contract import format_k_range
 
+from ..constants import PRESET_CHOICES as PRESETS, PRESET_FAST, PRECISION_CHOICES as PRECISIONS
 from .engine_base import DiscaEngineMixin
 from .engine_log import lastIteration
 from .form_parsers import kRangeArgument
 from .run_summary import formatNumber, readReport, reportSummary
-
-from disca_engine.clustering.presets import PRESETS as ENGINE_PRESETS
-
-from ..constants import PRESET_CHOICES as PRESETS, PRESET_FAST, PRECISION_CHOICES as PRECISIONS
 
 
 def _presetDefaults(key):
