@@ -197,6 +197,23 @@ def test_output_that_is_a_file_or_under_a_file(tmp_path):
     assert afile.read_text() == "x"
 
 
+def test_unwritable_output_folders_are_found_first(tmp_path, monkeypatch):
+    """Tests run as root, who may write anywhere: the permission probe is made to say no."""
+    import disca_engine.io.outdir as outdir
+    star = particles(str(tmp_path / "data"))
+    tomo = tomogram(tmp_path / "tomo.mrc")
+    c = coords(tmp_path / "c.star", [(20, 20, 20)])
+    monkeypatch.setattr(outdir.os, "access", lambda path, mode: False)
+    ro = tmp_path / "readonly"
+    ro.mkdir()
+    for args in (["cluster", "--input", star, "--output", ro / "run", "--k-range", "2:2"],
+                 ["pick", "--input", tomo, "--output", ro / "c.star", "--particle-diameter-A", 60],
+                 ["extract", "--tomogram", tomo, "--coords", c, "--output", ro / "ex", "--box", 8],
+                 ["simulate", "subtomos", ro / "sim", "--n-per-class", "1"]):
+        one_line_error(cli(*args), "no permission")
+    assert os.listdir(ro) == []
+
+
 def test_simulate_early_errors_leave_no_folder(tmp_path):
     one_line_error(cli("simulate", "subtomos", tmp_path / "sim", "--snr", "-1", "--n-per-class", "1"), "--snr")
     assert not (tmp_path / "sim").exists()
