@@ -2,7 +2,9 @@
 
 - A previous run is replaced only with ``--overwrite``, and only after every check passed:
   the new run is written beside it (``OUTDIR/.disca-new``) and swapped in at the end;
-  only the names the engine wrote (listed in ``disca-run.json``) are removed.
+  only the names the engine wrote (listed in ``disca-run.json``) are removed. A killed
+  ``--overwrite`` leaves the old run as it was (and ``.disca-new``, which the next
+  ``--overwrite`` clears; it cannot be resumed).
 - ``clusters.star`` is written last: a folder holding it holds a finished run.
 - ``--resume`` continues only the run of the checkpoint's input and settings
   (``checkpoint/fingerprint.json``), and says which item differs otherwise.
