@@ -34,6 +34,8 @@ class ImageResolver:
         path, index = parse_image_name(name, self.star_dir)
         rel = name.split("@", 1)[1] if "@" in name else name
         if os.path.isabs(rel):
+            if not os.path.isfile(path):
+                raise EngineError(f"image {name} not found: fix _rlnImageName or the file location")
             return path, index
         bases = ([self._last] if self._last else []) + [b for b in self._bases if b != self._last]
         for base in bases:

@@ -141,6 +141,19 @@ def test_resume_after_crash_gives_the_uninterrupted_result(run, star, tmp_path, 
                                   np.load(os.path.join(tmp_path / "r", "features.npy")))
 
 
+def test_clusters_star_is_written_last(star, tmp_path, monkeypatch):
+    """A run killed while writing its outputs must not look finished."""
+    from disca_engine.clustering import outputs
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed while writing the plots")
+    monkeypatch.setattr(outputs, "write_plots", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _run(star, tmp_path / "r", seed=3, max_iterations=1)
+    assert os.path.isdir(tmp_path / "r" / "model")  # outputs were being written...
+    assert not os.path.exists(tmp_path / "r" / "clusters.star")  # ...but the marker comes last
+
+
 def test_restarts_keep_the_lowest_ddbi(run, star, tmp_path):
     rep, text = _run(star, tmp_path, seed=3, restarts=2, max_iterations=2)
     rs = rep["restarts"]

@@ -186,6 +186,17 @@ def test_a_missing_subtomogram_is_found_before_the_output_is_made(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_missing_absolute_image_name_is_one_line(tmp_path):
+    star = particles(str(tmp_path / "data"))
+    table = read_star(star)
+    table["rlnImageName"] = [str(tmp_path / "data" / n) for n in table["rlnImageName"]]
+    write_star(star, table)
+    os.remove(str(tmp_path / "data" / "v003.mrc"))
+    one_line_error(cli("cluster", "--input", star, "--output", tmp_path / "out", "--k-range", "2:2"),
+                   "row 4", "v003.mrc", "not found")
+    assert not (tmp_path / "out").exists()
+
+
 def test_output_that_is_a_file_or_under_a_file(tmp_path):
     star = particles(str(tmp_path / "data"))
     afile = tmp_path / "afile"
