@@ -356,9 +356,9 @@ def read_init_model(folder):
     """(config, keras model) of a finished run used to initialise the network."""
     report = os.path.join(folder or "", REPORT)
     model_path = os.path.join(folder or "", "model", "model.keras")
-    if not (os.path.isfile(report) and os.path.isfile(model_path)):
+    if not (os.path.isfile(report) and os.path.isfile(model_path) and contract.is_finished_run(folder or "")):
         raise EngineError(f"--init-model {folder}: not the output folder of a finished 'cluster' run "
-                          "(needs report.json and model/model.keras)")
+                          "(needs clusters.star, report.json and model/model.keras)")
     try:
         with open(report) as fh:
             config = json.load(fh)["config"]

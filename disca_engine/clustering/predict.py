@@ -26,10 +26,11 @@ def log(message):
 def check_model_folder(model_dir):
     """The run's files, checked before TensorFlow is imported; returns its report (or {})."""
     paths = [os.path.join(model_dir, contract.MODEL_DIR, name) for name in contract.MODEL_FILES]
-    missing = [p for p in paths if not os.path.isfile(p)]
+    missing = [p for p in paths + [os.path.join(model_dir, contract.CLUSTERS_STAR)] if not os.path.isfile(p)]
     if missing:
         raise EngineError(f"--model {model_dir}: not the output folder of a finished 'cluster' run "
-                          f"(missing {', '.join(os.path.relpath(p, model_dir) for p in missing)})")
+                          f"(missing {', '.join(os.path.relpath(p, model_dir) for p in missing)}; "
+                          f"{contract.CLUSTERS_STAR} is written last)")
     try:
         with open(os.path.join(model_dir, contract.REPORT_JSON)) as fh:
             return json.load(fh)

@@ -250,6 +250,13 @@ def test_predict_checks_the_model_before_tensorflow_and_makes_no_folder(tmp_path
     assert not (tmp_path / "pred").exists()
 
 
+def test_predict_refuses_an_unfinished_run(tmp_path, finished_run, fake_tensorflow):
+    star = particles(str(tmp_path / "data"))
+    os.remove(str(finished_run / "clusters.star"))  # killed before its completion marker
+    one_line_error(cli("predict", "--model", finished_run, "--input", star, "--output", tmp_path / "p",
+                       env=fake_tensorflow), "not the output folder of a finished", "clusters.star")
+
+
 def test_predict_refuses_an_earlier_output(tmp_path, finished_run, fake_tensorflow):
     star = particles(str(tmp_path / "data"))
     pred = tmp_path / "pred"
