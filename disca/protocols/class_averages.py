@@ -3,7 +3,7 @@
 import os
 
 from disca_engine.contract import CLASS, IMAGE
-from disca_engine.io.star import read_star
+from disca_engine.io.star import read_particles
 
 from .conversion import averagePath
 
@@ -16,7 +16,7 @@ def writeClassAverages(clustersStar, outDir, voxelSize=None):
     """
     import numpy as np
     from disca_engine.io.mrc import read_image, write_volume
-    table = read_star(clustersStar)
+    table = read_particles(clustersStar)
     baseDir = os.path.dirname(os.path.abspath(clustersStar))
     sums, counts = {}, {}
     for name, cls in zip(table[IMAGE], table[CLASS]):

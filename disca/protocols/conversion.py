@@ -9,7 +9,7 @@ import re
 
 from disca_engine.contract import (CLASS, COORDS, IMAGE, ITEM_ID, POSTERIOR, SCORE, TOMO_FILE,
                                    TOMO_NAME, average_path)
-from disca_engine.io.star import StarTable, read_star, write_star
+from disca_engine.io.star import StarTable, read_particles, write_star
 
 
 class EngineOutputError(Exception):
@@ -104,7 +104,7 @@ def readClusters(starFile):
     if not os.path.isfile(starFile):  # written last by the engine: its completion marker
         raise EngineOutputError('%s is missing: the engine did not finish; see the log above'
                                 % starFile)
-    table = read_star(starFile)
+    table = read_particles(starFile)
     for key in (ITEM_ID, CLASS):
         if key not in table:
             raise EngineOutputError('%s has no _%s column' % (starFile, key))

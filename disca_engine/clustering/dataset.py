@@ -19,7 +19,7 @@ from ..errors import EngineError
 from ..io import mrc as mrc_io
 from ..io.atomic import atomic_path
 from ..io.images import ImageResolver
-from ..io.star import read_star
+from ..io.star import read_particles
 from ..progress import Progress
 
 CACHE_STACK = "stack.f32"
@@ -66,14 +66,7 @@ class ParticleSet:
 
 
 def _read_table(star_path):
-    table = read_star(star_path)
-    if contract.IMAGE not in table:
-        try:  # RELION 3.1+: data_optics comes first
-            table = read_star(star_path, "particles")
-        except EngineError:
-            pass
-    table.column(contract.IMAGE, path=star_path)  # clear error if still missing
-    return table
+    return read_particles(star_path)
 
 
 class _Reader:

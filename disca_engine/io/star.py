@@ -95,6 +95,25 @@ def read_star(path, block=None):
     raise EngineError(f"{path} has no data_{block} loop; it has: " + ", ".join(t.name for t in tables))
 
 
+def read_particles(path):
+    """The particles table: the first loop with ``_rlnImageName`` (RELION 3.1+ files start
+    with data_optics, RELION 4/5 tomography files with data_general)."""
+    if not os.path.isfile(path):
+        raise EngineError(f"STAR file not found: {path}")
+    try:
+        with open(path) as fh:
+            tables = _parse(fh.read().splitlines(), path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EngineError(f"cannot read STAR file {path}: {exc}")
+    for t in tables:
+        if "rlnImageName" in t:
+            return t
+    if not tables:
+        raise EngineError(f"{path} has no loop_ table: is it a STAR file?")
+    raise EngineError(f"STAR column _rlnImageName is missing in {path} (blocks: "
+                      + ", ".join("data_" + t.name for t in tables) + "): give a particles STAR file")
+
+
 def _parse(lines, path):
     tables, name, i = [], "", 0
     while i < len(lines):

@@ -38,7 +38,7 @@ class ClusterRun:
                 self.info = json.load(fh)
             except json.JSONDecodeError as exc:
                 raise EngineError(f"{info_path} is not valid JSON ({exc}): rerun the command")
-        self.table = star.read_star(self.star_path)
+        self.table = star.read_particles(self.star_path)
         self.labels = self.table.column(contract.CLASS, int, self.star_path)
         self.posteriors = (self.table.column(contract.POSTERIOR, float)
                            if contract.POSTERIOR in self.table else np.ones(len(self.labels)))

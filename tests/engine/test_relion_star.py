@@ -11,7 +11,7 @@ from disca_engine.clustering.outputs import clusters_table
 from disca_engine.errors import EngineError
 from disca_engine.io.jsonfile import write_json
 from disca_engine.io.mrc import write_volume
-from disca_engine.io.star import read_blocks, read_star, write_star
+from disca_engine.io.star import read_blocks, read_particles, read_star, write_star
 
 OPTICS = """
 data_optics
@@ -135,6 +135,7 @@ def test_relion_files_load_and_keep_every_block(tmp_path, fmt, monkeypatch):
             assert parts_out[key] == parts_in[key]
     assert list(parts_out.columns)[:len(parts_in.columns)] == list(parts_in.columns)
     assert parts_out["rlnClassNumber"] == ["1", "2", "1", "2", "2", "1"]
+    assert read_particles(out).columns == parts_out.columns  # what report and the plugin read
     for name in parts_out["rlnImageName"]:
         assert os.path.isabs(name) and os.path.isfile(name)
 
