@@ -1,5 +1,8 @@
 # -*- coding: utf-8 -*-
-"""Names shared by the DISCA plugin: version, plugin variables, outputs and form choices."""
+"""Names shared by the DISCA plugin: version, plugin variables, outputs and form choices.
+Names shared with the engine (files, STAR columns, presets, precisions) live in
+disca_engine.contract."""
+from disca_engine.contract import PRECISIONS, PRESETS
 
 # Version of the plugin and of the bundled engine environment (disca-<version>).
 DISCA_VERSION = '0.1.0'
@@ -37,10 +40,10 @@ THRESHOLD_CHOICES = ['automatic', 'manual']
 PRESET_PAPER = 0
 PRESET_FAST = 1
 PRESET_AUTO = 2
-PRESET_CHOICES = ['paper', 'fast', 'auto']
+PRESET_CHOICES = list(PRESETS)
 
 # Numerical precision of the network (the engine's --precision choices).
-PRECISION_CHOICES = ['auto', 'float32', 'bfloat16', 'float16']
+PRECISION_CHOICES = list(PRECISIONS)
 
 # Box size suggested from the particle diameter: box = BOX_DIAMETER_FACTOR * diameter,
 # rounded up to an even number of voxels, at least MIN_BOX (YOPO needs s >= 21).

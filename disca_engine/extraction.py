@@ -8,7 +8,6 @@ slicing (no interpolation) from a memory-mapped tomogram; boxes crossing the tom
 border are skipped and counted. Each box is normalised to zero mean and unit variance.
 """
 import dataclasses
-import json
 import os
 import time
 import warnings
@@ -16,8 +15,11 @@ import warnings
 import mrcfile
 import numpy as np
 
+from . import contract
 from .errors import EngineError
 from .io.atomic import atomic_path
+from .io.jsonfile import write_json
+from .io.outdir import check_output_folder, refuse_existing
 from .io.mrc import write_volume
 from .io.star import StarTable, write_star
 from .picking.files import read_coords, tomo_name_for
@@ -180,27 +182,60 @@ def _write_stack(data, xyz, rows, box, bin, name, output_dir, out_vs, progress):
     return [(int(i), f"{k + 1}@{rel}") for k, i in enumerate(rows_in)]
 
 
+def remove_previous(output_dir):
+    """The files of an earlier extraction in ``output_dir``: its particles.star first (the
+    marker), then the boxes it names and its extraction.json. Nothing else is touched."""
+    from .io.star import read_star
+    star = os.path.join(output_dir, contract.PARTICLES_STAR)
+    names = []
+    if os.path.isfile(star):
+        try:
+            names = read_star(star)[contract.IMAGE]
+        except (EngineError, KeyError):
+            names = []
+        os.remove(star)
+    subtomos = os.path.realpath(os.path.join(output_dir, contract.SUBTOMOS_DIR))
+    for name in set(n.split("@", 1)[-1] for n in names):
+        path = os.path.realpath(os.path.join(output_dir, name))
+        if os.path.dirname(path) == subtomos and os.path.isfile(path):
+            os.remove(path)
+    info = os.path.join(output_dir, contract.EXTRACTION_JSON)
+    if os.path.exists(info):
+        os.remove(info)
+
+
 def extract_file(tomogram, coords_star, box, output_dir, bin=1, tomo_name=None, voxel_A=None,
-                 quiet=False, stack=False):
+                 quiet=False, stack=False, overwrite=False, allow_empty=False):
     """Extract boxes around the picks of ``coords_star`` from ``tomogram`` into ``output_dir``.
 
     Writes ``subtomos/<tomo>_<row>.mrc`` (or, with ``stack``, one volume stack
     ``subtomos/<tomo>.mrcs`` referenced as ``N@subtomos/<tomo>.mrcs``: much faster for many
-    boxes), ``particles.star`` (written last, atomically) and ``extraction.json``.
-    Returns an :class:`ExtractionSummary`.
+    boxes), ``extraction.json`` and, last, ``particles.star``. Everything is checked before
+    the folder is touched; an earlier extraction there is refused unless ``overwrite``
+    (then its boxes are removed first). No box inside the tomogram is an error unless
+    ``allow_empty``. Returns an :class:`ExtractionSummary`.
     """
     t0 = time.time()
     tomogram = os.path.abspath(tomogram)
+    output_dir = check_output_folder(output_dir)
+    if not overwrite:
+        refuse_existing(output_dir, (contract.PARTICLES_STAR, contract.EXTRACTION_JSON), "extract")
     xyz, scores, rows, coords_name = read_coords(coords_star, tomo_name)
     name = tomo_name or coords_name or tomo_name_for(tomogram)
     mrc = _open_tomogram(tomogram)
     try:
         data = mrc.data
         box, bin = _check_box(data.shape, box, bin)
+        n_inside = int(_inside_starts(data.shape, xyz, box, bin)[1].sum())
+        if n_inside == 0 and not allow_empty:
+            raise EngineError(f"none of the {len(xyz)} coordinates of {coords_star} has a {box * bin}-voxel "
+                              f"box inside {tomogram} ({data.shape[2]} x {data.shape[1]} x {data.shape[0]}): "
+                              "are they this tomogram's, in its voxels (not Angstrom, not another binning)?")
         vs = voxel_A if voxel_A is not None else (float(mrc.voxel_size.x) or None)
         out_vs = vs * bin if vs else None
         _check_finite(tomogram)
-        os.makedirs(os.path.join(output_dir, "subtomos"), exist_ok=True)
+        remove_previous(output_dir)
+        os.makedirs(os.path.join(output_dir, contract.SUBTOMOS_DIR), exist_ok=True)
         progress = None if quiet else Progress("extract", total=len(xyz))
         write = _write_stack if stack else _write_files
         kept = write(data, xyz, rows, box, bin, name, output_dir, out_vs, progress)
@@ -208,26 +243,25 @@ def extract_file(tomogram, coords_star, box, output_dir, bin=1, tomo_name=None, 
         mrc.close()
     idx = np.array([i for i, _ in kept], dtype=int)
     table = StarTable(name="particles")
-    table["rlnImageName"] = [rel for _, rel in kept]
-    table["rlnTomoName"] = [name] * len(kept)
-    table["discaTomogramFile"] = [tomogram] * len(kept)
+    table[contract.IMAGE] = [rel for _, rel in kept]
+    table[contract.TOMO_NAME] = [name] * len(kept)
+    table[contract.TOMO_FILE] = [tomogram] * len(kept)
     for k, axis in enumerate("XYZ"):
         table[f"rlnCoordinate{axis}"] = [f"{v:.2f}" for v in xyz[idx, k]]
     if scores is not None:
-        table["rlnAutopickFigureOfMerit"] = [f"{v:.6g}" for v in scores[idx]]
-    table["discaPickIndex"] = [str(int(rows[i])) for i in idx]
-    star = os.path.join(output_dir, "particles.star")
+        table[contract.SCORE] = [f"{v:.6g}" for v in scores[idx]]
+    table[contract.PICK_INDEX] = [str(int(rows[i])) for i in idx]
+    star = os.path.join(output_dir, contract.PARTICLES_STAR)
     n_skip = len(xyz) - len(kept)
-    write_star(star, table, comment=f"disca-engine extract: {len(kept)} boxes of {box}^3 (bin {bin}) "
-                                    f"from {tomogram}; {n_skip} skipped (outside/crossing border)")
     summary = ExtractionSummary(n_extracted=len(kept), n_skipped=n_skip, particles_star=os.path.abspath(star),
                                 output_dir=os.path.abspath(output_dir), tomo_name=name, box=box, bin=bin,
                                 voxel_A=out_vs, seconds=round(time.time() - t0, 3))
     info = dict(summary.as_dict(), tomogram=tomogram, coords_star=os.path.abspath(coords_star),
                 input_voxel_A=vs, n_coordinates=len(xyz), box_centre_index=box // 2, stack=bool(stack),
                 normalisation="per box: zero mean, unit variance")
-    with atomic_path(os.path.join(output_dir, "extraction.json")) as tmp, open(tmp, "w") as fh:
-        json.dump(info, fh, indent=1)
+    write_json(os.path.join(output_dir, contract.EXTRACTION_JSON), info)
+    write_star(star, table, comment=f"disca-engine extract: {len(kept)} boxes of {box}^3 (bin {bin}) "
+                                    f"from {tomogram}; {n_skip} skipped (outside/crossing border)")
     if not quiet:
         print(f"extracted {len(kept)}, skipped {n_skip} (outside/crossing border)", flush=True)
     return summary

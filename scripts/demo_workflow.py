@@ -18,6 +18,7 @@ import sys
 import time
 
 
+
 def parseArgs():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -9,8 +9,10 @@ from pwem.protocols import EMProtocol
 from tomo.objects import SetOfClassesSubTomograms
 from tomo.protocols import ProtTomoBase
 
-from . import engine_io
-from .protocol_cluster import DiscaEngineMixin
+from disca_engine.contract import AVERAGES_DIR, CLUSTERS_STAR
+
+from .class_averages import writeClassAverages
+from .engine_base import DiscaEngineMixin
 
 
 class DiscaClassifyOutputs(Enum):
@@ -51,16 +53,16 @@ class DiscaProtClassify(EMProtocol, ProtTomoBase, DiscaEngineMixin):
 
     def runPredictStep(self):
         args = ['predict', '--model', self._modelDir(), '--input', self._particlesStar(),
-                '--output', self._engineDir()] + self._threadArgs()
+                '--output', self._engineDir(), '--overwrite'] + self._threadArgs()  # its own folder
         self._runEngine(args)
 
     def averagesStep(self):
         """Class averages of the new members (numpy + mrcfile), unless the engine wrote them."""
         outDir = self._engineDir()
-        if os.path.isdir(os.path.join(outDir, 'averages')):
+        if os.path.isdir(os.path.join(outDir, AVERAGES_DIR)):
             return
-        written = engine_io.writeClassAverages(os.path.join(outDir, engine_io.CLUSTERS_STAR), outDir,
-                                               voxelSize=self.inputSubtomos.get().getSamplingRate())
+        written = writeClassAverages(os.path.join(outDir, CLUSTERS_STAR), outDir,
+                                     voxelSize=self.inputSubtomos.get().getSamplingRate())
         self.info('Wrote %d class averages' % written)
 
     def createOutputStep(self):

@@ -4,109 +4,31 @@ import os
 from enum import Enum
 
 from pyworkflow import BETA
-from pyworkflow.object import Float, Pointer
 import pyworkflow.protocol.params as params
 from pyworkflow.protocol.constants import LEVEL_ADVANCED
 from pwem.protocols import EMProtocol
 from tomo.objects import SetOfClassesSubTomograms
 from tomo.protocols import ProtTomoBase
 
-from . import engine_io
-
 from disca_engine.clustering.presets import PRESETS as ENGINE_PRESETS
+from disca_engine.contract import format_k_range
 
 from ..constants import PRESET_CHOICES as PRESETS, PRESET_AUTO, PRECISION_CHOICES as PRECISIONS
-POSTERIOR_ATTR = '_disca_posterior'
-ENGINE_DIR = 'disca'  # engine output folder inside the protocol's extra/
+from .engine_base import DiscaEngineMixin
+from .engine_log import lastIteration
+from .form_parsers import kRangeArgument
+from .run_summary import formatNumber, readReport, reportSummary
 
 
 def _presetDefaults(key):
     """'paper X, fast Y' for form help texts, read from the engine's presets."""
     def text(value):
-        if isinstance(value, list) and value == list(range(value[0], value[-1] + 1)):
-            return '%d:%d' % (value[0], value[-1])
-        return ','.join(map(str, value)) if isinstance(value, list) else str(value)
+        return format_k_range(value) if isinstance(value, list) else str(value)
     return ', '.join('%s %s' % (name, text(cfg[key])) for name, cfg in ENGINE_PRESETS.items())
 
 
 class DiscaClusterOutputs(Enum):
     classes = SetOfClassesSubTomograms
-
-
-class DiscaEngineMixin:
-    """Running the engine and turning its output into Scipion classes (shared by cluster
-    and classify)."""
-
-    def _engineDir(self, *paths):
-        return self._getExtraPath(ENGINE_DIR, *paths)
-
-    def _particlesStar(self):
-        return self._getExtraPath('particles.star')
-
-    def convertInputStep(self):
-        """The input set as the engine's particles STAR (protocols name it inputSubtomos)."""
-        n = engine_io.writeParticlesStar(self.inputSubtomos.get(), self._particlesStar())
-        self.info('Wrote %d subtomograms to %s' % (n, self._particlesStar()))
-
-    def _engineEnviron(self):
-        from disca import Plugin
-        env = Plugin.getEnviron()
-        if not self._useGpus():
-            env['CUDA_VISIBLE_DEVICES'] = '-1'  # TensorFlow then ignores every GPU
-        return env
-
-    def _useGpus(self):
-        return self.usesGpu() and bool(self.getGpuList())
-
-    def _engineProgram(self):
-        from disca import Plugin
-        program = Plugin.getEngineProgram()
-        if self._useGpus():
-            # Scipion's executor replaces %(GPU)s by this run's GPU ids (comma separated here),
-            # so the engine sees exactly the GPUs the user chose, renumbered from 0.
-            program = 'CUDA_VISIBLE_DEVICES=%(GPU)s ' + program
-        return program
-
-    def _runEngine(self, args):
-        self.runJob(self._engineProgram(), ' '.join(args), env=self._engineEnviron(),
-                    numberOfThreads=1)
-
-    def _threadArgs(self):
-        threads = int(self.numberOfThreads.get() or 1)
-        return ['--threads', str(max(threads, 1))]
-
-    def _restartArgs(self):
-        """On "Continue" after an interruption: resume from the engine's checkpoint, or
-        replace a partial output folder that has none."""
-        if os.path.isdir(self._engineDir('checkpoint')):
-            return ['--resume']
-        if os.path.isdir(self._engineDir()) and os.listdir(self._engineDir()):
-            return ['--overwrite']
-        return []
-
-    def _fillClasses(self, inputSubtomos, outDir, suffix=''):
-        """SetOfClassesSubTomograms from ``outDir/clusters.star`` with averages as representatives."""
-        assignment = engine_io.readClusters(os.path.join(outDir, engine_io.CLUSTERS_STAR))
-        engine_io.checkAllAssigned(assignment, [s.getObjId() for s in inputSubtomos.iterItems()])
-        sampling = inputSubtomos.getSamplingRate()
-
-        def updateItem(item, _row):
-            cls, post = assignment[item.getObjId()]
-            item.setClassId(cls)
-            setattr(item, POSTERIOR_ATTR, Float(post))
-
-        def updateClass(classItem):
-            rep = classItem.getRepresentative()
-            average = engine_io.averagePath(outDir, classItem.getObjId())
-            if os.path.exists(average):
-                rep.setLocation(average)
-            rep.setSamplingRate(sampling)
-
-        classes = self._createSetOfClassesSubTomograms(inputSubtomos, suffix)
-        if inputSubtomos.hasCoordinates3D():
-            classes.setCoordinates3D(inputSubtomos.getCoordinates3D(asPointer=True))
-        classes.classifyItems(updateItemCallback=updateItem, updateClassCallback=updateClass)
-        return classes
 
 
 class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
@@ -222,7 +144,7 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
         return self._engineDir()
 
     def getReport(self):
-        return engine_io.readReport(self._engineDir())
+        return readReport(self._engineDir())
 
     def _clusterArgs(self):
         args = ['cluster', '--input', self._particlesStar(), '--output', self._engineDir(),
@@ -230,7 +152,7 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
                 '--restarts', str(self.restarts.get()),
                 '--precision', PRECISIONS[self.precision.get()]]
         if self.kRange.get():
-            args += ['--k-range', engine_io.kRangeArgument(self.kRange.get())]
+            args += ['--k-range', kRangeArgument(self.kRange.get())]
         optional = [('--max-iterations', self.maxIterations), ('--pca-components', self.pcaComponents),
                     ('--batch-size', self.batchSize), ('--epochs-per-iteration', self.epochsPerIteration)]
         args += [item for flag, p in optional if p.get() for item in (flag, str(p.get()))]
@@ -298,7 +220,7 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
         report = self.getReport()
         if not report:
             return ['Clustering not finished yet.'] + self._progressLines()
-        lines = engine_io.reportSummary(report)
+        lines = reportSummary(report)
         html = os.path.join(self._engineDir(), 'report', 'index.html')
         if os.path.exists(html):
             lines.append('Report (Analyze Results): %s' % html)
@@ -308,7 +230,7 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
         """The engine's last iteration line from the run log (one line per iteration)."""
         try:
             with open(self.getLogPaths()[0], errors='replace') as fh:
-                last = engine_io.lastIteration(fh.read())
+                last = lastIteration(fh.read())
         except (OSError, IndexError):
             return []
         return ['Last iteration: %s' % last] if last else []
@@ -325,13 +247,13 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
                 % (report.get('n_particles', 0),
                    ' from %s' % self.getObjectTag('inputSubtomos') if inputSet else '',
                    report.get('preset'), self._kText(report), len(report.get('restarts') or [1]),
-                   report.get('k'), ', '.join(map(str, sizes)), engine_io._fmt(report.get('ddbi')),
+                   report.get('k'), ', '.join(map(str, sizes)), formatNumber(report.get('ddbi')),
                    report.get('chosen_iteration'))]
 
     @staticmethod
     def _kText(report):
         ks = (report.get('config') or {}).get('k_range') or []
-        return '%s-%s' % (min(ks), max(ks)) if ks else '?'
+        return format_k_range(ks) if ks else '?'
 
     def _citations(self):
         return ['Zeng2023']

@@ -19,6 +19,8 @@ from tomo.constants import BOTTOM_LEFT_CORNER
 from tomo.objects import Coordinate3D, SetOfCoordinates3D
 from tomo.protocols import ProtTomoPicking
 
+from disca_engine.contract import SCORE
+
 from .. import constants as C
 from .picking_utils import (checkTomogramSet, engineError, itemKey, pickingDefaults,
                             suggestedBoxSize, workersPerStep)
@@ -170,7 +172,7 @@ class DiscaProtDogPicking(ProtTomoPicking):
             if not len(table):
                 continue
             xs, ys, zs = (table.column('rlnCoordinate%s' % a, float) for a in 'XYZ')
-            scores = table.column('rlnAutopickFigureOfMerit', float)
+            scores = table.column(SCORE, float)
             for x, y, z, s in zip(xs, ys, zs, scores):
                 coord = Coordinate3D()
                 coord.setVolume(tomo)  # before setPosition: the origin comes from it
@@ -214,11 +216,13 @@ class DiscaProtDogPicking(ProtTomoPicking):
         tomos = self.inputTomograms.get()
         if tomos is None or not tomos.getSamplingRate() or not self.particleDiameter.get():
             return []
+        from disca_engine.picking.pipeline import MIN_SIGMA_VOXELS, smallest_resolved_diameter_vox
         across = self.particleDiameter.get() / (tomos.getSamplingRate() * (self.binning.get() or 1))
-        if across < 7:
+        if across < smallest_resolved_diameter_vox():
             return ['Particles are only %.1f picking voxels across: the DoG width is held at '
-                    '2 voxels to stay above the noise, so small particles are picked less '
-                    'well. Use less binning (or tomograms of finer sampling).' % across]
+                    '%g voxels to stay above the noise, so small particles are picked less '
+                    'well. Use less binning (or tomograms of finer sampling).'
+                    % (across, MIN_SIGMA_VOXELS)]
         return []
 
     def _summary(self):

@@ -11,11 +11,14 @@ from tomo.protocols import ProtTomoBase
 
 from disca_engine.io.star import write_star
 
-from . import engine_io
+from disca_engine.contract import CLASS, POSTERIOR
+
+from .conversion import ParticleTableBuilder
+from .engine_base import POSTERIOR_ATTR
+from .form_parsers import parseClassList
 
 MODES = ['one subset per cluster', 'all chosen clusters merged']
 MODE_PER_CLASS, MODE_MERGED = 0, 1
-POSTERIOR_ATTR = '_disca_posterior'
 
 
 class DiscaExportOutputs(Enum):
@@ -93,12 +96,12 @@ class DiscaProtExport(EMProtocol, ProtTomoBase):
             coords.setSamplingRate(inputCoords.getSamplingRate())
             coords.setBoxSize(self._coordinateBoxSize(inputSubtomos, inputCoords))
 
-        builder = engine_io.ParticleTableBuilder()
+        builder = ParticleTableBuilder()
         for classNumber in classNumbers:
             for subtomo in classes[classNumber].iterSubtomos():
                 posterior = getattr(subtomo, POSTERIOR_ATTR, None)
-                builder.add(subtomo, **{engine_io.CLASS: classNumber,
-                                        engine_io.POSTERIOR: posterior.get() if posterior else 1.0})
+                builder.add(subtomo, **{CLASS: classNumber,
+                                        POSTERIOR: posterior.get() if posterior else 1.0})
                 if coords is not None and subtomo.hasCoordinate3D():
                     coord = subtomo.getCoordinate3D().clone()
                     coord.setObjId(None)
@@ -140,7 +143,7 @@ class DiscaProtExport(EMProtocol, ProtTomoBase):
     def getChosenClasses(self):
         """Chosen class numbers (all when the field is empty), in increasing order."""
         available = sorted(self.getClassSizes())
-        chosen = engine_io.parseClassList(self.classNumbers.get())
+        chosen = parseClassList(self.classNumbers.get())
         return sorted(chosen) if chosen else available
 
     # -------------------------- INFO functions ------------------------------
@@ -149,7 +152,7 @@ class DiscaProtExport(EMProtocol, ProtTomoBase):
         if classes is None:
             return ['Select the classes to export.']
         try:
-            chosen = engine_io.parseClassList(self.classNumbers.get())
+            chosen = parseClassList(self.classNumbers.get())
         except ValueError as exc:
             return ['Clusters to export: %s.' % exc]
         sizes = self.getClassSizes()

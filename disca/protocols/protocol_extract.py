@@ -23,6 +23,8 @@ from tomo.objects import (Coordinate3D, SetOfCoordinates3D, SetOfSubTomograms, S
                           Tomogram)
 from tomo.protocols import ProtTomoBase
 
+from disca_engine.contract import IMAGE, ITEM_ID, PICK_INDEX, SCORE, TOMO_NAME
+
 from .. import constants as C
 from .picking_utils import engineError, itemKey, workersPerStep
 
@@ -89,7 +91,7 @@ class DiscaProtExtract(EMProtocol, ProtTomoBase):
                       validators=[params.GE(2)],
                       label='Box size (output voxels)',
                       help='Edge of the cubic subtomograms, in voxels of the output (after '
-                           'binning). DISCA uses 24; the network needs at least 21.')
+                           'binning). DISCA uses 24; the paper network needs at least 21.')
         form.addParam('binning', params.IntParam, default=1, validators=[params.GE(1)],
                       label='Binning',
                       help='Block-average the boxes by this factor: output sampling = '
@@ -118,11 +120,11 @@ class DiscaProtExtract(EMProtocol, ProtTomoBase):
             key = itemKey(tomo)
             ids, xyz, scores = zip(*rows)
             table = StarTable(name='coordinates')
-            table['rlnTomoName'] = [key] * len(ids)
+            table[TOMO_NAME] = [key] * len(ids)
             for k, axis in enumerate('XYZ'):
                 table['rlnCoordinate%s' % axis] = ['%.3f' % p[k] for p in xyz]
-            table['rlnAutopickFigureOfMerit'] = ['%.6g' % s for s in scores]
-            table['discaItemId'] = [str(i) for i in ids]
+            table[SCORE] = ['%.6g' % s for s in scores]
+            table[ITEM_ID] = [str(i) for i in ids]
             os.makedirs(self._getExtraPath(key), exist_ok=True)
             write_star(self._coordsStar(key), table)
 
@@ -135,7 +137,7 @@ class DiscaProtExtract(EMProtocol, ProtTomoBase):
         try:
             s = extract_file(tomoFile, self._coordsStar(key), self.boxSize.get(),
                              self._getExtraPath(key), bin=self.binning.get(), tomo_name=key,
-                             voxel_A=samplingRate)
+                             voxel_A=samplingRate, overwrite=True, allow_empty=True)
         except EngineError as exc:
             raise engineError('tomogram %s (%s)' % (key, tomoFile), exc)
         self.info('%s: %d subtomograms extracted, %d skipped (box crossing the border)'
@@ -219,9 +221,11 @@ class DiscaProtExtract(EMProtocol, ProtTomoBase):
         return errors
 
     def _warnings(self):
-        if self.boxSize.get() < 21:
-            return ['DISCA clustering needs boxes of at least 21 voxels; %d is too small for '
-                    'it.' % self.boxSize.get()]
+        from disca_engine.clustering.validate import smallest_box
+        need = smallest_box()
+        if self.boxSize.get() < need:
+            return ['DISCA clustering (every preset) needs boxes of at least %d voxels; %d is too '
+                    'small for it.' % (need, self.boxSize.get())]
         return []
 
     def _summary(self):
@@ -291,11 +295,11 @@ class DiscaProtExtract(EMProtocol, ProtTomoBase):
         if not len(table):  # every box of this tomogram crossed its border
             return
         source = read_star(self._coordsStar(key))
-        ids = source.column('discaItemId', int)
-        scores = source.column('rlnAutopickFigureOfMerit', float)
-        rows = table.column('discaPickIndex', int)
+        ids = source.column(ITEM_ID, int)
+        scores = source.column(SCORE, float)
+        rows = table.column(PICK_INDEX, int)
         xs, ys, zs = (table.column('rlnCoordinate%s' % a, float) for a in 'XYZ')
-        names = table['rlnImageName']
+        names = table[IMAGE]
         tomoFile = tomo.getFileName()
         for row, x, y, z, name in zip(rows, xs, ys, zs, names):
             coord = Coordinate3D()

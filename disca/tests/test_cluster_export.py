@@ -23,7 +23,7 @@ from disca import Plugin
 from disca.constants import PRESET_CHOICES
 from disca.protocols import (DiscaProtDogPicking, DiscaProtExtract, DiscaProtCluster,
                              DiscaProtClassify, DiscaProtExport)
-from disca.protocols.protocol_cluster import POSTERIOR_ATTR
+from disca.protocols.engine_base import POSTERIOR_ATTR
 from disca_engine.io.star import read_star
 
 pwem.Domain.getPlugins()

@@ -47,6 +47,7 @@ def fakeEngineOutput(folder):
     os.makedirs(rep, exist_ok=True)
     with open(os.path.join(folder, 'report.json'), 'w') as fh:
         json.dump({'k': 2, 'chosen_iteration': 1, 'iterations': []}, fh)
+    open(os.path.join(folder, 'clusters.star'), 'w').close()  # the engine's completion marker
     for name in ('bic.png', 'iterations.png', 'sizes.png', 'embedding.png', 'averages.png',
                  'cluster_001.png', 'cluster_002.png', 'reembed_tomo_001.png'):
         fig = Figure(figsize=(3, 2))

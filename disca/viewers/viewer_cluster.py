@@ -16,9 +16,7 @@ from pyworkflow.viewer import ProtocolViewer, DESKTOP_TKINTER
 
 from .views import BrowserView, ConsoleMessageView, PngView, hasDisplay
 
-REPORT_JSON = 'report.json'      # written by 'disca-engine cluster'
-SUMMARY_JSON = 'summary.json'    # written by 'disca-engine predict' (classify protocol)
-CLUSTERS_STAR = 'clusters.star'
+from disca_engine.contract import CLUSTERS_STAR, REPORT_JSON, SUMMARY_JSON
 
 
 def _clusterProtocols():
@@ -34,13 +32,14 @@ def _clusterProtocols():
 
 def findEngineDir(protocol):
     """Engine output folder inside the protocol's extra folder (``extra/disca`` first, else
-    the first one found): a cluster folder (report.json) or a predict folder (summary.json +
-    clusters.star); None if there is none yet."""
+    the first one found): a finished cluster (report.json) or predict (summary.json) run,
+    finished meaning it has clusters.star, which the engine writes last; None if there is
+    none yet."""
     extra = protocol._getExtraPath()
     preferred = os.path.join(extra, 'disca')
 
     def isEngineDir(files):
-        return REPORT_JSON in files or (SUMMARY_JSON in files and CLUSTERS_STAR in files)
+        return CLUSTERS_STAR in files and (REPORT_JSON in files or SUMMARY_JSON in files)
 
     if os.path.isdir(preferred) and isEngineDir(os.listdir(preferred)):
         return preferred

@@ -14,10 +14,12 @@ import warnings
 import mrcfile
 import numpy as np
 
+from .. import contract
 from ..errors import EngineError
 from ..io import mrc as mrc_io
 from ..io.atomic import atomic_path
-from ..io.star import read_star
+from ..io.images import ImageResolver
+from ..io.star import read_particles
 from ..progress import Progress
 
 CACHE_STACK = "stack.f32"
@@ -64,21 +66,14 @@ class ParticleSet:
 
 
 def _read_table(star_path):
-    table = read_star(star_path)
-    if "rlnImageName" not in table:
-        try:  # RELION 3.1+: data_optics comes first
-            table = read_star(star_path, "particles")
-        except EngineError:
-            pass
-    table.column("rlnImageName", path=star_path)  # clear error if still missing
-    return table
+    return read_particles(star_path)
 
 
 class _Reader:
     """Reads the volume of one image reference, keeping the last stack file open."""
 
-    def __init__(self, base_dir):
-        self.base_dir = base_dir
+    def __init__(self, resolver):
+        self.resolver = resolver
         self._stack_path = None
         self._stack = None
 
@@ -88,10 +83,11 @@ class _Reader:
             self._stack = None
 
     def read(self, row, name):
-        path, index = mrc_io.parse_image_name(name, self.base_dir)
+        try:
+            path, index = self.resolver.resolve(name)
+        except EngineError as exc:
+            raise EngineError(f"particle row {row + 1}: {exc}")
         where = f"row {row + 1} ({name} -> {path})"
-        if not os.path.isfile(path):
-            raise EngineError(f"particle {where}: file not found; fix _rlnImageName or the file location")
         try:
             if index is None:
                 return path, mrc_io.read_volume(path)
@@ -130,7 +126,7 @@ def _check_and_normalise(vol, row, name, path, box, min_box):
                           "DISCA needs cubic subtomograms: re-extract with a cubic --box")
     if min_box and vol.shape[0] < min_box:
         raise EngineError(f"particle {where}: box {vol.shape[0]} is too small; boxes under {min_box} voxels "
-                          f"cannot pass YOPO's 10 valid 3x3x3 convolutions: re-extract with --box 24")
+                          f"cannot pass the network's valid 3x3x3 convolutions: re-extract with a larger --box")
     if box is not None and vol.shape[0] != box:
         return None  # caller reports mixed sizes with the full picture
     if not np.all(np.isfinite(vol)):
@@ -148,13 +144,12 @@ def _check_and_normalise(vol, row, name, path, box, min_box):
     return centred
 
 
-def _mixed_sizes_error(names, base_dir, first_row, box, bad_row, bad_size):
+def _mixed_sizes_error(names, resolver, first_row, box, bad_row, bad_size):
     """Count the box sizes of all rows (headers only) for a complete error message."""
     sizes = {}
     for name in names:
-        path, _ = mrc_io.parse_image_name(name, base_dir)
         try:
-            nz = mrc_io.volume_shape(path)[-1]
+            nz = mrc_io.volume_shape(resolver.resolve(name)[0])[-1]
         except EngineError:
             continue
         sizes[nz] = sizes.get(nz, 0) + 1
@@ -186,16 +181,33 @@ def _load_cache(cache_dir, star_path, n):
     return vols, meta.get("voxel_size"), stack_path
 
 
+def peek_particles(star_path):
+    """(table, resolved image paths, first volume's x size) without reading voxels: what the
+    checks made before any loading need (N, box, the files of the fingerprint)."""
+    table = _read_table(star_path)
+    names = table.column(contract.IMAGE, path=star_path)
+    if not names:
+        raise EngineError(f"{star_path} has no particles (empty table): extract subtomograms first")
+    resolver = ImageResolver(star_path)
+    paths = []
+    for row, name in enumerate(names):
+        try:
+            paths.append(resolver.resolve(name)[0])
+        except EngineError as exc:
+            raise EngineError(f"particle row {row + 1}: {exc}")
+    return table, paths, mrc_io.volume_shape(paths[0])[-1]  # x: also right for volume stacks
+
+
 def load_particles(star_path, cache_dir=None, min_box=None, min_particles=1, progress=True):
     """Read, validate and normalise all particles of ``star_path``.
 
     ``cache_dir``: write the normalised stack there once (memory-mapped, constant memory)
     and reuse it while ``stack.json`` matches the STAR file (path, size, mtime, N).
-    ``min_box``: smallest accepted box (the loop passes 21 for YOPO). Problems raise
+    ``min_box``: smallest accepted box (the loop passes its network's). Problems raise
     one-line EngineErrors naming the row and file.
     """
     table = _read_table(star_path)
-    names = table.column("rlnImageName", path=star_path)
+    names = table.column(contract.IMAGE, path=star_path)
     n = len(names)
     if n < max(1, int(min_particles)):
         raise EngineError(f"{star_path} has {n} particles but at least {min_particles} are needed: "
@@ -206,12 +218,12 @@ def load_particles(star_path, cache_dir=None, min_box=None, min_particles=1, pro
             vols, vs, stack_path = cached
             if min_box and vols.shape[1] < min_box:
                 raise EngineError(f"box {vols.shape[1]} is too small; boxes under {min_box} voxels cannot "
-                                  "pass YOPO's 10 valid 3x3x3 convolutions: re-extract with --box 24")
+                                  "pass the network's valid 3x3x3 convolutions: re-extract with a larger --box")
             if progress:
                 print(f"[load] reusing normalised stack {stack_path} ({n} x {vols.shape[1]}^3)", flush=True)
             return ParticleSet(table, star_path, vols, vs, stack_path)
-    base_dir = os.path.dirname(os.path.abspath(star_path))
-    reader = _Reader(base_dir)
+    resolver = ImageResolver(star_path)
+    reader = _Reader(resolver)
     prog = Progress("load", total=n) if progress and n >= _PROGRESS_MIN else None
     try:
         first_path, first = reader.read(0, names[0])
@@ -229,7 +241,7 @@ def load_particles(star_path, cache_dir=None, min_box=None, min_particles=1, pro
                 path, vol = reader.read(i, names[i])
                 norm = _check_and_normalise(vol, i, names[i], path, box, min_box)
                 if norm is None:
-                    raise _mixed_sizes_error(names, base_dir, 0, box, i, vol.shape[0])
+                    raise _mixed_sizes_error(names, resolver, 0, box, i, vol.shape[0])
                 sink.put(i, norm)
                 if prog:
                     prog.update(i + 1)

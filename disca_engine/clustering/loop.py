@@ -30,13 +30,13 @@ import time
 
 import numpy as np
 
+from .. import contract
 from ..errors import EngineError
 from ..io.atomic import atomic_path
-from . import presets
+from . import presets, rundir, validate
 
-CHECKPOINT = "checkpoint"
-REPORT = "report.json"
-KILL_AFTER_ENV = "DISCA_TEST_KILL_AFTER_ITERATION"  # tests: simulate a crash after iteration N
+CHECKPOINT = contract.CHECKPOINT_DIR
+REPORT = contract.REPORT_JSON
 
 
 def log(message):
@@ -236,6 +236,10 @@ class Checkpoint:
     def exists(self):
         return os.path.isfile(os.path.join(self._readable(), "loop.json")) if self._readable() else False
 
+    def interrupted_write(self):
+        """A checkpoint was being written (``.new``) but none is readable."""
+        return os.path.isdir(self.path + ".new") and self._readable() is None
+
     def _readable(self):
         for p in (self.path, self.path + ".old"):
             if os.path.isfile(os.path.join(p, "loop.json")):
@@ -325,6 +329,9 @@ def run_once(net, particles, cfg, seed, restart, outdir, iter_dir, truth=None, r
         if state.get("finished"):
             return records, best
     else:
+        if resume and ckpt.interrupted_write():
+            log(f"restart {restart}: its only checkpoint was being written when the run was killed "
+                f"and cannot be used: restarting it from iteration 1")
         net.reinitialise(seed)
         if cfg.get("_init_weights") is not None:
             net.load_feature_weights(cfg["_init_weights"])
@@ -394,16 +401,11 @@ def run_once(net, particles, cfg, seed, restart, outdir, iter_dir, truth=None, r
         ckpt.save(net, {"iteration": it, "prev_k": prev_k, "prev_labels": prev_labels,
                         "records": records, "stop_rule": _stop_to_json(stop.state()),
                         "finished": bool(stopped or it + 1 == total), "seed": seed}, best)
-        _maybe_simulated_crash(it + 1)
         if stopped:
             log(f"stopping after iteration {it + 1}: K and >= {100 * cfg['min_stable']:.0f}% of the "
                 f"labels unchanged for {cfg['patience']} iterations")
             break
     return records, best
-
-
-def _k_text(ks):
-    return f"{ks[0]}..{ks[-1]}" if len(ks) > 2 and ks == list(range(ks[0], ks[-1] + 1)) else ",".join(map(str, ks))
 
 
 def _progress_line(rec, total, restart):
@@ -442,45 +444,14 @@ def _save_iteration(iter_dir, iteration, Z, labels):
                 np.save(fh, arr)
 
 
-def _maybe_simulated_crash(iteration):
-    value = os.environ.get(KILL_AFTER_ENV)
-    if value and int(value) == iteration:
-        os._exit(137)  # what a SIGKILL looks like to the caller: nothing is cleaned up
-
-
 # ---------------------------------------------------------------------------- the command
-OUR_OUTPUTS = ("report.json", "clusters.star", "features.npy", "features_pca.npy", "model", "plots",
-               "iterations", "restarts", "averages", CHECKPOINT, "cache")
-
-
-def prepare_output(outdir, cfg):
-    """Refuse to mix runs: a finished or partial run needs --resume or --overwrite."""
-    finished = os.path.isfile(os.path.join(outdir, REPORT))
-    partial = os.path.isdir(os.path.join(outdir, CHECKPOINT))
-    if cfg["overwrite"]:
-        for name in OUR_OUTPUTS:
-            path = os.path.join(outdir, name)
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            elif os.path.exists(path):
-                os.remove(path)
-    elif finished and not cfg["resume"]:
-        raise EngineError(f"{outdir} already holds a finished clustering run: choose another --output, "
-                          "or add --overwrite to replace it")
-    elif partial and not cfg["resume"]:
-        raise EngineError(f"{outdir} holds an unfinished clustering run: add --resume to continue it, "
-                          "or --overwrite to start again")
-    os.makedirs(outdir, exist_ok=True)
-    return finished and cfg["resume"]
-
-
 def read_init_model(folder):
     """(config, keras model) of a finished run used to initialise the network."""
     report = os.path.join(folder or "", REPORT)
     model_path = os.path.join(folder or "", "model", "model.keras")
-    if not (os.path.isfile(report) and os.path.isfile(model_path)):
+    if not (os.path.isfile(report) and os.path.isfile(model_path) and contract.is_finished_run(folder or "")):
         raise EngineError(f"--init-model {folder}: not the output folder of a finished 'cluster' run "
-                          "(needs report.json and model/model.keras)")
+                          "(needs clusters.star, report.json and model/model.keras)")
     try:
         with open(report) as fh:
             config = json.load(fh)["config"]
@@ -490,30 +461,65 @@ def read_init_model(folder):
     return config, load_model(model_path)
 
 
+def check_before_loading(input_star, outdir, cfg):
+    """Every check that needs no voxels, before anything is read or written: settings,
+    output folder, K range for N, box for the network, and on --resume the fingerprint."""
+    from ..io.outdir import check_output_folder
+    from .dataset import peek_particles
+    validate.check_settings(cfg)
+    check_output_folder(outdir)
+    folder = rundir.RunFolder(outdir, cfg)
+    table, paths, box = peek_particles(input_star)
+    presets.check_k_range(cfg, len(paths))
+    presets.check_box(cfg, box)
+    fp = rundir.fingerprint(input_star, table, paths, cfg)
+    if folder.resume:
+        rundir.check_fingerprint(outdir, fp)
+    return folder, fp
+
+
 def run_cluster(input_star, output_dir, preset="auto", **settings):
     """Run DISCA on a particles STAR file; write the output folder; return the report."""
-    from . import outputs, training
-    from .dataset import load_particles
     t_start = time.time()
     cfg = presets.resolve(preset, **settings)
     outdir = os.path.abspath(output_dir)
-    if prepare_output(outdir, cfg):
-        log(f"{outdir} already holds a finished run; nothing to resume")
-        with open(os.path.join(outdir, REPORT)) as fh:
-            return json.load(fh)
     init_model = None
     if cfg["init_model"]:
         init_cfg, init_model = read_init_model(cfg["init_model"])
         cfg["widths"], cfg["feature_dim"] = list(init_cfg["widths"]), int(init_cfg["feature_dim"])
+    folder, fp = check_before_loading(input_star, outdir, cfg)
+    if folder.finished and folder.resume:
+        log(f"{outdir} already holds this finished run (same input and settings); nothing to resume")
+        with open(os.path.join(outdir, REPORT)) as fh:
+            return json.load(fh)
+    if init_model is not None:
         log(f"initialising the network from {cfg['init_model']} (its architecture is used)")
-    cache = cfg["cache_dir"] or os.path.join(outdir, "cache")
+    if not folder.resume:
+        folder.start()
+        rundir.save_fingerprint(folder.workdir, fp)
+    cache = cfg["cache_dir"] or os.path.join(folder.workdir, "cache")
+    try:
+        report = _run(input_star, folder.workdir, cfg, init_model, cache, t_start)
+    except BaseException:
+        if not cfg["cache_dir"]:
+            shutil.rmtree(cache, ignore_errors=True)
+        if not folder.resume and not Checkpoint(folder.workdir, 0).exists():
+            folder.abandon()  # nothing computed yet: leave the folder as it was
+        raise
+    if not cfg["cache_dir"]:
+        shutil.rmtree(cache, ignore_errors=True)
+    folder.commit()
+    return report
+
+
+def _run(input_star, workdir, cfg, init_model, cache, t_start):
+    from . import outputs, training
+    from .dataset import load_particles
     particles = load_particles(input_star, cache_dir=cache, min_box=2 * len(cfg["widths"]) + 1,
                                min_particles=2)
-    presets.check_box(cfg, particles.box)
-    presets.check_k_range(cfg, particles.n)
     truth = None
-    if "discaTrueClass" in particles.table:
-        truth = particles.table.column("discaTrueClass", int, input_star)
+    if contract.TRUE_CLASS in particles.table:
+        truth = particles.table.column(contract.TRUE_CLASS, int, input_star)
     training.configure_runtime(cfg["threads"], cfg["gpus"], cfg["seed"])
     from .yopo import forward_gflop
     precision, why = training.choose_precision(
@@ -522,21 +528,18 @@ def run_cluster(input_star, output_dir, preset="auto", **settings):
     strategy, where = training.make_strategy()
     cfg["precision_used"] = precision
     log(f"DISCA ({cfg['preset']} preset): {particles.n} subtomograms of {particles.box}^3, "
-        f"K candidates {_k_text(cfg['k_range'])}, {precision} ({why}), {where}")
+        f"K candidates {contract.format_k_range(cfg['k_range'])}, {precision} ({why}), {where}")
     net = training.Network(cfg, particles.box, precision, strategy)
     if init_model is not None:
         cfg["_init_weights"] = net.feature_weights_from(init_model)
     runs = []
     for r in range(int(cfg["restarts"])):
         seed = int(cfg["seed"]) + r
-        iter_dir = (os.path.join(outdir, "iterations") if cfg["restarts"] == 1
-                    else os.path.join(outdir, "restarts", f"restart_{r:02d}", "iterations"))
-        records, best = run_once(net, particles, cfg, seed, r, outdir, iter_dir, truth, cfg["resume"])
+        iter_dir = (os.path.join(workdir, "iterations") if cfg["restarts"] == 1
+                    else os.path.join(workdir, "restarts", f"restart_{r:02d}", "iterations"))
+        records, best = run_once(net, particles, cfg, seed, r, workdir, iter_dir, truth, cfg["resume"])
         runs.append({"restart": r, "seed": seed, "records": records, "best": best, "iter_dir": iter_dir})
         log(f"restart {r} (seed {seed}): lowest DDBI {best['ddbi']:.4f} at iteration "
             f"{best['iteration']} with K={best['k']}")
     chosen = min(runs, key=lambda run: run["best"]["ddbi"])
-    report = outputs.write_all(outdir, particles, cfg, net, runs, chosen, truth, t_start)
-    if not cfg["cache_dir"]:
-        shutil.rmtree(cache, ignore_errors=True)
-    return report
+    return outputs.write_all(workdir, particles, cfg, net, runs, chosen, truth, t_start)

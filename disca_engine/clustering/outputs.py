@@ -8,10 +8,12 @@ import time
 
 import numpy as np
 
-from .. import __version__
+from .. import __version__, contract
 from ..io.atomic import atomic_path
-from ..io.mrc import absolute_image_name, write_volume
-from ..io.star import StarTable, write_star
+from ..io.jsonfile import finite, write_json
+from ..io.images import ImageResolver
+from ..io.mrc import write_volume
+from ..io.star import StarTable, read_blocks, write_star
 
 
 def save_npy(path, array):
@@ -20,14 +22,15 @@ def save_npy(path, array):
             np.save(fh, array)
 
 
-def clusters_table(table, labels, posterior, star_dir):
+def clusters_table(table, labels, posterior, star_path):
     """All input columns in input order + 1-based class and its posterior. Image names
-    become absolute: they were relative to the input STAR's folder (``star_dir``), not
-    to the output folder."""
+    become absolute: they were relative to the input STAR (``star_path``), not to the
+    output folder."""
     out = StarTable(dict(table.columns), name=table.name or "particles")
-    out["rlnImageName"] = [absolute_image_name(n, star_dir) for n in table["rlnImageName"]]
-    out["rlnClassNumber"] = [int(v) + 1 for v in labels]
-    out["rlnMaxValueProbDistribution"] = [f"{float(p):.6f}" for p in posterior]
+    resolver = ImageResolver(star_path)
+    out[contract.IMAGE] = [resolver.absolute_name(n) for n in table[contract.IMAGE]]
+    out[contract.CLASS] = [int(v) + 1 for v in labels]
+    out[contract.POSTERIOR] = [f"{float(p):.6f}" for p in posterior]
     return out
 
 
@@ -52,11 +55,6 @@ def write_all(outdir, particles, cfg, net, runs, chosen, truth, t_start):
     best = chosen["best"]
     k = int(best["mixture"].k)
     labels = np.asarray(best["labels"], np.int64)
-    star_dir = os.path.dirname(os.path.abspath(particles.star_path))
-    write_star(os.path.join(outdir, "clusters.star"),
-               clusters_table(particles.table, labels, best["posterior"], star_dir),
-               comment=f"disca-engine {__version__} cluster: K={k}, iteration {best['iteration']}, "
-                       f"restart {chosen['restart']}")
     save_npy(os.path.join(outdir, "features.npy"), best["features"].astype(np.float32))
     save_npy(os.path.join(outdir, "features_pca.npy"), best["features_pca"].astype(np.float32))
     model_dir = os.path.join(outdir, "model")
@@ -67,7 +65,7 @@ def write_all(outdir, particles, cfg, net, runs, chosen, truth, t_start):
     best["mixture"].save(os.path.join(model_dir, "gmm.npz"))
     averages = class_averages(particles, labels, k)
     for j in range(k):
-        write_volume(os.path.join(outdir, "averages", f"class_{j + 1:03d}.mrc"), averages[j],
+        write_volume(contract.average_path(outdir, j + 1), averages[j],
                      particles.voxel_size)
     if len(runs) > 1:
         final = os.path.join(outdir, "iterations")
@@ -75,10 +73,14 @@ def write_all(outdir, particles, cfg, net, runs, chosen, truth, t_start):
         shutil.copytree(chosen["iter_dir"], final)
     report = build_report(particles, cfg, runs, chosen, truth, t_start)
     write_plots(os.path.join(outdir, "plots"), report)
-    with atomic_path(os.path.join(outdir, "report.json")) as tmp:
-        with open(tmp, "w") as fh:
-            json.dump(report, fh, indent=1)
-    return report
+    write_json(os.path.join(outdir, contract.REPORT_JSON), report)
+    # last: a folder with clusters.star holds a finished run (the completion marker)
+    write_star(os.path.join(outdir, contract.CLUSTERS_STAR),
+               clusters_table(particles.table, labels, best["posterior"], particles.star_path),
+               blocks=read_blocks(particles.star_path),
+               comment=f"disca-engine {__version__} cluster: K={k}, iteration {best['iteration']}, "
+                       f"restart {chosen['restart']}")
+    return json.loads(json.dumps(finite(report)))
 
 
 def build_report(particles, cfg, runs, chosen, truth, t_start):

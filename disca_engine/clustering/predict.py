@@ -13,8 +13,9 @@ import time
 import numpy as np
 
 from ..errors import EngineError
-from ..io.atomic import atomic_path
-from ..io.star import write_star
+from .. import contract
+from ..io.jsonfile import finite, write_json
+from ..io.star import read_blocks, write_star
 from .outputs import clusters_table
 
 
@@ -22,42 +23,92 @@ def log(message):
     print(message, flush=True)
 
 
+def check_model_folder(model_dir):
+    """The run's files, checked before TensorFlow is imported; returns its report (or {})."""
+    paths = [os.path.join(model_dir, contract.MODEL_DIR, name) for name in contract.MODEL_FILES]
+    missing = [p for p in paths + [os.path.join(model_dir, contract.CLUSTERS_STAR)] if not os.path.isfile(p)]
+    if missing:
+        raise EngineError(f"--model {model_dir}: not the output folder of a finished 'cluster' run "
+                          f"(missing {', '.join(os.path.relpath(p, model_dir) for p in missing)}; "
+                          f"{contract.CLUSTERS_STAR} is written last)")
+    try:
+        with open(os.path.join(model_dir, contract.REPORT_JSON)) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
+
+
 def load_trained(model_dir):
     """(keras feature model, PCAModel, Mixture, report) of a finished ``cluster`` folder."""
     from .stats import Mixture, PCAModel
     from .training import load_model
-    paths = {name: os.path.join(model_dir, "model", name) for name in ("model.keras", "pca.npz", "gmm.npz")}
-    missing = [p for p in paths.values() if not os.path.isfile(p)]
-    if missing:
-        raise EngineError(f"--model {model_dir}: not the output folder of a finished 'cluster' run "
-                          f"(missing {', '.join(os.path.relpath(p, model_dir) for p in missing)})")
+    report = check_model_folder(model_dir)
+    model_path = os.path.join(model_dir, contract.MODEL_DIR)
     import keras
-    model = load_model(paths["model.keras"])
+    model = load_model(os.path.join(model_path, "model.keras"))
     features = keras.Model(model.input, model.get_layer("features").output)
-    report = {}
-    report_path = os.path.join(model_dir, "report.json")
-    if os.path.isfile(report_path):
-        with open(report_path) as fh:
-            report = json.load(fh)
-    return features, PCAModel.load(paths["pca.npz"]), Mixture.load(paths["gmm.npz"]), report
+    return (features, PCAModel.load(os.path.join(model_path, "pca.npz")),
+            Mixture.load(os.path.join(model_path, "gmm.npz")), report)
 
 
 def _run_precision(model_dir):
     try:
-        with open(os.path.join(model_dir, "report.json")) as fh:
+        with open(os.path.join(model_dir, contract.REPORT_JSON)) as fh:
             return json.load(fh).get("precision") or "float32"
     except (OSError, ValueError):
         return "float32"
 
 
+def check_before_loading(model_dir, input_star, output_dir, batch_size, overwrite):
+    """Model, input, box and output checked before TensorFlow or any voxel is loaded."""
+    from ..io.outdir import check_output_folder, refuse_existing
+    from .dataset import peek_particles
+    if batch_size < 1:
+        raise EngineError(f"--batch-size {batch_size}: must be at least 1")
+    report = check_model_folder(model_dir)
+    outdir = check_output_folder(output_dir)
+    if not overwrite:
+        refuse_existing(outdir, (contract.CLUSTERS_STAR, contract.SUMMARY_JSON), "predict")
+    _, _, box = peek_particles(input_star)
+    trained = report.get("box_size")
+    if trained and int(trained) != box:
+        raise EngineError(f"the model was trained on {trained}^3 subtomograms but {input_star} has "
+                          f"{box}^3: extract boxes of {trained} voxels")
+    return outdir
+
+
+def _clear_previous(outdir):
+    """--overwrite: the old marker first, then the other files predict writes."""
+    for name in (contract.CLUSTERS_STAR, contract.SUMMARY_JSON):
+        path = os.path.join(outdir, name)
+        if os.path.exists(path):
+            os.remove(path)
+
+
 def predict(model_dir, input_star, output_dir, batch_size=64, threads=None, gpus=None,
-            precision=None, cache_dir=None):
-    """Classify the subtomograms of ``input_star``; write clusters.star and summary.json."""
+            precision=None, cache_dir=None, overwrite=False):
+    """Classify the subtomograms of ``input_star``; write summary.json, then clusters.star."""
+    t0 = time.time()
+    outdir = check_before_loading(model_dir, input_star, output_dir, batch_size, overwrite)
+    created = not os.path.exists(outdir)
+    _clear_previous(outdir)
+    cache = cache_dir or os.path.join(outdir, contract.CACHE_DIR)
+    try:
+        summary = _predict(model_dir, input_star, outdir, batch_size, threads, gpus, precision, cache, t0)
+    except BaseException:
+        if created:
+            shutil.rmtree(outdir, ignore_errors=True)
+        elif not cache_dir:
+            shutil.rmtree(cache, ignore_errors=True)
+        raise
+    if not cache_dir:
+        shutil.rmtree(cache, ignore_errors=True)
+    return summary
+
+
+def _predict(model_dir, input_star, outdir, batch_size, threads, gpus, precision, cache, t0):
     from . import training
     from .dataset import load_particles
-    t0 = time.time()
-    outdir = os.path.abspath(output_dir)
-    os.makedirs(outdir, exist_ok=True)
     training.configure_runtime(threads, gpus, 0)
     if precision is None:  # the run's own precision reproduces its labels
         precision = _run_precision(model_dir)
@@ -65,7 +116,6 @@ def predict(model_dir, input_star, output_dir, batch_size=64, threads=None, gpus
     training.set_precision(precision)
     features_model, pca, mixture, report = load_trained(model_dir)
     box = int(features_model.input.shape[1])
-    cache = cache_dir or os.path.join(outdir, "cache")
     particles = load_particles(input_star, cache_dir=cache, min_box=None, min_particles=1)
     if particles.box != box:
         raise EngineError(f"the model was trained on {box}^3 subtomograms but {input_star} has "
@@ -83,22 +133,19 @@ def predict(model_dir, input_star, output_dir, batch_size=64, threads=None, gpus
         a += len(batch)
         if a % (50 * batch_size) < batch_size or a == particles.n:
             log(f"[predict] {a}/{particles.n} subtomograms classified ({time.time() - t0:.0f}s)")
-    star_dir = os.path.dirname(os.path.abspath(particles.star_path))
-    write_star(os.path.join(outdir, "clusters.star"),
-               clusters_table(particles.table, labels, posterior, star_dir),
-               comment=f"disca-engine predict with {os.path.abspath(model_dir)}")
     counts = np.bincount(labels, minlength=mixture.k).tolist()
     summary = {"model": os.path.abspath(model_dir), "input": os.path.abspath(input_star),
                "n_particles": int(particles.n), "k": int(mixture.k),
                "counts": {str(j + 1): c for j, c in enumerate(counts)},
                "mean_posterior": float(posterior.mean()), "precision": precision,
                "seconds_total": round(time.time() - t0, 2)}
-    if "discaTrueClass" in particles.table:
+    if contract.TRUE_CLASS in particles.table:
         from .metrics import ground_truth_block
-        summary["ground_truth"] = ground_truth_block(particles.table.column("discaTrueClass", int), labels)
-    with atomic_path(os.path.join(outdir, "summary.json")) as tmp:
-        with open(tmp, "w") as fh:
-            json.dump(summary, fh, indent=1)
-    if not cache_dir:
-        shutil.rmtree(cache, ignore_errors=True)
-    return summary
+        summary["ground_truth"] = ground_truth_block(particles.table.column(contract.TRUE_CLASS, int), labels)
+    write_json(os.path.join(outdir, contract.SUMMARY_JSON), summary)
+    # last: a folder with clusters.star holds a finished run
+    write_star(os.path.join(outdir, contract.CLUSTERS_STAR),
+               clusters_table(particles.table, labels, posterior, particles.star_path),
+               blocks=read_blocks(particles.star_path),
+               comment=f"disca-engine predict with {os.path.abspath(model_dir)}")
+    return finite(summary)

@@ -8,6 +8,7 @@ mixtures, matched labels, smoothing, rotation copies, lowest-DDBI result) but us
 network and a schedule that gives the features enough gradient steps and the mixtures few
 enough parameters to leave K = 2 at N = 200 (method section 10; see docs/clustering.md).
 """
+from .. import contract
 from ..errors import EngineError
 
 # the method's own rules, shared by both presets (method sections 4-5)
@@ -100,23 +101,8 @@ GENERAL_DEFAULTS = {
 
 
 def parse_k_range(text):
-    """``'2:20'`` -> [2..20]; ``'5,10,20'`` -> [5, 10, 20]; a list passes through."""
-    if isinstance(text, (list, tuple)):
-        values = [int(v) for v in text]
-    else:
-        text = str(text).strip()
-        try:
-            if ":" in text:
-                lo, hi = (int(v) for v in text.split(":"))
-                values = list(range(lo, hi + 1))
-            else:
-                values = [int(v) for v in text.split(",") if v.strip()]
-        except ValueError:
-            raise EngineError(f"--k-range '{text}' is not 'MIN:MAX' or a list like '5,10,20'")
-    values = sorted(set(values))
-    if not values or values[0] < 1:
-        raise EngineError(f"--k-range {text}: give candidate numbers of clusters >= 1 (e.g. 2:20)")
-    return values
+    """The contract's K-range parser (one syntax for engine and plugin)."""
+    return contract.parse_k_range(text)
 
 
 def resolve(preset="auto", **overrides):
@@ -161,8 +147,7 @@ def check_k_range(cfg, n):
     if k_max * per > n:
         lo = min(cfg["k_range"])
         fit = max(lo, n // per)
-        ks = cfg["k_range"]
-        spec = f"{ks[0]}:{k_max}" if ks == list(range(ks[0], k_max + 1)) else ",".join(map(str, ks))
+        spec = contract.format_k_range(cfg["k_range"])
         raise EngineError(f"K range {spec} needs at least {k_max * per} subtomograms ({per} per "
                           f"cluster for K={k_max}); you have {n} subtomograms: lower --k-range "
                           f"(e.g. --k-range {lo}:{fit}) or add data")

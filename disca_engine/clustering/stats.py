@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from ..contract import format_k_range
 from ..errors import EngineError
 from ..io.atomic import atomic_path
 from ..progress import Progress
@@ -315,10 +316,7 @@ _DEGENERATE = ("the features are degenerate (many identical or nearly constant v
 
 
 def _k_text(candidates):
-    c = sorted(candidates)
-    if c == list(range(c[0], c[-1] + 1)) and len(c) > 2:
-        return f"K range {c[0]}:{c[-1]}"
-    return "K candidates " + ",".join(map(str, c))
+    return f"K range {format_k_range(candidates)}"
 
 
 def select_k(X, candidates, seed=0, n_init=1, reg_covar=1e-5, max_fit_samples=None,

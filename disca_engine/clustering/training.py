@@ -6,10 +6,10 @@ CUDA_VISIBLE_DEVICES). :class:`Network` builds the model, the optimizers and the
 and learning-rate decay only assign variables, they never retrace.
 """
 import os
-import sys
 
 import numpy as np
 
+from ..contract import PRECISIONS
 from ..errors import EngineError
 
 
@@ -72,14 +72,15 @@ SMALL_NETWORK_GFLOP = 2.0  # below this forward cost, CPU bfloat16 kernels were 
 
 
 def choose_precision(precision="auto", forward_gflop=None):
-    """'float32' | 'bfloat16' | 'float16' and a sentence saying why. On CPUs with bfloat16
-    instructions ``auto`` picks bfloat16 except for small networks (``forward_gflop`` below
-    SMALL_NETWORK_GFLOP), where oneDNN's bfloat16 convolutions were measured 1.7-2.2x slower
-    than float32 (benchmarks/results/network.md)."""
+    """'float32' | 'bfloat16' | 'float16' and a sentence saying why. ``auto`` gives bfloat16 on
+    GPUs of compute capability >= 8 and float32 on CPUs: bfloat16 was measured slower there,
+    1.5x for the paper network and 1.7-2.2x for small ones (``forward_gflop`` below
+    SMALL_NETWORK_GFLOP), even with avx512_bf16 (benchmarks/results/network.md);
+    CPU_BF16_AUTO switches CPUs with bfloat16 instructions back to bfloat16."""
     import tensorflow as tf
     gpus = tf.config.list_physical_devices("GPU")
-    if precision not in ("auto", "float32", "bfloat16", "float16"):
-        raise EngineError(f"--precision {precision}: choose auto, float32, bfloat16 or float16")
+    if precision not in PRECISIONS:
+        raise EngineError(f"--precision {precision}: choose {', '.join(PRECISIONS)}")
     if precision != "auto":
         return precision, "requested"
     if gpus:
@@ -347,8 +348,3 @@ def load_model(path):
         raise EngineError(f"cannot load the trained model {path}: {exc.__class__.__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else ''}; give the output folder "
                           "of a finished 'cluster' run")
-
-
-def python_info():
-    import tensorflow as tf
-    return f"python {sys.version.split()[0]}, tensorflow {tf.__version__}"

@@ -103,11 +103,6 @@ def get_k(model):
     return int(head_layers(model)[1].k.numpy())
 
 
-def feature_model_of(model):
-    """The feature sub-network (input -> 'features') of a classifier."""
-    return keras.Model(model.input, model.get_layer("features").output, name="yopo_features_view")
-
-
 def forward_gflop(box, widths, feature_dim):
     """Multiply-adds x2 of one forward pass (convolutions + dense), in GFLOP."""
     flop, c_in, s = 0.0, 1, box

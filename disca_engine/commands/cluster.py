@@ -1,4 +1,5 @@
 """``disca-engine cluster``: the DISCA loop on a particles STAR file."""
+from ..contract import DEFAULT_PRESET, PRECISIONS, PRESETS
 
 
 def add_parser(subparsers):
@@ -9,7 +10,7 @@ def add_parser(subparsers):
                     "and class averages to OUTDIR.")
     p.add_argument("--input", required=True, help="particles STAR file (subtomograms)")
     p.add_argument("--output", required=True, help="output folder")
-    p.add_argument("--preset", default="auto", choices=["auto", "fast", "paper"],
+    p.add_argument("--preset", default=DEFAULT_PRESET, choices=PRESETS,
                    help="auto (default): DISCA seeded by over-split clusters of rotation-invariant "
                         "descriptors, K from a rotation merge test (docs/clustering.md); fast: the "
                         "earlier CPU preset (BIC over 5,10,20); paper: as published (GPU)")
@@ -21,14 +22,16 @@ def add_parser(subparsers):
     p.add_argument("--learning-rate", type=float, help="initial learning rate (decays x0.95 per iteration)")
     p.add_argument("--restarts", type=int, help="independent runs with seeds S, S+1, ...; lowest DDBI kept")
     p.add_argument("--seed", type=int)
-    p.add_argument("--precision", choices=["auto", "float32", "bfloat16", "float16"])
+    p.add_argument("--precision", choices=PRECISIONS)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in OUTDIR")
-    p.add_argument("--overwrite", action="store_true", help="replace a run already in OUTDIR")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a run already in OUTDIR: the new run is written beside it and swapped "
+                        "in when it finishes; only files disca-engine wrote are removed")
     p.add_argument("--init-model", help="output folder of a finished run: start from its network")
     p.add_argument("--gpus", help="GPU ids to use, e.g. 0,1 (sets CUDA_VISIBLE_DEVICES)")
     p.add_argument("--threads", type=int, help="TensorFlow intra/inter-op threads")
     p.add_argument("--cache-dir", help="folder for the memory-mapped subtomogram stack "
-                                       "(default OUTDIR/cache, removed at the end)")
+                                       "(default OUTDIR/cache, removed at the end and on failure)")
     p.add_argument("--no-report", action="store_true",
                    help="skip the HTML report (make it later with: disca-engine report OUTDIR)")
     p.add_argument("--no-decoder", action="store_true",

@@ -16,6 +16,8 @@ def add_parser(subparsers):
     p.add_argument("--tomo-name", help="take the rows with this _rlnTomoName (needed when the STAR has "
                    "several tomograms; default: the tomogram's file name without extension)")
     p.add_argument("--voxel-A", type=float, help="input voxel size in Angstrom (default: MRC header)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier extraction in DIR (its boxes are removed first)")
     p.add_argument("--stack", action="store_true",
                    help="write all boxes into one volume stack DIR/subtomos/<tomo>.mrcs (images "
                         "N@subtomos/<tomo>.mrcs) instead of one MRC per box: much faster for many boxes")
@@ -24,13 +26,25 @@ def add_parser(subparsers):
 
 def run(args):
     from ..extraction import extract_file
-    from ..picking.files import tomo_name_for
+    extract_file(args.tomogram, args.coords, args.box, args.output, bin=args.bin,
+                 tomo_name=tomo_name_to_use(args.coords, args.tomogram, args.tomo_name),
+                 voxel_A=args.voxel_A, stack=args.stack, overwrite=args.overwrite)
+
+
+def tomo_name_to_use(coords, tomogram, given):
+    """The _rlnTomoName whose rows are cut from ``tomogram``: the one given, else the
+    tomogram's file stem. Coordinates of one other tomogram are refused (cutting them from
+    this one gives boxes of nothing)."""
+    from .. import contract
+    from ..errors import EngineError
     from ..io.star import read_star
-    name = args.tomo_name
-    if name is None:
-        # several tomograms in one file: default to this tomogram's name
-        t = read_star(args.coords)
-        if "rlnTomoName" in t and len(set(t["rlnTomoName"])) > 1:
-            name = tomo_name_for(args.tomogram)
-    extract_file(args.tomogram, args.coords, args.box, args.output, bin=args.bin, tomo_name=name,
-                 voxel_A=args.voxel_A, stack=args.stack)
+    from ..picking.files import tomo_name_for
+    if given is not None:
+        return given
+    table = read_star(coords)
+    stem = tomo_name_for(tomogram)
+    names = sorted(set(table[contract.TOMO_NAME])) if contract.TOMO_NAME in table else []
+    if len(names) == 1 and names[0] != stem:
+        raise EngineError(f"{coords} holds coordinates of tomogram '{names[0]}', not of {tomogram} "
+                          f"('{stem}'): give that tomogram, or --tomo-name {names[0]} if they are the same")
+    return stem if len(names) > 1 else None

@@ -83,24 +83,28 @@ def _classes(args):
 
 
 def run_subtomos(args):
+    from ..io.outdir import check_output_folder, fresh_folder
     from ..simulate import simulate_subtomograms
-    star = simulate_subtomograms(args.outdir, classes=_classes(args), n_per_class=args.n_per_class,
-                                 snr=args.snr, tilt=args.tilt, size=args.size, voxel_A=args.voxel_A,
-                                 seed=args.seed, stack=args.stack, max_shift=args.max_shift,
-                                 defocus_um=args.defocus_um, snr_mode=args.snr_mode,
-                                 defocus_spread_um=args.defocus_spread_um,
-                                 junk_fraction=args.junk_fraction)
+    check_output_folder(args.outdir, "OUTDIR")
+    with fresh_folder(args.outdir):
+        star = simulate_subtomograms(
+            args.outdir, classes=_classes(args), n_per_class=args.n_per_class, snr=args.snr,
+            tilt=args.tilt, size=args.size, voxel_A=args.voxel_A, seed=args.seed, stack=args.stack,
+            max_shift=args.max_shift, defocus_um=args.defocus_um, snr_mode=args.snr_mode,
+            defocus_spread_um=args.defocus_spread_um, junk_fraction=args.junk_fraction)
     print(star)
 
 
 def run_tomograms(args):
+    from ..io.outdir import check_output_folder, fresh_folder
     from ..simulate import simulate_tomograms
-    paths, truth = simulate_tomograms(args.outdir, n_tomograms=args.n_tomograms, shape=args.shape,
-                                      voxel_A=args.voxel_A, classes=_classes(args),
-                                      n_particles=args.n_particles, snr=args.snr, tilt=args.tilt,
-                                      seed=args.seed, distractors=getattr(args, "distractors", True),
-                                      defocus_um=args.defocus_um, snr_box=args.snr_box,
-                                      slab=args.slab, defocus_spread_um=args.defocus_spread_um)
+    check_output_folder(args.outdir, "OUTDIR")
+    with fresh_folder(args.outdir):
+        _, truth = simulate_tomograms(
+            args.outdir, n_tomograms=args.n_tomograms, shape=args.shape, voxel_A=args.voxel_A,
+            classes=_classes(args), n_particles=args.n_particles, snr=args.snr, tilt=args.tilt,
+            seed=args.seed, distractors=getattr(args, "distractors", True), defocus_um=args.defocus_um,
+            snr_box=args.snr_box, slab=args.slab, defocus_spread_um=args.defocus_spread_um)
     print(truth)
 
 

@@ -112,10 +112,3 @@ def write_volume(path, data, voxel_size=None):
             if data.ndim == 4:  # set_data already marks 4-D data as a volume stack
                 mrc.header.ispg = 401
             mrc.update_header_stats()
-
-
-def check_finite(data, what):
-    if not np.all(np.isfinite(data)):
-        bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
-        raise EngineError(f"{what} has {bad} NaN/Inf voxels: fix or exclude it (e.g. re-extract "
-                          "from a tomogram without NaNs)")

@@ -1,8 +1,14 @@
-"""Minimal STAR reader/writer for the loop tables the engine uses.
+"""STAR reader/writer for the loop tables the engine uses, keeping every other block.
 
 A table is a ``dict`` of column name (without the leading underscore, e.g.
 ``rlnImageName``) to a list of strings, plus the block name. Values stay strings;
-callers convert what they need (see :func:`column`).
+callers convert what they need (see :func:`column`). Files as RELION 3.1, 4 and 5 write
+them (``data_general`` pairs, ``data_optics``, ``data_particles``) are read, and
+:func:`read_blocks` + ``write_star(..., blocks=...)`` write the blocks the engine does
+not change back exactly as they were, so RELION reads an output as it read the input.
+
+Why not the ``starfile`` package: it needs pandas, which Scipion's environment (where
+the picking and extraction protocols import this module) does not have.
 """
 import os
 import shlex
@@ -89,6 +95,25 @@ def read_star(path, block=None):
     raise EngineError(f"{path} has no data_{block} loop; it has: " + ", ".join(t.name for t in tables))
 
 
+def read_particles(path):
+    """The particles table: the first loop with ``_rlnImageName`` (RELION 3.1+ files start
+    with data_optics, RELION 4/5 tomography files with data_general)."""
+    if not os.path.isfile(path):
+        raise EngineError(f"STAR file not found: {path}")
+    try:
+        with open(path) as fh:
+            tables = _parse(fh.read().splitlines(), path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EngineError(f"cannot read STAR file {path}: {exc}")
+    for t in tables:
+        if "rlnImageName" in t:
+            return t
+    if not tables:
+        raise EngineError(f"{path} has no loop_ table: is it a STAR file?")
+    raise EngineError(f"STAR column _rlnImageName is missing in {path} (blocks: "
+                      + ", ".join("data_" + t.name for t in tables) + "): give a particles STAR file")
+
+
 def _parse(lines, path):
     tables, name, i = [], "", 0
     while i < len(lines):
@@ -122,16 +147,60 @@ def _parse(lines, path):
     return tables
 
 
-def write_star(path, table, comment=None):
-    """Write ``table`` atomically as one ``data_<name>`` loop."""
-    keys = list(table.columns)
+def read_blocks(path):
+    """Every ``data_`` block of a STAR file in order, as ``(name, text)``: the exact text
+    from its ``data_`` line to the next one (comments before a block belong to it)."""
+    with open(path) as fh:
+        lines = fh.read().splitlines(keepends=True)
+    blocks, start, name = [], None, None
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("data_"):
+            if start is not None:
+                cut = _comment_start(lines, start, i)
+                blocks.append((name, "".join(lines[start:cut])))
+                start = cut
+            else:
+                start = _comment_start(lines, 0, i)
+            name = stripped[5:].split()[0] if stripped[5:] else ""
+    if start is not None:
+        blocks.append((name, "".join(lines[start:])))
+    return blocks
+
+
+def _comment_start(lines, lo, i):
+    """First line of the comment/blank lines just above line ``i`` (e.g. '# version 30001')."""
+    j = i
+    while j > lo and (not lines[j - 1].strip() or lines[j - 1].lstrip().startswith("#")):
+        j -= 1
+    return j
+
+
+def write_star(path, table, comment=None, blocks=None):
+    """Write ``table`` atomically as a ``data_<name>`` loop. ``blocks`` (from
+    :func:`read_blocks`) are written around it as they were, the table taking the place
+    of the block of its name."""
+    others = [(n, t) for n, t in (blocks or [])]
     with atomic_path(path) as tmp, open(tmp, "w") as fh:
         if comment:
             for line in comment.splitlines():
                 fh.write(f"# {line}\n")
-        fh.write(f"\ndata_{table.name}\n\nloop_\n")
-        for n, k in enumerate(keys, 1):
-            fh.write(f"_{k} #{n}\n")
-        for row in zip(*(table.columns[k] for k in keys)):
-            fh.write(" ".join(_quote(v) for v in row) + "\n")
-        fh.write("\n")
+        placed = False
+        for name, text in others:
+            if name == table.name and not placed:
+                _write_loop(fh, table)
+                placed = True
+            else:
+                fh.write("\n" + text.strip("\n") + "\n")
+        if not placed:
+            _write_loop(fh, table)
+
+
+def _write_loop(fh, table):
+    keys = list(table.columns)
+    fh.write(f"\ndata_{table.name}\n\nloop_\n")
+    for n, k in enumerate(keys, 1):
+        fh.write(f"_{k} #{n}\n")
+    for row in zip(*(table.columns[k] for k in keys)):
+        fh.write(" ".join(_quote(v) for v in row) + "\n")
+    fh.write("\n")

@@ -3,7 +3,9 @@ import os
 
 import numpy as np
 
+from .. import contract
 from ..errors import EngineError
+from ..io.outdir import check_output_file
 from ..io.star import StarTable, write_star
 from ..progress import Progress
 from .pipeline import pick_tomogram
@@ -24,12 +26,11 @@ def coords_table(result, tomo_name):
     n = len(result)
     x, y, z = (result.xyz[:, k] for k in range(3)) if n else ([], [], [])
     table = StarTable(name="coordinates")
-    table["rlnTomoName"] = [tomo_name] * n
-    table["rlnCoordinateX"] = [f"{v:.2f}" for v in x]
-    table["rlnCoordinateY"] = [f"{v:.2f}" for v in y]
-    table["rlnCoordinateZ"] = [f"{v:.2f}" for v in z]
-    table["rlnAutopickFigureOfMerit"] = [f"{v:.6g}" for v in result.scores]
-    table["discaDogZScore"] = [f"{v:.3f}" for v in result.zscores]
+    table[contract.TOMO_NAME] = [tomo_name] * n
+    for key, values in zip(contract.COORDS, (x, y, z)):
+        table[key] = [f"{v:.2f}" for v in values]
+    table[contract.SCORE] = [f"{v:.6g}" for v in result.scores]
+    table[contract.DOG_ZSCORE] = [f"{v:.3f}" for v in result.zscores]
     return table
 
 
@@ -58,6 +59,17 @@ def describe(result, input_path=None):
     return "\n".join(lines)
 
 
+def check_room(shape, input, particle_diameter_A, voxel_A):
+    """A 2D image, or a tomogram smaller than one particle, cannot hold picks."""
+    if shape[0] == 1:
+        raise EngineError(f"{input} is a 2D image ({shape[2]} x {shape[1]}), not a tomogram: give a 3D MRC")
+    across = particle_diameter_A / voxel_A
+    if across >= min(shape):
+        raise EngineError(f"a particle of {particle_diameter_A:g} A is {across:.0f} voxels of {voxel_A:g} A "
+                          f"across, but {input} is only {shape[2]} x {shape[1]} x {shape[0]} voxels: check "
+                          "--particle-diameter-A (Angstrom) and the voxel size")
+
+
 def pick_file(input, output, particle_diameter_A, voxel_A=None, tomo_name=None, mask=None,
               quiet=False, **params):
     """Pick the MRC tomogram ``input`` and write ``output`` (coords STAR).
@@ -65,10 +77,12 @@ def pick_file(input, output, particle_diameter_A, voxel_A=None, tomo_name=None, 
     ``params`` are those of :func:`pick_tomogram`. The voxel size comes from the header
     unless ``voxel_A`` is given. Returns the :class:`PickResult`.
     """
+    output = check_output_file(output)
     src = FileSource(input)
     vs = voxel_A if voxel_A is not None else src.voxel_size
     if vs is None:
         raise EngineError(f"voxel size of {input} unknown (header has none): give --voxel-A")
+    check_room(src.shape, input, particle_diameter_A, vs)
     if mask is not None and isinstance(mask, (str, os.PathLike)) and not os.path.isfile(mask):
         raise EngineError(f"mask not found: {mask}")
     if voxel_A is None and vs and max(src.voxel_sizes) > 1.01 * min(src.voxel_sizes) and not quiet:
@@ -99,7 +113,7 @@ def read_coords(path, tomo_name=None):
     if len(table) == 0:
         raise EngineError(f"{path} has no coordinates (empty table): pick with a lower threshold first")
     rows = np.arange(len(table))
-    names = table["rlnTomoName"] if "rlnTomoName" in table else None
+    names = table[contract.TOMO_NAME] if contract.TOMO_NAME in table else None
     name = tomo_name
     if names is not None:
         distinct = sorted(set(names))
@@ -115,6 +129,6 @@ def read_coords(path, tomo_name=None):
             name = distinct[0]
     sub = table.take(rows)
     xyz = np.stack([sub.column(f"rlnCoordinate{a}", float, path) for a in "XYZ"], axis=1)
-    scores = (sub.column("rlnAutopickFigureOfMerit", float, path)
-              if "rlnAutopickFigureOfMerit" in sub else None)
+    scores = (sub.column(contract.SCORE, float, path)
+              if contract.SCORE in sub else None)
     return xyz, scores, rows, name

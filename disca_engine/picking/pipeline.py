@@ -79,6 +79,12 @@ class PickResult:
         return (self.scores - self.background_median) / s
 
 
+def smallest_resolved_diameter_vox():
+    """Particles narrower than this (picking voxels) get the DoG width held at
+    MIN_SIGMA_VOXELS, wider than their own best scale: they are picked less well."""
+    return 2.0 * MIN_SIGMA_VOXELS / SIGMA_PER_RADIUS
+
+
 def make_params(voxel_A, particle_diameter_A, sigma_ratio=DEFAULT_SIGMA_RATIO, min_distance_A=None,
                 max_picks=None, contrast="dark", border_A=None, bin=1, threshold_sigma=None):
     if voxel_A is None or not voxel_A > 0:

@@ -4,15 +4,15 @@ subtomograms; each cluster centre (the mean feature of its members) is then deco
 3D image. Recognisable shapes mark structural clusters; noise clusters decode to a small
 globule. TensorFlow is imported only here, only when the decoder runs.
 """
-import json
 import os
 import time
 
 import numpy as np
 
+from .. import contract
 from ..errors import EngineError
 from ..io import mrc
-from ..io.atomic import atomic_path
+from ..io.jsonfile import write_json
 
 # Cost caps: at most `epochs` epochs, `max_steps` gradient steps and `max_seconds` of training,
 # on at most `max_samples` subtomograms (a random subset), whichever is reached first.
@@ -104,7 +104,7 @@ def train_and_decode(run, outdir, progress=False, **options):
     out = model.predict(np.stack([centres[c] for c in run.classes]), verbose=0)[..., 0]
     decoded = {c: out[i] for i, c in enumerate(run.classes)}
     for c, vol in decoded.items():
-        mrc.write_volume(os.path.join(outdir, "decoded", f"class_{c:03d}.mrc"), vol, run.voxel_size)
+        mrc.write_volume(os.path.join(outdir, "decoded", contract.average_name(c)), vol, run.voxel_size)
     info = {"input": f"features.npy ({z.shape[1]}-D features of the chosen iteration, standardised)",
             "target": "member subtomograms", "loss": "mse", "n_train": int(len(x)),
             "n_total": int(len(run.labels)), "box_size": int(run.box_size),
@@ -115,7 +115,6 @@ def train_and_decode(run, outdir, progress=False, **options):
             "loss_last": losses[-1], "variance_of_targets": float(np.var(y)),
             "seconds_train": round(train_seconds, 2), "seconds_setup": round(t_import, 2),
             "parameters": int(model.count_params()),
-            "decoded": {str(c): f"decoded/class_{c:03d}.mrc" for c in run.classes}}
-    with atomic_path(os.path.join(outdir, "decoder.json")) as tmp, open(tmp, "w") as fh:
-        json.dump(info, fh, indent=1)
+            "decoded": {str(c): "decoded/" + contract.average_name(c) for c in run.classes}}
+    write_json(os.path.join(outdir, "decoder.json"), info)
     return decoded, info

@@ -6,6 +6,7 @@ from collections import OrderedDict
 import mrcfile
 import numpy as np
 
+from .. import contract
 from ..errors import EngineError
 from ..io import mrc
 from ..io.atomic import atomic_path
@@ -31,8 +32,8 @@ def group_by_tomogram(run, tomograms=None):
     t = run.table
     if not all(f"rlnCoordinate{a}" in t for a in "XYZ"):
         return OrderedDict()
-    names = t["rlnTomoName"] if "rlnTomoName" in t else None
-    files = t["discaTomogramFile"] if "discaTomogramFile" in t else None
+    names = t[contract.TOMO_NAME] if contract.TOMO_NAME in t else None
+    files = t[contract.TOMO_FILE] if contract.TOMO_FILE in t else None
     if names is None and files is None:
         return OrderedDict()
     tomograms = tomograms or {}

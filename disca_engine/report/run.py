@@ -7,6 +7,7 @@ import os
 import mrcfile
 import numpy as np
 
+from .. import contract
 from ..errors import EngineError
 from ..io import mrc, star
 
@@ -22,9 +23,9 @@ class ClusterRun:
 
     def __init__(self, cluster_dir):
         self.dir = os.path.abspath(cluster_dir)
-        self.star_path = os.path.join(self.dir, "clusters.star")
+        self.star_path = os.path.join(self.dir, contract.CLUSTERS_STAR)
         # a cluster folder has report.json; a predict (classify) folder has summary.json
-        report_path = os.path.join(self.dir, "report.json")
+        report_path = os.path.join(self.dir, contract.REPORT_JSON)
         summary_path = os.path.join(self.dir, "summary.json")
         self.is_predict = not os.path.isfile(report_path) and os.path.isfile(summary_path)
         info_path = summary_path if self.is_predict else report_path
@@ -37,10 +38,10 @@ class ClusterRun:
                 self.info = json.load(fh)
             except json.JSONDecodeError as exc:
                 raise EngineError(f"{info_path} is not valid JSON ({exc}): rerun the command")
-        self.table = star.read_star(self.star_path)
-        self.labels = self.table.column("rlnClassNumber", int, self.star_path)
-        self.posteriors = (self.table.column("rlnMaxValueProbDistribution", float)
-                           if "rlnMaxValueProbDistribution" in self.table else np.ones(len(self.labels)))
+        self.table = star.read_particles(self.star_path)
+        self.labels = self.table.column(contract.CLASS, int, self.star_path)
+        self.posteriors = (self.table.column(contract.POSTERIOR, float)
+                           if contract.POSTERIOR in self.table else np.ones(len(self.labels)))
         self.classes = sorted(int(c) for c in np.unique(self.labels))
         self.k = max(self.classes) if self.classes else 0
         self.sizes = {c: int(np.sum(self.labels == c)) for c in self.classes}
@@ -65,7 +66,7 @@ class ClusterRun:
         """Folder that relative _rlnImageName entries are relative to: clusters.star's own
         (cluster and predict write absolute names, which any folder resolves)."""
         if len(self.table):
-            first = self.table["rlnImageName"][0]
+            first = self.table[contract.IMAGE][0]
             if not os.path.isfile(mrc.parse_image_name(first, self.star_dir)[0]):
                 raise EngineError(f"subtomogram {first} (first row of {self.star_path}) not found "
                                   f"relative to {self.star_dir}: were the subtomograms moved? Fix "
@@ -80,14 +81,14 @@ class ClusterRun:
             vs = vs or mrc.voxel_size(first_avg)
             box = box or mrc.volume_shape(first_avg)[0]
         if (vs is None or box is None) and len(self.table):
-            path, index = mrc.parse_image_name(self.table["rlnImageName"][0], self.image_dir)
+            path, index = mrc.parse_image_name(self.table[contract.IMAGE][0], self.image_dir)
             if os.path.isfile(path):
                 vs = vs or mrc.voxel_size(path)
                 box = box or mrc.read_volume(path, index).shape[0]
         return (int(box) if box else None), vs
 
     def average_path(self, c):
-        return os.path.join(self.dir, "averages", f"class_{c:03d}.mrc")
+        return contract.average_path(self.dir, c)
 
     def average(self, c, max_members=200):
         """(volume, caption) of cluster ``c``: the average written by ``cluster``, else the
@@ -101,19 +102,10 @@ class ClusterRun:
         label = "average" if len(rows) == self.sizes[c] else f"average of best {len(rows)}"
         return self.read_members(rows).mean(axis=0), label
 
-    def iteration_record(self, number):
-        for rec in self.info.get("iterations", []):
-            if int(rec.get("iteration", -1)) == number:
-                return rec
-        return None
-
     def members(self, c):
         """Row indices of cluster ``c``, highest posterior first."""
         idx = np.flatnonzero(self.labels == c)
         return idx[np.argsort(-self.posteriors[idx], kind="stable")]
-
-    def read_member(self, row):
-        return mrc.read_image(self.table["rlnImageName"][row], self.image_dir)
 
     def read_members(self, rows):
         """Stack [len(rows), z, y, x] float32; stacks (N@file.mrcs) are memory-mapped once,
@@ -121,7 +113,7 @@ class ClusterRun:
         out = None
         by_stack = {}
         for j, row in enumerate(rows):
-            path, index = mrc.parse_image_name(self.table["rlnImageName"][row], self.image_dir)
+            path, index = mrc.parse_image_name(self.table[contract.IMAGE][row], self.image_dir)
             if index is None:
                 vol = mrc.read_volume(path)
                 out = np.empty((len(rows),) + vol.shape, np.float32) if out is None else out
@@ -143,11 +135,11 @@ class ClusterRun:
 
     def true_classes(self):
         """(true class per row, {class: name}) or (None, None) without ground truth."""
-        if "discaTrueClass" not in self.table:
+        if contract.TRUE_CLASS not in self.table:
             return None, None
-        truth = self.table.column("discaTrueClass", int)
+        truth = self.table.column(contract.TRUE_CLASS, int)
         names = {}
-        if "discaTrueClassName" in self.table:
-            for t, n in zip(truth, self.table["discaTrueClassName"]):
+        if contract.TRUE_CLASS_NAME in self.table:
+            for t, n in zip(truth, self.table[contract.TRUE_CLASS_NAME]):
                 names.setdefault(int(t), n)
         return truth, names

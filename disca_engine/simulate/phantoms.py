@@ -218,9 +218,3 @@ def render(name, voxel_a, supersample=4, edge_a=2.0, margin=3):
     s = supersample
     vol = occ.reshape(n, s, n, s, n, s).mean(axis=(1, 3, 5)) * PROTEIN_CONTRAST
     return vol.astype(np.float32)
-
-
-def mass_kda(name):
-    """Approximate mass from the union volume (0.81 Da/A^3), for documentation."""
-    vol = render(name, 3.0, supersample=1, edge_a=0.5)
-    return float(vol.sum() / PROTEIN_CONTRAST * 27.0 * 0.81 / 1000.0)

@@ -1,9 +1,13 @@
 """`disca-engine cluster` / `predict` command lines: a tiny real run, predict reproducing the
-run's labels, a killed run resumed from its checkpoint, and one-line errors."""
+run's labels, a run killed with SIGKILL resumed to the uninterrupted result, resume refusing
+another input or settings, --overwrite swapping a run in, and one-line errors."""
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -42,7 +46,7 @@ def cli(*args, env=None):
                           text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})})
 
 
-RUN = ["--preset", "fast", "--k-range", "2:3", "--max-iterations", "2", "--epochs-per-iteration", "1",
+RUN = ["--preset", "fast", "--k-range", "2:3", "--max-iterations", "3", "--epochs-per-iteration", "1",
        "--batch-size", "16", "--precision", "float32", "--threads", "2", "--seed", "1", "--no-report"]
 
 
@@ -51,33 +55,110 @@ def data(tmp_path_factory):
     return _blobs(str(tmp_path_factory.mktemp("blobs")))
 
 
-def test_killed_run_resumes_and_predict_reproduces_labels(data, tmp_path):
+@pytest.fixture(scope="module")
+def reference(data, tmp_path_factory):
+    """An uninterrupted run."""
+    out = tmp_path_factory.mktemp("ref") / "run"
+    r = cli("cluster", "--input", data, "--output", out, *RUN)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return out
+
+
+def _labels(folder):
+    return read_star(str(folder / "clusters.star")).column("rlnClassNumber", int)
+
+
+def _same_result(a, b):
+    np.testing.assert_array_equal(_labels(a), _labels(b))
+    np.testing.assert_array_equal(np.load(a / "features.npy"), np.load(b / "features.npy"))
+
+
+def _sigkill_mid_run(data, out):
+    """Start a real run, SIGKILL it once its first checkpoint is on disk (inside a later
+    iteration), and return the killed process's stdout."""
+    proc = subprocess.Popen([sys.executable, "-m", "disca_engine", "cluster", "--input", data, "--output",
+                             str(out), *RUN], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    first = out / "checkpoint" / "restart_00" / "loop.json"
+    deadline = time.time() + 300
+    while not first.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    stdout, _ = proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    return stdout
+
+
+def test_sigkilled_run_resumes_to_the_uninterrupted_result(data, reference, tmp_path):
     out = tmp_path / "run"
-    killed = cli("cluster", "--input", data, "--output", out, *RUN,
-                 env={"DISCA_TEST_KILL_AFTER_ITERATION": "1"})
-    assert killed.returncode == 137, killed.stderr[-2000:]
-    assert "iteration 1/2: K=" in killed.stdout and not (out / "report.json").exists()
+    stdout = _sigkill_mid_run(data, out)
+    assert "iteration 1/3: K=" in stdout and not (out / "clusters.star").exists()
+    assert not (out / "report.json").exists()
+    partial = tmp_path / "partial"
+    shutil.copytree(out, partial)
     again = cli("cluster", "--input", data, "--output", out, *RUN)
     assert again.returncode == 2 and "--resume" in again.stderr and "Traceback" not in again.stderr
     resumed = cli("cluster", "--input", data, "--output", out, *RUN, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "resuming restart 0 after iteration 1/2" in resumed.stdout
-    assert "iteration 2/2: K=" in resumed.stdout
-    report = json.loads((out / "report.json").read_text())
-    assert len(report["iterations"]) == 2
+    assert "resuming restart 0 after iteration" in resumed.stdout or "from iteration 1" in resumed.stdout
+    assert "iteration 3/3: K=" in resumed.stdout
+    _same_result(reference, out)
+    assert not (out / "cache").exists()
 
+    # the checkpoint belongs to this input and these settings only
+    other = _blobs(str(tmp_path / "other"), seed=5)  # same N, other particles
+    _one_line_error(cli("cluster", "--input", other, "--output", partial, *RUN, "--resume"),
+                    "--resume", "v000.mrc", "--overwrite")
+    r = cli("cluster", "--input", data, "--output", partial, *RUN, "--resume", "--k-range", "2:4")
+    _one_line_error(r, "setting k_range is 2:4, the checkpoint's was 2:3")
+    fewer = _blobs(str(tmp_path / "fewer"), n_per_class=10)
+    _one_line_error(cli("cluster", "--input", fewer, "--output", partial, *RUN, "--resume"),
+                    "20 subtomograms", "had 24")
+    # a finished run resumed with another seed is not "nothing to resume"
+    r = cli("cluster", "--input", data, "--output", out, *RUN, "--resume", "--seed", "7")
+    _one_line_error(r, "setting seed is 7, the checkpoint's was 1")
+    same = cli("cluster", "--input", data, "--output", out, *RUN, "--resume")
+    assert same.returncode == 0 and "nothing to resume" in same.stdout
+
+    # killed while its only checkpoint was being written: the restart is announced
+    ck = partial / "checkpoint"
+    for name in os.listdir(ck):
+        if name.startswith("restart_00"):
+            shutil.rmtree(ck / name)
+    os.makedirs(ck / "restart_00.new")
+    restarted = cli("cluster", "--input", data, "--output", partial, *RUN, "--resume")
+    assert restarted.returncode == 0, restarted.stderr[-2000:]
+    assert "restarting it from iteration 1" in restarted.stdout
+    _same_result(reference, partial)
+
+
+def test_overwrite_swaps_the_new_run_in_and_keeps_the_users_files(data, reference, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)
+    (out / "notes.txt").write_text("mine")
+    r = cli("cluster", "--input", data, "--output", out, *RUN, "--seed", "2", "--max-iterations", "1",
+            "--overwrite")  # the last of a repeated flag wins
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((out / "report.json").read_text())["seed"] == 2
+    assert (out / "notes.txt").read_text() == "mine"
+    assert not (out / ".disca-new").exists() and not (out / "cache").exists()
+    assert len(_labels(out)) == 24
+
+
+def test_predict_reproduces_labels_and_refuses_to_overwrite(data, reference, tmp_path):
+    out = reference
     pred = cli("predict", "--model", out, "--input", data, "--output", tmp_path / "pred")
     assert pred.returncode == 0, pred.stderr[-2000:]
     trained = read_star(str(out / "clusters.star"))
     predicted = read_star(str(tmp_path / "pred" / "clusters.star"))
     assert predicted["discaItemId"] == trained["discaItemId"]
     # same network weights, same inference-mode features, same PCA and mixture: same labels
-    a = np.asarray(trained.column("rlnClassNumber", int))
-    b = np.asarray(predicted.column("rlnClassNumber", int))
-    assert np.mean(a == b) >= 0.95
-    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(trained.column("rlnClassNumber", int), predicted.column("rlnClassNumber", int))
     np.testing.assert_allclose(trained.column("rlnMaxValueProbDistribution", float),
                                predicted.column("rlnMaxValueProbDistribution", float), atol=1e-4)
+    report = json.loads((out / "report.json").read_text())
     summary = json.loads((tmp_path / "pred" / "summary.json").read_text())
     assert sum(summary["counts"].values()) == 24 and summary["k"] == report["k"]
     assert not (tmp_path / "pred" / "cache").exists()
@@ -87,6 +168,10 @@ def test_killed_run_resumes_and_predict_reproduces_labels(data, tmp_path):
         for name in table["rlnImageName"]:
             path = name.split("@", 1)[-1]
             assert os.path.isabs(path) and os.path.isfile(path), name
+    again = cli("predict", "--model", out, "--input", data, "--output", tmp_path / "pred")
+    _one_line_error(again, "already holds", "--overwrite")
+    again = cli("predict", "--model", out, "--input", data, "--output", tmp_path / "pred", "--overwrite")
+    assert again.returncode == 0, again.stderr[-2000:]
 
 
 def _one_line_error(result, *fragments):
@@ -118,7 +203,8 @@ def test_unreadable_init_model_and_missing_input(data, tmp_path):
 
 
 def test_finished_run_needs_overwrite(data, tmp_path):
-    (tmp_path / "report.json").write_text("{}")
+    (tmp_path / "report.json").write_text("{}")  # a run made before disca-run.json existed
+    (tmp_path / "clusters.star").write_text("")
     _one_line_error(cli("cluster", "--input", data, "--output", tmp_path), "finished", "--overwrite")
 
 

@@ -106,8 +106,10 @@ def test_finished_run_is_protected(run, star):
     outdir, report, _ = run
     with pytest.raises(EngineError, match="finished clustering run"):
         _run(star, outdir)
-    again, _ = _run(star, outdir, resume=True)  # nothing left to do
+    again, _ = _run(star, outdir, seed=3, resume=True)  # nothing left to do
     assert again["chosen_iteration"] == report["chosen_iteration"]
+    with pytest.raises(EngineError, match="setting seed is 0, the checkpoint's was 3"):
+        _run(star, outdir, resume=True)  # another seed is another run, not "nothing to resume"
 
 
 def test_resume_after_crash_gives_the_uninterrupted_result(run, star, tmp_path, monkeypatch):
@@ -115,16 +117,20 @@ def test_resume_after_crash_gives_the_uninterrupted_result(run, star, tmp_path, 
     if len(report["iterations"]) < 3:
         pytest.skip("reference run stopped early")
 
-    def crash(iteration):
-        if iteration == 2:
+    save_iteration = loop._save_iteration
+
+    def crash(iter_dir, iteration, *args):
+        if iteration == 3:  # after the checkpoint of iteration 2
             raise KeyboardInterrupt("simulated kill")
-    monkeypatch.setattr(loop, "_maybe_simulated_crash", crash)
+        save_iteration(iter_dir, iteration, *args)
+    monkeypatch.setattr(loop, "_save_iteration", crash)
     with pytest.raises(KeyboardInterrupt):
         _run(star, tmp_path / "r", seed=3)
     assert not os.path.exists(tmp_path / "r" / "report.json")
+    assert not os.path.exists(tmp_path / "r" / "cache")  # removed on every failure
     with pytest.raises(EngineError, match="--resume"):
         _run(star, tmp_path / "r", seed=3)
-    monkeypatch.setattr(loop, "_maybe_simulated_crash", lambda iteration: None)
+    monkeypatch.setattr(loop, "_save_iteration", save_iteration)
     resumed, text = _run(star, tmp_path / "r", seed=3, resume=True)
     assert "resuming restart 0 after iteration 2/3" in text
     assert [r["ddbi"] for r in resumed["iterations"]] == [r["ddbi"] for r in report["iterations"]]
@@ -133,6 +139,19 @@ def test_resume_after_crash_gives_the_uninterrupted_result(run, star, tmp_path, 
     # same seed, same machine: bit-identical features (so this is also the reproducibility test)
     np.testing.assert_array_equal(np.load(os.path.join(outdir, "features.npy")),
                                   np.load(os.path.join(tmp_path / "r", "features.npy")))
+
+
+def test_clusters_star_is_written_last(star, tmp_path, monkeypatch):
+    """A run killed while writing its outputs must not look finished."""
+    from disca_engine.clustering import outputs
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed while writing the plots")
+    monkeypatch.setattr(outputs, "write_plots", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _run(star, tmp_path / "r", seed=3, max_iterations=1)
+    assert os.path.isdir(tmp_path / "r" / "model")  # outputs were being written...
+    assert not os.path.exists(tmp_path / "r" / "clusters.star")  # ...but the marker comes last
 
 
 def test_restarts_keep_the_lowest_ddbi(run, star, tmp_path):

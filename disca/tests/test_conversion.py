@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
-"""Unit tests of disca.protocols.engine_io (Scipion sets <-> engine STAR files)."""
+"""Unit tests of the plugin's engine helpers: conversion (Scipion sets <-> engine STAR files),
+class averages, report summary, log lines and form parsers."""
 import json
 import os
 import shutil
@@ -15,7 +16,7 @@ from tomo.objects import (Coordinate3D, SetOfCoordinates3D, SetOfSubTomograms, S
                           SubTomogram, Tomogram)
 
 from disca_engine.io.star import read_star, write_star, StarTable
-from disca.protocols import engine_io
+from disca.protocols import class_averages, conversion, engine_log, form_parsers, run_summary
 
 pwem.Domain.getPlugins()
 
@@ -28,44 +29,42 @@ def _writeMrc(path, data, voxel=14.0):
 
 class TestParsing(unittest.TestCase):
     def test_class_list(self):
-        self.assertEqual(engine_io.parseClassList('1,3-5'), [1, 3, 4, 5])
-        self.assertEqual(engine_io.parseClassList(' 2 , 2,7 '), [2, 7])
-        self.assertEqual(engine_io.parseClassList(''), [])
+        self.assertEqual(form_parsers.parseClassList('1,3-5'), [1, 3, 4, 5])
+        self.assertEqual(form_parsers.parseClassList(' 2 , 2,7 '), [2, 7])
+        self.assertEqual(form_parsers.parseClassList(''), [])
         for bad in ('a', '5-3', '1,,x', '-2'):
             with self.assertRaises(ValueError):
-                engine_io.parseClassList(bad)
+                form_parsers.parseClassList(bad)
 
     def test_k_range(self):
-        self.assertEqual(engine_io.parseKRange('2:5'), [2, 3, 4, 5])
-        self.assertEqual(engine_io.parseKRange('10,5,20'), [5, 10, 20])
-        self.assertEqual(engine_io.kRangeArgument(' 2 : 20 '), '2:20')
-        self.assertEqual(engine_io.kRangeArgument('5, 10 20'), '5,10,20')
-        for bad in ('', '5:2', '0:3', 'x'):
+        self.assertEqual(form_parsers.parseKRange('2:5'), [2, 3, 4, 5])
+        self.assertEqual(form_parsers.parseKRange('10,5,20'), [5, 10, 20])
+        self.assertEqual(form_parsers.kRangeArgument(' 2 : 20 '), '2:20')
+        self.assertEqual(form_parsers.kRangeArgument('5, 10,20'), '5,10,20')
+        # one syntax, the engine's: what the form accepts, the engine accepts
+        for bad in ('', '5:2', '0:3', 'x', '1', '3-5', '5 10 20'):
             with self.assertRaises(ValueError):
-                engine_io.parseKRange(bad)
+                form_parsers.parseKRange(bad)
 
-    def test_last_progress(self):
-        log = 'noise\n[cluster] iteration 1/5: K=3 (elapsed 3s)\nmore\n[cluster] iteration 2/5: K=4\n'
-        self.assertEqual(engine_io.lastProgress(log), ('cluster', 'iteration 2/5: K=4'))
-        self.assertIsNone(engine_io.lastProgress('nothing here'))
+    def test_last_iteration(self):
         log = ('DISCA (fast preset): 92 subtomograms\n'
                'iteration 1/2: K=4 BIC=1523.9 (de_novo) DDBI=0.005 changed=100.0%\n'
                'iteration 2/2: K=3 BIC=1273.7 (de_novo) DDBI=0.059\nrestart 0 (seed 0): lowest')
-        self.assertEqual(engine_io.lastIteration(log),
+        self.assertEqual(engine_log.lastIteration(log),
                          'iteration 2/2: K=3 BIC=1273.7 (de_novo) DDBI=0.059')
-        self.assertIsNone(engine_io.lastIteration('DISCA (fast preset)'))
+        self.assertIsNone(engine_log.lastIteration('DISCA (fast preset)'))
 
     def test_report_summary(self):
         report = {'k': 3, 'n_particles': 30, 'box_size': 24, 'preset': 'fast',
                   'cluster_sizes': [10, 12, 8], 'chosen_iteration': 2, 'ddbi': 0.41234,
                   'iterations': [{}, {}, {}], 'restarts': [{}, {}], 'chosen_restart': 1,
                   'seconds_total': 12.0}
-        text = '\n'.join(engine_io.reportSummary(report))
+        text = '\n'.join(run_summary.reportSummary(report))
         self.assertIn('K = 3 clusters from 30 subtomograms', text)
         self.assertIn('1: 10, 2: 12, 3: 8', text)
         self.assertIn('Chosen iteration 2 of 3 (lowest DDBI = 0.412)', text)
         self.assertIn('Best of 2 restarts', text)
-        self.assertEqual(engine_io.reportSummary(None), [])
+        self.assertEqual(run_summary.reportSummary(None), [])
 
 
 class TestFiles(unittest.TestCase):
@@ -86,22 +85,22 @@ class TestFiles(unittest.TestCase):
 
     def test_read_clusters(self):
         path = self._clusters([5, 7, 9], [2, 1, 2], [0.9, 0.55, 1.0])
-        result = engine_io.readClusters(path)
+        result = conversion.readClusters(path)
         self.assertEqual(result, {5: (2, 0.9), 7: (1, 0.55), 9: (2, 1.0)})
-        engine_io.checkAllAssigned(result, [5, 7, 9])
-        with self.assertRaisesRegex(engine_io.EngineOutputError, '1 subtomograms have no class'):
-            engine_io.checkAllAssigned(result, [5, 7, 9, 11])
+        conversion.checkAllAssigned(result, [5, 7, 9])
+        with self.assertRaisesRegex(conversion.EngineOutputError, '1 subtomograms have no class'):
+            conversion.checkAllAssigned(result, [5, 7, 9, 11])
 
     def test_read_clusters_errors(self):
-        with self.assertRaisesRegex(engine_io.EngineOutputError, 'missing'):
-            engine_io.readClusters(os.path.join(self.tmp, 'nope.star'))
+        with self.assertRaisesRegex(conversion.EngineOutputError, 'missing'):
+            conversion.readClusters(os.path.join(self.tmp, 'nope.star'))
         path = os.path.join(self.tmp, 'noid.star')
         write_star(path, StarTable({'rlnImageName': ['a.mrc'], 'rlnClassNumber': [1]}))
-        with self.assertRaisesRegex(engine_io.EngineOutputError, '_discaItemId'):
-            engine_io.readClusters(path)
+        with self.assertRaisesRegex(conversion.EngineOutputError, '_discaItemId'):
+            conversion.readClusters(path)
         path = self._clusters([1, 1], [1, 2])
-        with self.assertRaisesRegex(engine_io.EngineOutputError, 'repeats'):
-            engine_io.readClusters(path)
+        with self.assertRaisesRegex(conversion.EngineOutputError, 'repeats'):
+            conversion.readClusters(path)
 
     def test_class_averages(self):
         vols = [np.full((4, 4, 4), v, np.float32) for v in (1.0, 3.0, 10.0)]
@@ -110,18 +109,21 @@ class TestFiles(unittest.TestCase):
             _writeMrc(os.path.join(self.tmp, 'p%d.mrc' % i), v)
             names.append('p%d.mrc' % i)  # relative to the STAR's folder, as the contract allows
         path = self._clusters([1, 2, 3], [1, 1, 2], images=names)
-        self.assertEqual(engine_io.writeClassAverages(path, self.tmp, voxelSize=14.0), 2)
-        with mrcfile.open(engine_io.averagePath(self.tmp, 1)) as mrc:
+        self.assertEqual(class_averages.writeClassAverages(path, self.tmp, voxelSize=14.0), 2)
+        with mrcfile.open(conversion.averagePath(self.tmp, 1)) as mrc:
             np.testing.assert_allclose(mrc.data, 2.0)
             self.assertAlmostEqual(float(mrc.voxel_size.x), 14.0, places=3)
-        with mrcfile.open(engine_io.averagePath(self.tmp, 2)) as mrc:
+        with mrcfile.open(conversion.averagePath(self.tmp, 2)) as mrc:
             np.testing.assert_allclose(mrc.data, 10.0)
 
     def test_read_report(self):
-        self.assertIsNone(engine_io.readReport(self.tmp))
+        self.assertIsNone(run_summary.readReport(self.tmp))
         with open(os.path.join(self.tmp, 'report.json'), 'w') as fh:
             json.dump({'k': 4}, fh)
-        self.assertEqual(engine_io.readReport(self.tmp)['k'], 4)
+        # report.json alone is a run killed before its completion marker (clusters.star)
+        self.assertIsNone(run_summary.readReport(self.tmp))
+        self._clusters([1], [1])
+        self.assertEqual(run_summary.readReport(self.tmp)['k'], 4)
 
     # ---------------------------------------------------------------- sets -> STAR
     def _subtomoSet(self, withCoords=True):
@@ -168,7 +170,7 @@ class TestFiles(unittest.TestCase):
     def test_star_from_set_with_coordinates(self):
         subtomos, positions = self._subtomoSet()
         star = os.path.join(self.tmp, 'extra', 'particles.star')
-        self.assertEqual(engine_io.writeParticlesStar(subtomos, star), 3)
+        self.assertEqual(conversion.writeParticlesStar(subtomos, star), 3)
         table = read_star(star)
         self.assertEqual(table['discaItemId'], ['1', '2', '3'])
         self.assertEqual(table['rlnImageName'][0], os.path.join(self.tmp, 'sub0.mrc'))
@@ -182,12 +184,12 @@ class TestFiles(unittest.TestCase):
 
     def test_star_from_set_without_coordinates(self):
         subtomos, _ = self._subtomoSet(withCoords=False)
-        table = engine_io.subtomogramsToTable(subtomos)
+        table = conversion.subtomogramsToTable(subtomos)
         self.assertEqual(sorted(table.columns), ['discaItemId', 'rlnImageName'])
         self.assertEqual(len(table), 3)
 
     def test_image_name_of_stack_member(self):
         sub = SubTomogram(location=(3, os.path.join(self.tmp, 'stack.mrcs')))
-        self.assertEqual(engine_io.imageName(sub), '3@' + os.path.join(self.tmp, 'stack.mrcs'))
+        self.assertEqual(conversion.imageName(sub), '3@' + os.path.join(self.tmp, 'stack.mrcs'))
         sub = SubTomogram(location=(1, os.path.join(self.tmp, 'single.mrc:mrc')))
-        self.assertEqual(engine_io.imageName(sub), os.path.join(self.tmp, 'single.mrc'))
+        self.assertEqual(conversion.imageName(sub), os.path.join(self.tmp, 'single.mrc'))

@@ -1,0 +1,33 @@
+"""Settings that cannot make a run, refused before anything is read or written."""
+from .. import contract
+from ..errors import EngineError
+
+# setting -> (command-line flag, smallest allowed value)
+MINIMUM = {
+    "max_iterations": ("--max-iterations", 1),
+    "restarts": ("--restarts", 1),
+    "batch_size": ("--batch-size", 1),
+    "epochs_per_iteration": ("--epochs-per-iteration", 1),
+    "pca_components": ("--pca-components", 1),
+    "seed": ("--seed", 0),
+    "threads": ("--threads", 1),
+}
+
+
+def check_settings(cfg):
+    for key, (flag, low) in MINIMUM.items():
+        value = cfg.get(key)
+        if value is not None and int(value) < low:
+            raise EngineError(f"{flag} {value}: must be at least {low}")
+    if cfg.get("learning_rate") is not None and not float(cfg["learning_rate"]) > 0:
+        raise EngineError(f"--learning-rate {cfg['learning_rate']}: must be positive (e.g. 1e-3)")
+    if cfg.get("precision") not in contract.PRECISIONS:
+        raise EngineError(f"precision '{cfg.get('precision')}': choose one of {', '.join(contract.PRECISIONS)}")
+
+
+def smallest_box(preset=None):
+    """Smallest subtomogram box (voxels) the network of ``preset`` accepts (its valid 3x3x3
+    convolutions each take 2 voxels), or of every preset when None."""
+    from .presets import PRESETS
+    names = [preset] if preset else list(PRESETS)
+    return max(2 * len(PRESETS[name]["widths"]) + 1 for name in names)

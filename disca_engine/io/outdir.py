@@ -1,0 +1,72 @@
+"""Output locations checked before any computing, and without creating anything: a run
+that cannot write its result must fail in its first second, not after hours."""
+import os
+
+from ..errors import EngineError
+
+
+def _existing_ancestor(path):
+    p = path
+    while not os.path.lexists(p):
+        parent = os.path.dirname(p)
+        if parent == p:
+            break
+        p = parent
+    return p
+
+
+def _check_creatable(path, flag, what):
+    base = _existing_ancestor(path)
+    if not os.path.isdir(base):
+        raise EngineError(f"{flag} {path}: {base} is a file, so no {what} can be made under it: "
+                          "choose another location")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise EngineError(f"{flag} {path}: no permission to write in {base}: choose a writable location")
+
+
+def check_output_folder(path, flag="--output"):
+    """``path`` is, or can become, a writable folder. Creates nothing."""
+    path = os.path.abspath(os.fspath(path))
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise EngineError(f"{flag} {path} is a file, not a folder: give a folder name")
+    _check_creatable(path, flag, "folder")
+    return path
+
+
+def check_output_file(path, flag="--output", example="coords.star"):
+    """``path`` names a file that can be (re)written. Creates nothing."""
+    path = os.path.abspath(os.fspath(path))
+    if os.path.isdir(path):
+        raise EngineError(f"{flag} {path} is a folder: give a file name, e.g. "
+                          f"{os.path.join(path, example)}")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise EngineError(f"{flag} {path}: no permission to overwrite it: choose another file")
+    _check_creatable(os.path.dirname(path), flag, "file")
+    return path
+
+
+def refuse_existing(folder, names, command, flag="--overwrite"):
+    """A previous output of ``command`` in ``folder`` is kept unless the user says otherwise."""
+    found = [n for n in names if os.path.lexists(os.path.join(folder, n))]
+    if found:
+        raise EngineError(f"{folder} already holds a '{command}' output ({', '.join(found)}): choose "
+                          f"another --output, or add {flag} to replace it")
+
+
+class fresh_folder:
+    """Context manager: if ``path`` did not exist and the block fails before writing any
+    file there, the (empty) folders it left are removed, so an early error leaves nothing."""
+
+    def __init__(self, path):
+        self.path = os.path.abspath(os.fspath(path))
+        self.created = not os.path.exists(self.path)
+
+    def __enter__(self):
+        return self.path
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and self.created and os.path.isdir(self.path):
+            if not any(files for _, _, files in os.walk(self.path)):
+                import shutil
+                shutil.rmtree(self.path, ignore_errors=True)
+        return False
