@@ -313,6 +313,13 @@ def _k_text(ks):
     return f"{ks[0]}..{ks[-1]}" if len(ks) > 2 and ks == list(range(ks[0], ks[-1] + 1)) else ",".join(map(str, ks))
 
 
+def _k_search_text(cfg, n):
+    limit = int(cfg["max_fit_samples"] or 0)
+    if 0 < limit < n:
+        return f" (K selected on a subsample of {limit}, the winner refitted on all {n})"
+    return f" (K selected on all {n})"
+
+
 def _progress_line(rec, total, restart):
     s = rec["seconds"]
     bic = rec["bic"].get(str(rec["k"]))
@@ -404,6 +411,7 @@ def run_cluster(input_star, output_dir, preset="fast", **settings):
     t_start = time.time()
     cfg = presets.resolve(preset, **settings)
     outdir = os.path.abspath(output_dir)
+    training.configure_runtime(cfg["threads"], cfg["gpus"], cfg["seed"])  # bad --gpus: before any output
     if prepare_output(outdir, cfg):
         log(f"{outdir} already holds a finished run; nothing to resume")
         with open(os.path.join(outdir, REPORT)) as fh:
@@ -421,7 +429,6 @@ def run_cluster(input_star, output_dir, preset="fast", **settings):
     truth = None
     if "discaTrueClass" in particles.table:
         truth = particles.table.column("discaTrueClass", int, input_star)
-    training.configure_runtime(cfg["threads"], cfg["gpus"], cfg["seed"])
     from .yopo import forward_gflop
     precision, why = training.choose_precision(
         cfg["precision"], forward_gflop(particles.box, cfg["widths"], cfg["feature_dim"]))
@@ -429,7 +436,7 @@ def run_cluster(input_star, output_dir, preset="fast", **settings):
     strategy, where = training.make_strategy()
     cfg["precision_used"] = precision
     log(f"DISCA ({cfg['preset']} preset): {particles.n} subtomograms of {particles.box}^3, "
-        f"K candidates {_k_text(cfg['k_range'])}, {precision} ({why}), {where}")
+        f"K candidates {_k_text(cfg['k_range'])}{_k_search_text(cfg, particles.n)}, {precision} ({why}), {where}")
     net = training.Network(cfg, particles.box, precision, strategy)
     if init_model is not None:
         cfg["_init_weights"] = net.feature_weights_from(init_model)
