@@ -18,6 +18,7 @@ Peak RSS is ru_maxrss after each stage (monotonic); the load average is read bef
 after. Usage:
     python benchmarks/bench_scaling.py iteration --star S.star --work DIR --out R.json
     python benchmarks/bench_scaling.py stream --star S.star --work DIR --out R.json [--predict-n M]
+(``--preset NAME`` measures another preset.)
 """
 import argparse
 import json
@@ -25,11 +26,46 @@ import os
 import resource
 import shutil
 import sys
+import threading
 import time
 
 
 def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def anon_mb():
+    """Current anonymous resident memory (arrays allocated by the process), MB."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+class RssSampler(threading.Thread):
+    """Peak anonymous and file-backed resident memory (/proc/self/status, every 0.2 s):
+    pages of the memory-mapped stack count in RSS as file-backed (reclaimable page cache),
+    the arrays the engine allocates as anonymous."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.peak = {"RssAnon": 0, "RssFile": 0}
+
+    def run(self):
+        while True:
+            try:
+                with open("/proc/self/status") as fh:
+                    for line in fh:
+                        key = line.split(":")[0]
+                        if key in self.peak:
+                            self.peak[key] = max(self.peak[key], int(line.split()[1]))
+            except OSError:
+                pass
+            time.sleep(0.2)
+
+    def mb(self):
+        return {k + "_peak_mb": round(v / 1024.0, 1) for k, v in self.peak.items()}
 
 
 def du_mb(path):
@@ -63,10 +99,10 @@ def timed(fn, store, key):
 
 def run_iteration(args):
     from disca_engine.clustering import loop, outputs
-    preset = default_preset()
+    preset = args.preset or default_preset()
     extra = {}
     loop.Checkpoint.save = timed(loop.Checkpoint.save, extra, "checkpoint")
-    loop.outputs.write_all = timed(outputs.write_all, extra, "outputs")
+    outputs.write_all = timed(outputs.write_all, extra, "outputs")  # run_cluster imports it late
     out, cache = os.path.join(args.work, "run"), os.path.join(args.work, "cache")
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(cache, ignore_errors=True)
@@ -92,37 +128,46 @@ def run_stream(args):
     from disca_engine.clustering.loop import compute_features
     from disca_engine.clustering.predict import classify_stream
     from disca_engine.clustering.stats import fit_pca, select_k
-    preset = default_preset()
+    preset = args.preset or default_preset()
     cfg = presets.resolve(preset, threads=args.threads)
-    seconds, rss = {}, {"start": peak_rss_mb()}
+    seconds, rss, anon = {}, {"start": peak_rss_mb()}, {"start": anon_mb()}
     cache = os.path.join(args.work, "cache")
     t0 = time.perf_counter()
     particles = load_particles(args.star, cache_dir=cache, min_box=None, min_particles=2)
     seconds["load_to_cache"], rss["load"] = time.perf_counter() - t0, peak_rss_mb()
+    anon["load"] = anon_mb()
     training.configure_runtime(args.threads, None, 0)
     precision, _ = training.choose_precision("auto", 0.0)
     training.set_precision(precision)
     net = training.Network(cfg, particles.box, precision, training.make_strategy()[0])
     net.reinitialise(0)
-    rss["network"] = peak_rss_mb()
     n = particles.n
+    t0 = time.perf_counter()  # graph tracing is a one-off cost per run: timed apart
+    net.features(next(particles.iter_batches(None, cfg["batch_size"])))
+    net.features(next(particles.iter_batches(None, 7)))
+    seconds["network_build_and_trace"], rss["network"] = time.perf_counter() - t0, peak_rss_mb()
+    anon["network"] = anon_mb()
     t0 = time.perf_counter()
     features = compute_features(net, particles, cfg["batch_size"])
     seconds["features"], rss["features"] = time.perf_counter() - t0, peak_rss_mb()
+    anon["features"] = anon_mb()
     t0 = time.perf_counter()
     pca = fit_pca(features, presets.pca_components_for(cfg, n), seed=0)
     Z = pca.transform(features).astype(np.float32)
     seconds["pca"], rss["pca"] = time.perf_counter() - t0, peak_rss_mb()
+    anon["pca"] = anon_mb()
     t0 = time.perf_counter()
     mixture, bics = select_k(Z, cfg["k_range"], seed=0, n_init=cfg["gmm_n_init"], reg_covar=cfg["reg_covar"],
                              max_fit_samples=cfg["max_fit_samples"] or 0, progress=False)
     seconds["k_search"], rss["k_search"] = time.perf_counter() - t0, peak_rss_mb()
+    anon["k_search"] = anon_mb()
     t0 = time.perf_counter()
     labels = np.empty(n, np.int64)
     for a in range(0, n, 8192):  # the predict step after the network, batched like predict
         proba = mixture.predict_proba(pca.transform(features[a:a + 8192]))
         labels[a:a + 8192] = np.argmax(proba, axis=1)
     seconds["posteriors_all"], rss["posteriors_all"] = time.perf_counter() - t0, peak_rss_mb()
+    anon["posteriors_all"] = anon_mb()
     result = {"mode": "stream", "preset": preset, "n": n, "box": particles.box, "precision": precision,
               "batch_size": cfg["batch_size"], "feature_dim": cfg["feature_dim"], "k_found": int(mixture.k),
               "k_candidates": cfg["k_range"], "max_fit_samples": cfg["max_fit_samples"],
@@ -130,6 +175,7 @@ def run_stream(args):
               "per_second": {"features": round(n / seconds["features"], 1),
                              "posteriors_all": round(n / seconds["posteriors_all"], 1)},
               "peak_rss_mb_after": {k: round(v, 1) for k, v in rss.items()},
+              "anon_rss_mb_after": {k: round(v, 1) for k, v in anon.items()},
               "feature_bytes_per_subtomogram": int(features.nbytes // n + Z.nbytes // n + labels.nbytes // n),
               "cache_mb": round(du_mb(cache), 1)}
     if args.predict_n:
@@ -154,10 +200,14 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--predict-n", type=int, default=0)
+    p.add_argument("--preset", help="default: the preset `disca-engine cluster` uses by default")
     args = p.parse_args()
     os.makedirs(args.work, exist_ok=True)
     load_before = os.getloadavg()
+    sampler = RssSampler()
+    sampler.start()
     result = (run_iteration if args.mode == "iteration" else run_stream)(args)
+    result.update(sampler.mb())
     result.update({"load_average_before": load_before, "load_average_after": os.getloadavg(),
                    "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
                    "cpus": os.cpu_count(), "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())})

@@ -32,6 +32,9 @@ def cpu_flags():
 # multi-device code path (MirroredStrategy, global batch split across replicas) then runs
 # without GPUs. For tests and debugging; it gives no speed-up on its own.
 CPU_DEVICES_ENV = "DISCA_CPU_DEVICES"
+# The same for the first GPU (benchmarks/gpu_check.sh: MirroredStrategy on a one-GPU machine);
+# each logical GPU gets GPU_SPLIT_MB of memory.
+GPU_SPLIT_ENV, GPU_SPLIT_MB = "DISCA_GPU_SPLIT", 16000
 
 
 def parse_gpu_ids(gpus):
@@ -64,7 +67,8 @@ def configure_runtime(threads=None, gpus=None, seed=0, deterministic=True):
     # XLA jit is 3x slower than oneDNN on these CPUs (method section 9): keep it off
     tf.config.optimizer.set_jit(False)
     check_gpus(tf, gpu_ids)
-    for gpu in tf.config.list_physical_devices("GPU"):
+    split_first_gpu(tf, os.environ.get(GPU_SPLIT_ENV))
+    for gpu in tf.config.list_physical_devices("GPU")[1 if os.environ.get(GPU_SPLIT_ENV) else 0:]:
         try:
             tf.config.experimental.set_memory_growth(gpu, True)
         except RuntimeError:
@@ -90,6 +94,17 @@ def split_cpu(tf, count):
         if have != n:
             raise EngineError(f"{CPU_DEVICES_ENV}={n}: TensorFlow was already initialised with {have} "
                               "CPU device(s) in this process; set the variable before starting Python")
+
+
+def split_first_gpu(tf, count):
+    """``count`` logical GPUs on the first GPU (GPU_SPLIT_ENV); before TF initialises."""
+    if not count:
+        return
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus or not str(count).isdigit() or int(count) < 1:
+        raise EngineError(f"{GPU_SPLIT_ENV}={count}: needs a whole number >= 1 and a visible GPU")
+    config = tf.config.LogicalDeviceConfiguration(memory_limit=GPU_SPLIT_MB)
+    tf.config.set_logical_device_configuration(gpus[0], [config] * int(count))
 
 
 def check_gpus(tf, gpu_ids):

@@ -1,7 +1,9 @@
 """The multi-device path (MirroredStrategy, global batch split across replicas) run for real
 without GPUs: the CPU is split into two logical devices (DISCA_CPU_DEVICES=2, read before
 TensorFlow initialises, so every run is its own process) and the labels are compared with
-one-device runs. Also the one-line errors for --gpus that cannot be honoured."""
+one-device runs. Also the one-line errors for --gpus that cannot be honoured.
+benchmarks/gpu_check.sh runs the same tests with DISCA_TEST_SPLIT_ENV=DISCA_GPU_SPLIT (two
+logical GPUs on one GPU)."""
 import os
 import subprocess
 import sys
@@ -11,7 +13,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from disca_engine.clustering.training import CPU_DEVICES_ENV  # noqa: E402
+from disca_engine.clustering.training import CPU_DEVICES_ENV, GPU_SPLIT_ENV  # noqa: E402
 from disca_engine.io.star import read_star  # noqa: E402
 
 RUN = ["--preset", "fast", "--k-range", "2:4", "--max-iterations", "2", "--epochs-per-iteration", "1",
@@ -21,13 +23,15 @@ RUN = ["--preset", "fast", "--k-range", "2:4", "--max-iterations", "2", "--epoch
 # at least this fraction of subtomograms (cluster numbers matched); inference is the same
 # maths per subtomogram and must give identical labels.
 TRAINED_AGREEMENT = 0.9
+SPLIT_ENV = os.environ.get("DISCA_TEST_SPLIT_ENV", CPU_DEVICES_ENV)
+TWO_DEVICES = "MirroredStrategy over 2 "
 
 
 def cli(*args, devices=None):
-    env = {k: v for k, v in os.environ.items() if k != CPU_DEVICES_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in (CPU_DEVICES_ENV, GPU_SPLIT_ENV)}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     if devices:
-        env[CPU_DEVICES_ENV] = str(devices)
+        env[SPLIT_ENV] = str(devices)
     return subprocess.run([sys.executable, "-m", "disca_engine", *map(str, args)], capture_output=True,
                           text=True, env=env)
 
@@ -71,8 +75,8 @@ def runs(star, tmp_path_factory):
 
 def test_cluster_on_two_logical_devices_agrees_with_one(runs):
     (one, one_log), (two, two_log) = runs[1], runs[2]
-    assert "MirroredStrategy over 2 logical CPU devices" in two_log
-    assert "MirroredStrategy" not in one_log and ", CPU" in one_log.splitlines()[0] + one_log
+    assert TWO_DEVICES in two_log
+    assert "MirroredStrategy" not in one_log
     # iteration 1: same initial weights, inference only -> the same features and labels
     z1 = np.load(one / "iterations" / "iter_001" / "features_pca.npy")
     z2 = np.load(two / "iterations" / "iter_001" / "features_pca.npy")
@@ -83,32 +87,36 @@ def test_cluster_on_two_logical_devices_agrees_with_one(runs):
     assert matched_agreement(labels_of(one) - 1, labels_of(two) - 1) >= TRAINED_AGREEMENT
 
 
-def test_predict_on_two_logical_devices_reproduces_one_device(runs, star, tmp_path):
-    model = runs[1][0]
+@pytest.fixture(scope="module")
+def predictions(runs, star, tmp_path_factory):
+    root = tmp_path_factory.mktemp("predict")
     results = {}
     for devices in (1, 2):
-        out = tmp_path / f"predict_{devices}"
+        out = root / f"predict_{devices}"
         # batch 7: the last batch (36 = 5 x 7 + 1) must be padded to split over 2 replicas
-        proc = cli("predict", "--model", model, "--input", star, "--output", out, "--batch-size", "7",
+        proc = cli("predict", "--model", runs[1][0], "--input", star, "--output", out, "--batch-size", "7",
                    "--threads", "2", devices=devices if devices > 1 else None)
         assert proc.returncode == 0, proc.stdout[-1500:] + proc.stderr[-2000:]
         table = read_star(os.path.join(out, "clusters.star"))
-        results[devices] = (np.array([int(c) for c in table["rlnClassNumber"]]),
-                            np.array([float(p) for p in table["rlnMaxValueProbDistribution"]]), proc.stdout)
-    assert "MirroredStrategy over 2 logical CPU devices" in results[2][2]
-    np.testing.assert_array_equal(results[2][0], results[1][0])
-    np.testing.assert_allclose(results[2][1], results[1][1], atol=1e-4)
+        results[devices] = (out, table, proc.stdout)
+    return results
+
+
+def test_predict_on_two_logical_devices_reproduces_one_device(runs, predictions):
+    (_, one, _), (_, two, two_log) = predictions[1], predictions[2]
+    assert TWO_DEVICES in two_log
+    assert two["rlnClassNumber"] == one["rlnClassNumber"]
+    np.testing.assert_allclose(np.array(two["rlnMaxValueProbDistribution"], float),
+                               np.array(one["rlnMaxValueProbDistribution"], float), atol=1e-4)
     # and the one-device predict gives the run's own labels back (same network, PCA, mixture)
-    assert np.mean(results[1][0] == labels_of(model)) >= 0.95
+    labels = np.array([int(c) for c in one["rlnClassNumber"]])
+    assert np.mean(labels == labels_of(runs[1][0])) >= 0.95
 
 
-def test_predict_writes_class_averages(runs, star, tmp_path):
+def test_predict_writes_class_averages(predictions, star):
     import mrcfile
     from disca_engine.io.mrc import read_image
-    out = tmp_path / "predict"
-    proc = cli("predict", "--model", runs[1][0], "--input", star, "--output", out, "--threads", "2")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    table = read_star(os.path.join(out, "clusters.star"))
+    out, table, _ = predictions[1]
     labels = np.array([int(c) for c in table["rlnClassNumber"]])
     written = sorted(os.listdir(out / "averages"))
     assert written == [f"class_{c:03d}.mrc" for c in np.unique(labels)]
@@ -121,19 +129,21 @@ def test_predict_writes_class_averages(runs, star, tmp_path):
         assert mrc.voxel_size.x == pytest.approx(20.0)
 
 
-@pytest.mark.parametrize("gpus, words", [("7", "--gpus 7"), ("0,0", "distinct GPU ids"), ("a", "--gpus a")])
-def test_gpus_that_cannot_be_used_fail_in_one_line(runs, star, tmp_path, gpus, words):
-    for command in (["predict", "--model", runs[1][0]], ["cluster", *RUN]):
-        out = tmp_path / f"{command[0]}_{gpus.replace(',', '_')}"
-        proc = cli(*command, "--input", star, "--output", out, "--gpus", gpus)
-        assert proc.returncode == 2, proc.stderr[-2000:]
-        lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and words in lines[0] and "Traceback" not in proc.stderr, proc.stderr
-        assert not out.exists()  # nothing written before the check
+@pytest.mark.parametrize("command, gpus, words", [("predict", "7", "--gpus 7"), ("cluster", "7", "--gpus 7"),
+                                                   ("predict", "0,0", "distinct GPU ids"), ("cluster", "a", "--gpus a")])
+def test_gpus_that_cannot_be_used_fail_in_one_line(runs, star, tmp_path, command, gpus, words):
+    args = ["predict", "--model", runs[1][0]] if command == "predict" else ["cluster", *RUN]
+    out = tmp_path / "out"
+    proc = cli(*args, "--input", star, "--output", out, "--gpus", gpus)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+    assert not out.exists()  # nothing written before the check
 
 
 def test_bad_logical_device_count_fails_in_one_line(star, tmp_path):
     proc = cli("cluster", "--input", star, "--output", tmp_path / "x", *RUN, devices="two")
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and CPU_DEVICES_ENV in lines[0], proc.stderr
+    assert len(lines) == 1 and SPLIT_ENV in lines[0], proc.stderr
+    assert not (tmp_path / "x").exists()
