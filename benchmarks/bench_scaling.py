@@ -89,7 +89,7 @@ def default_preset():
 
 def timed(fn, store, key):
     def wrapper(*a, **k):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             return fn(*a, **k)
         finally:
@@ -106,7 +106,7 @@ def run_iteration(args):
     out, cache = os.path.join(args.work, "run"), os.path.join(args.work, "cache")
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(cache, ignore_errors=True)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     report = loop.run_cluster(args.star, out, preset=preset, max_iterations=1, cache_dir=cache,
                               threads=args.threads)
     total = time.perf_counter() - t0
@@ -116,6 +116,7 @@ def run_iteration(args):
     return {"mode": "iteration", "preset": preset, "n": report["n_particles"], "box": report["box_size"],
             "k": rec["k"], "pca_components": rec["pca_components"], "precision": report["precision"],
             "seconds": stages, "seconds_total": round(total, 2),
+            "cpu_seconds_total": round(time.process_time(), 2),
             "seconds_load_and_setup": round(total - accounted, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
             "disk_mb": {"cache": round(du_mb(cache), 1), "run_folder": round(du_mb(out), 1),
                         "checkpoint": round(du_mb(os.path.join(out, "checkpoint")), 1)}}
@@ -130,44 +131,50 @@ def run_stream(args):
     from disca_engine.clustering.stats import fit_pca, select_k
     preset = args.preset or default_preset()
     cfg = presets.resolve(preset, threads=args.threads)
-    seconds, rss, anon = {}, {"start": peak_rss_mb()}, {"start": anon_mb()}
+    seconds, rss, anon, cpu = {}, {"start": peak_rss_mb()}, {"start": anon_mb()}, {}
     cache = os.path.join(args.work, "cache")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     particles = load_particles(args.star, cache_dir=cache, min_box=None, min_particles=2)
     seconds["load_to_cache"], rss["load"] = time.perf_counter() - t0, peak_rss_mb()
     anon["load"] = anon_mb()
+    cpu["load"] = time.process_time() - c0
     training.configure_runtime(args.threads, None, 0)
     precision, _ = training.choose_precision("auto", 0.0)
     training.set_precision(precision)
     net = training.Network(cfg, particles.box, precision, training.make_strategy()[0])
     net.reinitialise(0)
     n = particles.n
-    t0 = time.perf_counter()  # graph tracing is a one-off cost per run: timed apart
+    t0, c0 = time.perf_counter(), time.process_time()  # graph tracing is a one-off cost per run: timed apart
     net.features(next(particles.iter_batches(None, cfg["batch_size"])))
     net.features(next(particles.iter_batches(None, 7)))
     seconds["network_build_and_trace"], rss["network"] = time.perf_counter() - t0, peak_rss_mb()
     anon["network"] = anon_mb()
-    t0 = time.perf_counter()
+    cpu["network"] = time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     features = compute_features(net, particles, cfg["batch_size"])
     seconds["features"], rss["features"] = time.perf_counter() - t0, peak_rss_mb()
     anon["features"] = anon_mb()
-    t0 = time.perf_counter()
+    cpu["features"] = time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     pca = fit_pca(features, presets.pca_components_for(cfg, n), seed=0)
     Z = pca.transform(features).astype(np.float32)
     seconds["pca"], rss["pca"] = time.perf_counter() - t0, peak_rss_mb()
     anon["pca"] = anon_mb()
-    t0 = time.perf_counter()
+    cpu["pca"] = time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     mixture, bics = select_k(Z, cfg["k_range"], seed=0, n_init=cfg["gmm_n_init"], reg_covar=cfg["reg_covar"],
                              max_fit_samples=cfg["max_fit_samples"] or 0, progress=False)
     seconds["k_search"], rss["k_search"] = time.perf_counter() - t0, peak_rss_mb()
     anon["k_search"] = anon_mb()
-    t0 = time.perf_counter()
+    cpu["k_search"] = time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     labels = np.empty(n, np.int64)
     for a in range(0, n, 8192):  # the predict step after the network, batched like predict
         proba = mixture.predict_proba(pca.transform(features[a:a + 8192]))
         labels[a:a + 8192] = np.argmax(proba, axis=1)
     seconds["posteriors_all"], rss["posteriors_all"] = time.perf_counter() - t0, peak_rss_mb()
     anon["posteriors_all"] = anon_mb()
+    cpu["posteriors_all"] = time.process_time() - c0
     result = {"mode": "stream", "preset": preset, "n": n, "box": particles.box, "precision": precision,
               "batch_size": cfg["batch_size"], "feature_dim": cfg["feature_dim"], "k_found": int(mixture.k),
               "k_candidates": cfg["k_range"], "max_fit_samples": cfg["max_fit_samples"],
@@ -176,6 +183,7 @@ def run_stream(args):
                              "posteriors_all": round(n / seconds["posteriors_all"], 1)},
               "peak_rss_mb_after": {k: round(v, 1) for k, v in rss.items()},
               "anon_rss_mb_after": {k: round(v, 1) for k, v in anon.items()},
+              "cpu_seconds": {k: round(v, 2) for k, v in cpu.items()},
               "feature_bytes_per_subtomogram": int(features.nbytes // n + Z.nbytes // n + labels.nbytes // n),
               "cache_mb": round(du_mb(cache), 1)}
     if args.predict_n:
@@ -183,10 +191,11 @@ def run_stream(args):
         m = min(args.predict_n, n)
         subset = ParticleSet(particles.table, particles.star_path, particles.volumes[:m], particles.voxel_size)
         fn = training.inference_function(net.strategy, net.features_model)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         classify_stream(fn, pca, mixture, subset, 64, t0)
         dt = time.perf_counter() - t0
         result["predict_end_to_end"] = {"n": m, "seconds": round(dt, 2), "per_second": round(m / dt, 1),
+                                        "cpu_seconds": round(time.process_time() - c0, 2),
                                         "peak_rss_mb_after": round(peak_rss_mb(), 1)}
     shutil.rmtree(cache, ignore_errors=True)
     return result
