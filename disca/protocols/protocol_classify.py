@@ -5,14 +5,16 @@ from enum import Enum
 
 from pyworkflow import BETA
 import pyworkflow.protocol.params as params
+from pyworkflow.protocol.constants import STEPS_PARALLEL
 from pwem.protocols import EMProtocol
 from tomo.objects import SetOfClassesSubTomograms
 from tomo.protocols import ProtTomoBase
 
-from disca_engine.contract import AVERAGES_DIR, CLUSTERS_STAR
+from disca_engine.io.star import write_star
 
-from .class_averages import writeClassAverages
+from .conversion import EngineOutputError, subtomogramsToTable
 from .engine_base import DiscaEngineMixin
+from .predict_chunks import mergePredictions, planChunks, tomogramNameOf
 
 
 class DiscaClassifyOutputs(Enum):
@@ -25,10 +27,15 @@ class DiscaProtClassify(EMProtocol, ProtTomoBase, DiscaEngineMixin):
     Fast (no training): use it to sort a large dataset after clustering a subset, or new
     tomograms of the same sample. The new subtomograms must have the box size and voxel
     size of the training set. Representatives are the averages of the new members.
+
+    The set is classified in independent steps, one per tomogram (or per chunk of a given
+    size), that Scipion runs in parallel (threads - 1 at a time) or sends to a queue
+    system; a last step merges their outputs.
     """
     _label = 'classify with a trained model'
     _devStatus = BETA
     _possibleOutputs = DiscaClassifyOutputs
+    stepsExecutionMode = STEPS_PARALLEL
 
     def _defineParams(self, form):
         form.addHidden(params.USE_GPU, params.BooleanParam, default=True, label='Use GPU',
@@ -43,33 +50,75 @@ class DiscaProtClassify(EMProtocol, ProtTomoBase, DiscaEngineMixin):
                       important=True, label='Trained DISCA run',
                       help='A finished "DISCA clustering" run; its model, PCA and mixture '
                            'are used unchanged.')
+        form.addParam('chunkSize', params.IntParam, default=0, label='Subtomograms per step',
+                      validators=[params.GE(0)],
+                      help='0: one classification step per tomogram. N > 0: steps of N '
+                           'subtomograms each (in input order), e.g. for one huge tomogram. '
+                           'Steps run in parallel, (threads - 1) at a time, or each as its '
+                           'own job when the queue is used for steps.')
         form.addParallelSection(threads=2, mpi=0)
 
+    # ------------------------------------------------------------------ steps
     def _insertAllSteps(self):
-        self._insertFunctionStep(self.convertInputStep)
-        self._insertFunctionStep(self.runPredictStep)
-        self._insertFunctionStep(self.averagesStep)
-        self._insertFunctionStep(self.createOutputStep)
+        convert = self._insertFunctionStep(self.convertChunksStep, needsGPU=False)
+        predicts = [self._insertFunctionStep(self.predictChunkStep, i, prerequisites=[convert])
+                    for i in range(len(self._chunkPlan()))]
+        merge = self._insertFunctionStep(self.mergeStep, prerequisites=predicts, needsGPU=False)
+        self._insertFunctionStep(self.createOutputStep, prerequisites=[merge], needsGPU=False)
 
-    def runPredictStep(self):
-        args = ['predict', '--model', self._modelDir(), '--input', self._particlesStar(),
-                '--output', self._engineDir(), '--overwrite'] + self._threadArgs()  # its own folder
+    def convertChunksStep(self):
+        """One particles STAR per step (rows of the whole set's table, engine contract)."""
+        table = subtomogramsToTable(self.inputSubtomos.get())
+        plan = self._chunkPlan()
+        if sum(len(rows) for rows in plan) != len(table):
+            raise EngineOutputError('the input set changed since the steps were planned '
+                                              '(%d subtomograms now): restart the protocol' % len(table))
+        for i, rows in enumerate(plan):
+            write_star(self._chunkStar(i), table.take(rows),
+                                 comment='chunk %d of %d of the input set' % (i + 1, len(plan)))
+        self.info('Wrote %d subtomograms in %d chunks' % (len(table), len(plan)))
+
+    def predictChunkStep(self, chunk):
+        args = ['predict', '--model', self._modelDir(), '--input', self._chunkStar(chunk),
+                '--output', self._chunkDir(chunk), '--overwrite',  # its own folder: a rerun replaces it
+                '--threads', str(self._threadsPerStep())]
         self._runEngine(args)
 
-    def averagesStep(self):
-        """Class averages of the new members (numpy + mrcfile), unless the engine wrote them."""
-        outDir = self._engineDir()
-        if os.path.isdir(os.path.join(outDir, AVERAGES_DIR)):
-            return
-        written = writeClassAverages(os.path.join(outDir, CLUSTERS_STAR), outDir,
-                                     voxelSize=self.inputSubtomos.get().getSamplingRate())
-        self.info('Wrote %d class averages' % written)
+    def mergeStep(self):
+        """clusters.star, averages and summary of the whole set from the steps' outputs."""
+        chunks = [self._chunkDir(i) for i in range(len(self._chunkPlan()))]
+        counts = mergePredictions(chunks, self._engineDir(),
+                                            voxelSize=self.inputSubtomos.get().getSamplingRate())
+        self.info('Merged %d steps: %d subtomograms in %d classes'
+                  % (len(chunks), sum(counts.values()), len(counts)))
 
     def createOutputStep(self):
         classes = self._fillClasses(self.inputSubtomos.get(), self._engineDir())
         self._defineOutputs(**{DiscaClassifyOutputs.classes.name: classes})
         self._defineSourceRelation(self.inputSubtomos, classes)
         self._defineSourceRelation(self.clusterRun, classes)
+
+    # ------------------------------------------------------------------ chunks
+    def _chunkPlan(self):
+        """Row indices of each step, computed from the input set (same plan every call)."""
+        if not hasattr(self, '_plan'):
+            subtomos = self.inputSubtomos.get()
+            items = subtomos.iterSubtomos() if hasattr(subtomos, 'iterSubtomos') else subtomos
+            names = [tomogramNameOf(s) for s in items]  # same order as the STAR rows
+            self._plan = planChunks(names, int(self.chunkSize.get() or 0))
+        return self._plan
+
+    def _chunkDir(self, chunk, *paths):
+        return self._getExtraPath('chunks', 'chunk_%03d' % chunk, *paths)
+
+    def _chunkStar(self, chunk):
+        return self._chunkDir(chunk, 'particles.star')
+
+    def _threadsPerStep(self):
+        """The protocol's threads shared by the steps that run at the same time."""
+        threads = max(int(self.numberOfThreads.get() or 1), 1)
+        concurrent = min(max(threads - 1, 1), len(self._chunkPlan()))
+        return max(threads // concurrent, 1) if concurrent > 1 else threads
 
     def _modelDir(self):
         return os.path.abspath(self.clusterRun.get().getEngineOutputDir())

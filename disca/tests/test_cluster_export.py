@@ -202,10 +202,21 @@ class TestDiscaClusterExport(BaseTest):
         self._checkStar(prot, 'subtomograms', prot.subtomograms, numbers)
 
     def test_classify_with_trained_model(self):
-        prot = self.newProtocol(DiscaProtClassify, useGpu=False)
+        # one predict step per tomogram (2 here), run in parallel by Scipion's thread executor
+        # (threads - 1 = 2 at a time), then merged
+        prot = self.newProtocol(DiscaProtClassify, useGpu=False, numberOfThreads=3)
         _point(prot.inputSubtomos, self.extract, 'subtomograms')
         prot.clusterRun.set(self.cluster)
         prot = self.launchProtocol(prot)
+        steps = [s for s in prot.loadSteps() if s.funcName.get() == 'predictChunkStep']
+        self.assertEqual(len(steps), len(self.tomos))
+        self.assertTrue(all(s.isFinished() for s in steps))
+        starts = [s.initTime.datetime() for s in steps]
+        ends = [s.endTime.datetime() for s in steps]
+        self.assertLess(max(starts), min(ends), 'the predict steps did not run at the same time')
+        chunkSizes = [len(read_star(prot._chunkDir(i, 'clusters.star'))) for i in range(len(steps))]
+        self.assertEqual(sum(chunkSizes), self._subtomos().getSize())
+        self.assertTrue(all(chunkSizes))
         classes = prot.classes
         self.assertEqual(sum(c.getSize() for c in classes.iterItems()), self._subtomos().getSize())
         self.assertLessEqual(classes.getSize(), self.cluster.classes.getSize())

@@ -16,7 +16,7 @@ from tomo.objects import (Coordinate3D, SetOfCoordinates3D, SetOfSubTomograms, S
                           SubTomogram, Tomogram)
 
 from disca_engine.io.star import read_star, write_star, StarTable
-from disca.protocols import class_averages, conversion, engine_log, form_parsers, run_summary
+from disca.protocols import conversion, engine_log, form_parsers, predict_chunks, run_summary
 
 pwem.Domain.getPlugins()
 
@@ -102,19 +102,50 @@ class TestFiles(unittest.TestCase):
         with self.assertRaisesRegex(conversion.EngineOutputError, 'repeats'):
             conversion.readClusters(path)
 
-    def test_class_averages(self):
-        vols = [np.full((4, 4, 4), v, np.float32) for v in (1.0, 3.0, 10.0)]
-        names = []
-        for i, v in enumerate(vols):
-            _writeMrc(os.path.join(self.tmp, 'p%d.mrc' % i), v)
-            names.append('p%d.mrc' % i)  # relative to the STAR's folder, as the contract allows
-        path = self._clusters([1, 2, 3], [1, 1, 2], images=names)
-        self.assertEqual(class_averages.writeClassAverages(path, self.tmp, voxelSize=14.0), 2)
+    def _chunk(self, name, ids, classes, averages):
+        """A finished predict folder: clusters.star, summary.json and averages/."""
+        folder = os.path.join(self.tmp, name)
+        os.makedirs(os.path.join(folder, 'averages'))
+        write_star(os.path.join(folder, 'clusters.star'),
+                   StarTable({'rlnImageName': ['/d/%d.mrc' % i for i in ids], 'discaItemId': ids,
+                              'rlnClassNumber': classes}))
+        counts = {str(c): classes.count(c) for c in (1, 2, 3)}
+        with open(os.path.join(folder, 'summary.json'), 'w') as fh:
+            json.dump({'counts': counts}, fh)
+        for cls, value in averages.items():
+            _writeMrc(conversion.averagePath(folder, cls), np.full((4, 4, 4), value))
+        return folder
+
+    def test_merge_predictions(self):
+        a = self._chunk('a', [1, 2, 3], [1, 1, 2], {1: 2.0, 2: 10.0})
+        b = self._chunk('b', [4, 5], [1, 3], {1: 5.0, 3: -1.0})
+        counts = predict_chunks.mergePredictions([a, b], self.tmp, voxelSize=14.0)
+        self.assertEqual(counts, {1: 3, 2: 1, 3: 1})
+        assigned = conversion.readClusters(os.path.join(self.tmp, 'clusters.star'))
+        self.assertEqual({i: c for i, (c, _) in assigned.items()}, {1: 1, 2: 1, 3: 2, 4: 1, 5: 3})
+        merged = read_star(os.path.join(self.tmp, 'clusters.star'))
+        self.assertEqual(merged['discaItemId'], ['1', '2', '3', '4', '5'])
+        self.assertEqual(merged['rlnClassNumber'], ['1', '1', '2', '1', '3'])
         with mrcfile.open(conversion.averagePath(self.tmp, 1)) as mrc:
-            np.testing.assert_allclose(mrc.data, 2.0)
+            np.testing.assert_allclose(mrc.data, (2 * 2.0 + 5.0) / 3)  # weighted by members
             self.assertAlmostEqual(float(mrc.voxel_size.x), 14.0, places=3)
-        with mrcfile.open(conversion.averagePath(self.tmp, 2)) as mrc:
-            np.testing.assert_allclose(mrc.data, 10.0)
+        with mrcfile.open(conversion.averagePath(self.tmp, 3)) as mrc:
+            np.testing.assert_allclose(mrc.data, -1.0)
+        with open(os.path.join(self.tmp, 'summary.json')) as fh:
+            self.assertEqual(json.load(fh)['counts'], {'1': 3, '2': 1, '3': 1})
+
+    def test_merge_refuses_an_unfinished_chunk(self):
+        a = self._chunk('a', [1], [1], {1: 1.0})
+        os.remove(os.path.join(a, 'summary.json'))
+        with self.assertRaisesRegex(conversion.EngineOutputError, 'no finished predict output'):
+            predict_chunks.mergePredictions([a], self.tmp)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, 'clusters.star')))
+
+    def test_plan_chunks(self):
+        names = ['t1', 't1', 't2', 't1', 't3']
+        self.assertEqual(predict_chunks.planChunks(names), [[0, 1, 3], [2], [4]])
+        self.assertEqual(predict_chunks.planChunks(names, 2), [[0, 1], [2, 3], [4]])
+        self.assertEqual(predict_chunks.planChunks(['', '', '']), [[0, 1, 2]])
 
     def test_read_report(self):
         self.assertIsNone(run_summary.readReport(self.tmp))

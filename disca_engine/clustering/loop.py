@@ -408,6 +408,13 @@ def run_once(net, particles, cfg, seed, restart, outdir, iter_dir, truth=None, r
     return records, best
 
 
+def _k_search_text(cfg, n):
+    limit = int(cfg["max_fit_samples"] or 0)
+    if 0 < limit < n:
+        return f" (K selected on a subsample of {limit}, the winner refitted on all {n})"
+    return f" (K selected on all {n})"
+
+
 def _progress_line(rec, total, restart):
     s = rec["seconds"]
     bic = rec["bic"].get(str(rec["k"]))
@@ -488,6 +495,8 @@ def run_cluster(input_star, output_dir, preset="auto", **settings):
         init_cfg, init_model = read_init_model(cfg["init_model"])
         cfg["widths"], cfg["feature_dim"] = list(init_cfg["widths"]), int(init_cfg["feature_dim"])
     folder, fp = check_before_loading(input_star, outdir, cfg)
+    from . import training
+    training.configure_runtime(cfg["threads"], cfg["gpus"], cfg["seed"])  # bad --gpus: before any output
     if folder.finished and folder.resume:
         log(f"{outdir} already holds this finished run (same input and settings); nothing to resume")
         with open(os.path.join(outdir, REPORT)) as fh:
@@ -520,7 +529,6 @@ def _run(input_star, workdir, cfg, init_model, cache, t_start):
     truth = None
     if contract.TRUE_CLASS in particles.table:
         truth = particles.table.column(contract.TRUE_CLASS, int, input_star)
-    training.configure_runtime(cfg["threads"], cfg["gpus"], cfg["seed"])
     from .yopo import forward_gflop
     precision, why = training.choose_precision(
         cfg["precision"], forward_gflop(particles.box, cfg["widths"], cfg["feature_dim"]))
@@ -528,7 +536,8 @@ def _run(input_star, workdir, cfg, init_model, cache, t_start):
     strategy, where = training.make_strategy()
     cfg["precision_used"] = precision
     log(f"DISCA ({cfg['preset']} preset): {particles.n} subtomograms of {particles.box}^3, "
-        f"K candidates {contract.format_k_range(cfg['k_range'])}, {precision} ({why}), {where}")
+        f"K candidates {contract.format_k_range(cfg['k_range'])}{_k_search_text(cfg, particles.n)}, "
+        f"{precision} ({why}), {where}")
     net = training.Network(cfg, particles.box, precision, strategy)
     if init_model is not None:
         cfg["_init_weights"] = net.feature_weights_from(init_model)

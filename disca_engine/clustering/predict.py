@@ -3,7 +3,9 @@ saved PCA -> saved mixture -> class of highest posterior.
 
 Volumes are streamed batch by batch from a memory-mapped cache, so memory stays constant
 in N; the classes keep the numbering of the training run (no cluster is dropped or
-renumbered, unlike during training).
+renumbered, unlike during training). The same pass sums each class's members, so the class
+averages (``averages/class_NNN.mrc``, classes with members only) cost no second read.
+With several devices the features run data parallel (``training.inference_function``).
 """
 import json
 import os
@@ -38,15 +40,18 @@ def check_model_folder(model_dir):
         return {}
 
 
-def load_trained(model_dir):
-    """(keras feature model, PCAModel, Mixture, report) of a finished ``cluster`` folder."""
+def load_trained(model_dir, strategy=None):
+    """(keras feature model, PCAModel, Mixture, report) of a finished ``cluster`` folder;
+    the network's variables are created under ``strategy`` (mirrored on every replica)."""
+    import contextlib
     from .stats import Mixture, PCAModel
     from .training import load_model
     report = check_model_folder(model_dir)
     model_path = os.path.join(model_dir, contract.MODEL_DIR)
     import keras
-    model = load_model(os.path.join(model_path, "model.keras"))
-    features = keras.Model(model.input, model.get_layer("features").output)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = load_model(os.path.join(model_path, "model.keras"))
+        features = keras.Model(model.input, model.get_layer("features").output)
     return (features, PCAModel.load(os.path.join(model_path, "pca.npz")),
             Mixture.load(os.path.join(model_path, "gmm.npz")), report)
 
@@ -87,14 +92,17 @@ def _clear_previous(outdir):
 
 def predict(model_dir, input_star, output_dir, batch_size=64, threads=None, gpus=None,
             precision=None, cache_dir=None, overwrite=False):
-    """Classify the subtomograms of ``input_star``; write summary.json, then clusters.star."""
+    """Classify the subtomograms of ``input_star``; write averages/, summary.json, then
+    clusters.star (last: the completion marker)."""
     t0 = time.time()
     outdir = check_before_loading(model_dir, input_star, output_dir, batch_size, overwrite)
+    from . import training
+    training.configure_runtime(threads, gpus, 0)  # bad --gpus fails before any output
     created = not os.path.exists(outdir)
     _clear_previous(outdir)
     cache = cache_dir or os.path.join(outdir, contract.CACHE_DIR)
     try:
-        summary = _predict(model_dir, input_star, outdir, batch_size, threads, gpus, precision, cache, t0)
+        summary = _predict(model_dir, input_star, outdir, batch_size, precision, cache, t0)
     except BaseException:
         if created:
             shutil.rmtree(outdir, ignore_errors=True)
@@ -106,39 +114,30 @@ def predict(model_dir, input_star, output_dir, batch_size=64, threads=None, gpus
     return summary
 
 
-def _predict(model_dir, input_star, outdir, batch_size, threads, gpus, precision, cache, t0):
+def _predict(model_dir, input_star, outdir, batch_size, precision, cache, t0):
     from . import training
     from .dataset import load_particles
-    training.configure_runtime(threads, gpus, 0)
     if precision is None:  # the run's own precision reproduces its labels
         precision = _run_precision(model_dir)
     precision, why = training.choose_precision(precision)
     training.set_precision(precision)
-    features_model, pca, mixture, report = load_trained(model_dir)
+    strategy, where = training.make_strategy()
+    features_model, pca, mixture, report = load_trained(model_dir, strategy)
     box = int(features_model.input.shape[1])
     particles = load_particles(input_star, cache_dir=cache, min_box=None, min_particles=1)
     if particles.box != box:
         raise EngineError(f"the model was trained on {box}^3 subtomograms but {input_star} has "
                           f"{particles.box}^3: extract boxes of {box} voxels")
-    import tensorflow as tf
-    fn = tf.function(lambda x: features_model(x, training=False), reduce_retracing=True)
-    labels = np.empty(particles.n, np.int64)
-    posterior = np.empty(particles.n, np.float32)
-    a = 0
-    for batch in particles.iter_batches(None, batch_size):
-        f = np.asarray(fn(batch[..., None]), np.float32)
-        proba = mixture.predict_proba(pca.transform(f))
-        labels[a:a + len(batch)] = np.argmax(proba, axis=1)
-        posterior[a:a + len(batch)] = proba.max(axis=1)
-        a += len(batch)
-        if a % (50 * batch_size) < batch_size or a == particles.n:
-            log(f"[predict] {a}/{particles.n} subtomograms classified ({time.time() - t0:.0f}s)")
-    counts = np.bincount(labels, minlength=mixture.k).tolist()
+    log(f"[predict] {particles.n} subtomograms of {box}^3, {precision} ({why}), {where}")
+    labels, posterior, sums = classify_stream(training.inference_function(strategy, features_model),
+                                              pca, mixture, particles, batch_size, t0)
+    counts = np.bincount(labels, minlength=mixture.k)
+    write_averages(outdir, sums, counts, particles.voxel_size)
     summary = {"model": os.path.abspath(model_dir), "input": os.path.abspath(input_star),
                "n_particles": int(particles.n), "k": int(mixture.k),
-               "counts": {str(j + 1): c for j, c in enumerate(counts)},
+               "counts": {str(j + 1): int(c) for j, c in enumerate(counts)},
                "mean_posterior": float(posterior.mean()), "precision": precision,
-               "seconds_total": round(time.time() - t0, 2)}
+               "devices": where, "seconds_total": round(time.time() - t0, 2)}
     if contract.TRUE_CLASS in particles.table:
         from .metrics import ground_truth_block
         summary["ground_truth"] = ground_truth_block(particles.table.column(contract.TRUE_CLASS, int), labels)
@@ -149,3 +148,32 @@ def _predict(model_dir, input_star, outdir, batch_size, threads, gpus, precision
                blocks=read_blocks(particles.star_path),
                comment=f"disca-engine predict with {os.path.abspath(model_dir)}")
     return finite(summary)
+
+
+def classify_stream(features_fn, pca, mixture, particles, batch_size, t0):
+    """Labels, posteriors and per-class voxel sums in one streamed pass over the stack."""
+    labels = np.empty(particles.n, np.int64)
+    posterior = np.empty(particles.n, np.float32)
+    sums = np.zeros((mixture.k,) + (particles.box,) * 3, np.float64)
+    a = 0
+    for batch in particles.iter_batches(None, batch_size):
+        proba = mixture.predict_proba(pca.transform(features_fn(batch[..., None])))
+        lab = np.argmax(proba, axis=1)
+        labels[a:a + len(batch)] = lab
+        posterior[a:a + len(batch)] = proba.max(axis=1)
+        for j in np.unique(lab):
+            sums[j] += batch[lab == j].sum(axis=0, dtype=np.float64)
+        a += len(batch)
+        if a % (50 * batch_size) < batch_size or a == particles.n:
+            log(f"[predict] {a}/{particles.n} subtomograms classified ({time.time() - t0:.0f}s)")
+    return labels, posterior, sums
+
+
+def write_averages(outdir, sums, counts, voxel_size):
+    """averages/class_NNN.mrc (1-based, the run's numbering) for classes with members."""
+    from ..io.mrc import write_volume
+    folder = os.path.join(outdir, contract.AVERAGES_DIR)
+    shutil.rmtree(folder, ignore_errors=True)  # a rerun into the same folder: no stale classes
+    for j in np.flatnonzero(counts):
+        write_volume(os.path.join(folder, f"class_{j + 1:03d}.mrc"),
+                     (sums[j] / counts[j]).astype(np.float32), voxel_size)

@@ -37,7 +37,9 @@ PRESETS = {
         "head_epochs": 10,
         "head_learning_rate": 1e-4,
         **METHOD_RULES,
-        "max_fit_samples": None,
+        # the method's cost rule (section 9): select K on at most 20,000 subtomograms, refit
+        # the winner on all (K = 2..20 on all 200,000 took 433 s an iteration, 45-97 s so)
+        "max_fit_samples": 20000,
     },
     "fast": {
         "widths": [8, 16, 16, 24, 24, 32],

@@ -28,13 +28,36 @@ def cpu_flags():
     return set()
 
 
+# Split the CPU into this many logical devices (read before TensorFlow initialises): the
+# multi-device code path (MirroredStrategy, global batch split across replicas) then runs
+# without GPUs. For tests and debugging; it gives no speed-up on its own.
+CPU_DEVICES_ENV = "DISCA_CPU_DEVICES"
+# The same for the first GPU (benchmarks/gpu_check.sh: MirroredStrategy on a one-GPU machine);
+# each logical GPU gets GPU_SPLIT_MB of memory.
+GPU_SPLIT_ENV, GPU_SPLIT_MB = "DISCA_GPU_SPLIT", 16000
+
+
+def parse_gpu_ids(gpus):
+    """'0, 1' -> '0,1'; None/'' -> None. Anything but comma-separated ids >= 0 is an error."""
+    if gpus is None or str(gpus).strip() == "":
+        return None
+    ids = [v.strip() for v in str(gpus).split(",")]
+    if not all(v.isdigit() for v in ids) or len(set(ids)) != len(ids):
+        raise EngineError(f"--gpus {gpus}: give distinct GPU ids separated by commas, e.g. 0 or 0,1 "
+                          "(nvidia-smi lists them)")
+    return ",".join(ids)
+
+
 def configure_runtime(threads=None, gpus=None, seed=0, deterministic=True):
-    """Environment settings that must precede the TensorFlow import, then TF settings."""
-    if gpus is not None and str(gpus).strip() != "":
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpus).replace(" ", "")
+    """Environment settings that must precede the TensorFlow import, then TF settings.
+    Raises EngineError when ``gpus`` names GPUs that TensorFlow cannot see."""
+    gpu_ids = parse_gpu_ids(gpus)
+    if gpu_ids is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu_ids
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import tensorflow as tf
+    split_cpu(tf, os.environ.get(CPU_DEVICES_ENV))
     if threads:
         try:
             tf.config.threading.set_intra_op_parallelism_threads(int(threads))
@@ -43,13 +66,62 @@ def configure_runtime(threads=None, gpus=None, seed=0, deterministic=True):
             pass  # already initialised in this process (tests): keep the first setting
     # XLA jit is 3x slower than oneDNN on these CPUs (method section 9): keep it off
     tf.config.optimizer.set_jit(False)
-    for gpu in tf.config.list_physical_devices("GPU"):
+    check_gpus(tf, gpu_ids)
+    split_first_gpu(tf, os.environ.get(GPU_SPLIT_ENV))
+    for gpu in tf.config.list_physical_devices("GPU")[1 if os.environ.get(GPU_SPLIT_ENV) else 0:]:
         try:
             tf.config.experimental.set_memory_growth(gpu, True)
         except RuntimeError:
             pass
     seed_everything(seed, deterministic)
     return tf
+
+
+def split_cpu(tf, count):
+    """``count`` logical CPU devices (CPU_DEVICES_ENV); must run before TF initialises."""
+    if not count:
+        return
+    try:
+        n = int(count)
+        assert n >= 1
+    except (ValueError, AssertionError):
+        raise EngineError(f"{CPU_DEVICES_ENV}={count}: give a whole number of logical CPU devices >= 1")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+    except RuntimeError:  # initialised earlier in this process: fine if it already has n
+        have = len(tf.config.list_logical_devices("CPU"))
+        if have != n:
+            raise EngineError(f"{CPU_DEVICES_ENV}={n}: TensorFlow was already initialised with {have} "
+                              "CPU device(s) in this process; set the variable before starting Python")
+
+
+def split_first_gpu(tf, count):
+    """``count`` logical GPUs on the first GPU (GPU_SPLIT_ENV); before TF initialises."""
+    if not count:
+        return
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus or not str(count).isdigit() or int(count) < 1:
+        raise EngineError(f"{GPU_SPLIT_ENV}={count}: needs a whole number >= 1 and a visible GPU")
+    config = tf.config.LogicalDeviceConfiguration(memory_limit=GPU_SPLIT_MB)
+    tf.config.set_logical_device_configuration(gpus[0], [config] * int(count))
+
+
+def check_gpus(tf, gpu_ids):
+    """--gpus must name GPUs that exist (CUDA stops at the first unknown id) in a CUDA build."""
+    if gpu_ids is None:
+        return
+    wanted = gpu_ids.split(",")
+    seen = tf.config.list_physical_devices("GPU")
+    if not tf.test.is_built_with_cuda():
+        raise EngineError(f"--gpus {gpu_ids}: this TensorFlow is a CPU-only build; drop --gpus to run on "
+                          "the CPU, or install the CUDA build (DISCA_CUDA=1 bash scripts/setup_env.sh)")
+    if not seen:
+        raise EngineError(f"--gpus {gpu_ids}: TensorFlow (CUDA build) sees no GPU; check nvidia-smi and "
+                          "the NVIDIA driver, or drop --gpus to run on the CPU")
+    if len(seen) < len(wanted):
+        raise EngineError(f"--gpus {gpu_ids}: only {len(seen)} of these GPUs exist; give ids that "
+                          "nvidia-smi lists")
 
 
 def seed_everything(seed, deterministic=True):
@@ -112,14 +184,59 @@ def set_precision(precision):
 
 
 def make_strategy():
-    """MirroredStrategy over all visible GPUs when there are several, else the default."""
+    """MirroredStrategy over all visible GPUs when there are several (or over the logical
+    CPU devices of CPU_DEVICES_ENV), else the default one-device strategy."""
     import tensorflow as tf
     gpus = tf.config.list_logical_devices("GPU")
     if len(gpus) > 1:
         return tf.distribute.MirroredStrategy([g.name for g in gpus]), f"MirroredStrategy over {len(gpus)} GPUs"
     if gpus:
         return tf.distribute.get_strategy(), "one GPU"
+    cpus = tf.config.list_logical_devices("CPU")
+    if len(cpus) > 1:
+        return (tf.distribute.MirroredStrategy([c.name for c in cpus]),
+                f"MirroredStrategy over {len(cpus)} logical CPU devices")
     return tf.distribute.get_strategy(), "CPU"
+
+
+def pad_to_replicas(replicas, *arrays):
+    """Repeat the last rows so that the batch splits evenly over the replicas."""
+    extra = (-len(arrays[0])) % replicas
+    if not extra:
+        return arrays
+    return tuple(np.concatenate([a, np.repeat(a[-1:], extra, axis=0)]) for a in arrays)
+
+
+def split_batch(strategy, *tensors):
+    """Per-replica slices of global-batch tensors (batch divisible by the replica count)."""
+    import tensorflow as tf
+
+    def part(ctx, t):
+        return tf.split(t, ctx.num_replicas_in_sync)[ctx.replica_id_in_sync_group]
+    return [strategy.experimental_distribute_values_from_function(lambda ctx, t=t: part(ctx, t))
+            for t in tensors]
+
+
+def inference_function(strategy, model):
+    """Compiled ``x -> model(x, training=False)``, data parallel over the strategy's replicas:
+    each replica gets its slice of the batch and the outputs come back in input order. The
+    maths per subtomogram is that of one device (inference uses BN's moving statistics)."""
+    import tensorflow as tf
+    replicas = strategy.num_replicas_in_sync
+    if replicas == 1:
+        fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        return lambda x: np.asarray(fn(x), np.float32)
+
+    @tf.function(reduce_retracing=True)
+    def run(x):
+        out = strategy.run(lambda xr: model(xr, training=False), args=tuple(split_batch(strategy, x)))
+        return tf.concat(strategy.experimental_local_results(out), axis=0)
+
+    def call(x):
+        n = len(x)
+        (padded,) = pad_to_replicas(replicas, np.asarray(x, np.float32))
+        return np.asarray(run(padded), np.float32)[:n]
+    return call
 
 
 _INIT_ATTRS = {"kernel": "kernel_initializer", "bias": "bias_initializer",
@@ -153,7 +270,7 @@ class Network:
         self._fresh = {id(o): [np.array(v.numpy()) for v in o.variables]
                        for o in (self.optimizer, self.head_optimizer)}
         self._loss = keras.losses.CategoricalHinge(reduction="sum")
-        self._features_fn = tf.function(self._features, reduce_retracing=True)
+        self._features_fn = inference_function(strategy, self.features_model)
         self._train_fn = tf.function(self._distributed(self._train_step), reduce_retracing=True)
         self._head_fn = tf.function(self._distributed(self._head_step), reduce_retracing=True)
 
@@ -164,9 +281,6 @@ class Network:
         if self.precision == "float16":
             opt = keras.optimizers.LossScaleOptimizer(opt)
         return opt
-
-    def _features(self, x):
-        return self.features_model(x, training=False)
 
     def _step(self, model, optimizer, x, y, global_batch):
         import tensorflow as tf
@@ -185,34 +299,28 @@ class Network:
         return self._step(self.head_model, self.head_optimizer, f, y, global_batch)
 
     def _distributed(self, step):
+        """One step data parallel: each replica its slice of the global batch, the loss
+        (already divided by the global batch size) summed over replicas. BatchNorm uses
+        each replica's own batch statistics, as Keras does under MirroredStrategy."""
         import tensorflow as tf
         strategy = self.strategy
         if self.replicas == 1:
             return step
 
         def run(x, y, global_batch):
-            def part(ctx, t):
-                return tf.split(t, ctx.num_replicas_in_sync)[ctx.replica_id_in_sync_group]
-            xd = strategy.experimental_distribute_values_from_function(lambda ctx: part(ctx, x))
-            yd = strategy.experimental_distribute_values_from_function(lambda ctx: part(ctx, y))
+            xd, yd = split_batch(strategy, x, y)
             losses = strategy.run(step, args=(xd, yd, global_batch))
             return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
         return run
 
     def _pad(self, *arrays):
-        """Batches must split evenly over replicas; repeat the last rows (zero weight is not
-        needed: only the final partial batch of a run is padded, by at most replicas-1)."""
-        n = len(arrays[0])
-        extra = (-n) % self.replicas
-        if not extra:
-            return arrays
-        return tuple(np.concatenate([a, np.repeat(a[-1:], extra, axis=0)]) for a in arrays)
+        """Only the final partial batch of an epoch is padded, by at most replicas-1 rows."""
+        return pad_to_replicas(self.replicas, *arrays)
 
     # -- public API ------------------------------------------------------------------------
     def features(self, volumes):
         """Features (B, feature_dim) float32 of a batch of volumes (B, s, s, s), inference mode."""
-        x = np.asarray(volumes, np.float32)[..., None]
-        return np.asarray(self._features_fn(x), np.float32)
+        return self._features_fn(np.asarray(volumes, np.float32)[..., None])
 
     def train_batch(self, volumes, targets):
         x, y = self._pad(np.asarray(volumes, np.float32)[..., None], self._targets(targets))
