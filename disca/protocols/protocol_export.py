@@ -130,8 +130,13 @@ class DiscaProtExport(EMProtocol, ProtTomoBase):
         the tomogram centre for RELION 5's tilt-series pipeline."""
         comment = ('DISCA clusters %s exported by scipion-em-disca'
                    % ','.join(map(str, classNumbers)))
+        single, copied = relion.split_volume_stacks(
+            table, self._getExtraPath('relion_volumes'), voxel_size=subtomos.getSamplingRate())
+        if copied:
+            self.info('%d subtomograms from volume stacks written as single volumes for RELION '
+                      '(extra/relion_volumes)' % copied)
         optics, particles = relion.subtomogram_tables(
-            table, subtomos.getSamplingRate(), (subtomos.getDim() or (0,))[0],
+            single, subtomos.getSamplingRate(), (subtomos.getDim() or (0,))[0],
             microscope=self._microscope(subtomos))
         relion.write_blocks(self._getExtraPath('%s.star' % subName), [optics, particles],
                             comment=comment + ' (RELION 3.1/4 subtomograms)', version=30001)

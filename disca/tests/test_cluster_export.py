@@ -9,6 +9,7 @@ The engine program must be installed (bundled env via `scipion installb disca`, 
 DISCA_ENGINE=/path/to/disca-engine); the test fails, never skips, when it is missing.
 """
 import os
+import shutil
 import tempfile
 
 import numpy as np
@@ -24,6 +25,7 @@ from disca.constants import PRESET_CHOICES
 from disca.protocols import (DiscaProtDogPicking, DiscaProtExtract, DiscaProtCluster,
                              DiscaProtClassify, DiscaProtExport)
 from disca.protocols.protocol_cluster import POSTERIOR_ATTR
+from disca_engine.io import relion
 from disca_engine.io.star import read_star
 
 pwem.Domain.getPlugins()
@@ -200,6 +202,69 @@ class TestDiscaClusterExport(BaseTest):
         self.assertEqual(prot.coordinates.getSize(), self._subtomos().getSize())
         numbers = {c.getObjId() for c in classes.iterItems()}
         self._checkStar(prot, 'subtomograms', prot.subtomograms, numbers)
+
+    def test_relion_reads_the_export(self):
+        """relion_reconstruct averages each exported cluster's STAR; the result matches the
+        cluster's average (correlation >= 0.95 in the Nyquist band inside the inscribed
+        sphere, see tests/engine/test_relion.py for the measurement behind the threshold)."""
+        if shutil.which('relion_reconstruct') is None:
+            self.skipTest('relion_reconstruct not on PATH (scripts/setup_env.sh installs '
+                          "Debian's relion; apt was unreachable?)")
+        classes = self.cluster.classes
+        numbers = sorted(c.getObjId() for c in classes.iterItems())
+        prot = self.launchProtocol(self._export('', 0))
+        workDir = tempfile.mkdtemp(dir=self.outputPath)
+        for n in numbers:
+            star = prot._getExtraPath('subtomograms_class%03d.star' % n)
+            out = relion.reconstruct(star, os.path.join(workDir, 'relion_%03d.mrc' % n))
+            with mrcfile.open(out, permissive=True) as m:
+                self.assertAlmostEqual(float(m.voxel_size.x), self._subtomos().getSamplingRate(), 2)
+                relionAvg = np.asarray(m.data)
+            avg = mrcfile.read(classes[n].getRepresentative().getFileName())
+            cc = relion.correlation(relionAvg, avg)
+            print('cluster %d (%d members): RELION vs DISCA average %.3f (whole band %.3f)'
+                  % (n, classes[n].getSize(), cc, relion.correlation(relionAvg, avg, band_limit=False)))
+            self.assertGreaterEqual(cc, 0.95, 'cluster %d' % n)
+            self._checkRelion5Star(prot, n)
+
+    def _checkRelion5Star(self, prot, n):
+        """coordinates_classNNN_relion5.star: picks in A from the tomogram centre."""
+        table = read_star(prot._getExtraPath('coordinates_class%03d_relion5.star' % n))
+        coords = getattr(prot, 'coordinates_class%03d' % n)
+        self.assertEqual(len(table), coords.getSize())
+        sRate = coords.getSamplingRate()
+        byTomo = {}
+        for coord in coords.iterCoordinates():
+            x, y, z = coord.getVolume().getDim()
+            expected = ((coord.getX(BOTTOM_LEFT_CORNER) - x / 2.0) * sRate,
+                        (coord.getY(BOTTOM_LEFT_CORNER) - y / 2.0) * sRate,
+                        (coord.getZ(BOTTOM_LEFT_CORNER) - z / 2.0) * sRate)
+            byTomo.setdefault(coord.getTomoId(), []).append(expected)
+        got = {}
+        for row in table.rows():
+            got.setdefault(row['rlnTomoName'], []).append(
+                tuple(float(row['rlnCenteredCoordinate%sAngst' % a]) for a in 'XYZ'))
+        self.assertEqual(sorted(got), sorted(byTomo))
+        for tomo in got:
+            np.testing.assert_allclose(sorted(got[tomo]), sorted(byTomo[tomo]), atol=0.02 * sRate)
+
+    def test_reliontomo_average_subtomo_on_the_export(self):
+        """reliontomo's 'Average subtomo' (RELION 4 protocol) on an exported cluster, with
+        Debian's RELION 3.1 binaries on PATH; its average must match the cluster's."""
+        if shutil.which('relion_reconstruct') is None:
+            self.skipTest('relion_reconstruct not on PATH')
+        from reliontomo.protocols.protocol_rec_particle_from_subtomograms import \
+            ProtRelionSubTomoReconstructAvg
+        classes = self.cluster.classes
+        n = max(classes.iterItems(), key=lambda c: c.getSize()).getObjId()
+        export = self.launchProtocol(self._export(str(n), 0))
+        avg = self.newProtocol(ProtRelionSubTomoReconstructAvg, extraParams='--3d_rot')
+        _point(avg.inputSubtomos, export, 'subtomograms_class%03d' % n)
+        avg = self.launchProtocol(avg)
+        out = avg.average.getFileName()
+        cc = relion.correlation(mrcfile.read(out), mrcfile.read(classes[n].getRepresentative().getFileName()))
+        print('reliontomo Average subtomo, cluster %d: correlation %.3f' % (n, cc))
+        self.assertGreaterEqual(cc, 0.95)
 
     def test_classify_with_trained_model(self):
         prot = self.newProtocol(DiscaProtClassify, useGpu=False)
