@@ -8,6 +8,7 @@ Run:  cd /tmp && python -m pytest --pyargs disca.tests.test_cluster_export
 The engine program must be installed (bundled env via `scipion installb disca`, or
 DISCA_ENGINE=/path/to/disca-engine); the test fails, never skips, when it is missing.
 """
+import html
 import os
 import shutil
 import tempfile
@@ -117,6 +118,12 @@ class TestDiscaClusterExport(BaseTest):
         for name in ('clusters.star', 'report.json', 'features.npy', 'model',
                      os.path.join('report', 'index.html')):
             self.assertTrue(os.path.exists(os.path.join(engineDir, name)), name)
+        # the report is titled with the run's name and its input, not the folder "disca"
+        with open(os.path.join(engineDir, 'report', 'index.html')) as fh:
+            page = fh.read()
+        title = ("%s: DISCA clustering of %d subtomograms from subtomograms of '%s'"
+                 % (self.cluster.getRunName(), subtomos.getSize(), self.extract.getRunName()))
+        self.assertIn('<title>%s</title>' % html.escape(title), page)
         summary = '\n'.join(self.cluster.summary())
         self.assertIn('K = %d clusters' % report['k'], summary)
         self.assertIn('DDBI', summary)
@@ -249,18 +256,37 @@ class TestDiscaClusterExport(BaseTest):
             np.testing.assert_allclose(sorted(got[tomo]), sorted(byTomo[tomo]), atol=0.02 * sRate)
 
     def test_reliontomo_average_subtomo_on_the_export(self):
-        """reliontomo's 'Average subtomo' (RELION 4 protocol) on an exported cluster, with
-        Debian's RELION 3.1 binaries on PATH; its average must match the cluster's."""
-        if shutil.which('relion_reconstruct') is None:
+        """reliontomo's 'Average subtomo' (its RELION 4 protocol: relion_reconstruct on its own
+        RELION 4 STAR, --angpix from the set) on an exported cluster, run by Scipion with
+        Debian's RELION 3.1 binaries; its average must match the cluster's.
+
+        reliontomo validates RELIONTOMO_HOME and calls itself RELION 5 when that path or
+        RELION_ENV_ACTIVATION ends in 5.0 (the default), which disables this protocol: the
+        run is pointed at a relion-4.0 folder whose bin/ is the installed binaries' folder."""
+        binary = shutil.which('relion_reconstruct')
+        if binary is None:
             self.skipTest('relion_reconstruct not on PATH')
         from reliontomo.protocols.protocol_rec_particle_from_subtomograms import \
             ProtRelionSubTomoReconstructAvg
         classes = self.cluster.classes
         n = max(classes.iterItems(), key=lambda c: c.getSize()).getObjId()
         export = self.launchProtocol(self._export(str(n), 0))
-        avg = self.newProtocol(ProtRelionSubTomoReconstructAvg, extraParams='--3d_rot')
-        _point(avg.inputSubtomos, export, 'subtomograms_class%03d' % n)
-        avg = self.launchProtocol(avg)
+        home = os.path.join(tempfile.mkdtemp(dir=self.outputPath), 'relion-4.0')
+        os.makedirs(home)
+        os.symlink(os.path.dirname(os.path.realpath(binary)), os.path.join(home, 'bin'))
+        relionVars = {'RELIONTOMO_HOME': home, 'RELION_HOME': home, 'RELION_ENV_ACTIVATION': 'true'}
+        saved = {k: os.environ.get(k) for k in relionVars}
+        os.environ.update(relionVars)  # read by the protocol's own process
+        try:
+            avg = self.newProtocol(ProtRelionSubTomoReconstructAvg, extraParams='--3d_rot')
+            _point(avg.inputSubtomos, export, 'subtomograms_class%03d' % n)
+            avg = self.launchProtocol(avg)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
         out = avg.average.getFileName()
         cc = relion.correlation(mrcfile.read(out), mrcfile.read(classes[n].getRepresentative().getFileName()))
         print('reliontomo Average subtomo, cluster %d: correlation %.3f' % (n, cc))
