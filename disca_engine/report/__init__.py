@@ -1,9 +1,10 @@
 """The DISCA report: pictures a user needs to decide which clusters to keep.
 
 ``write_report(cluster_dir)`` reads a ``disca-engine cluster`` folder and writes
-``<cluster_dir>/report/index.html`` (self-contained, PNGs inlined) plus the PNGs, the
-decoded cluster centres (``decoded/class_NNN.mrc``) and one label map per tomogram
-(``labelmaps/<tomo>_labels.mrc``). See docs/report.md.
+``<cluster_dir>/report/index.html`` (self-contained, PNGs inlined) plus the PNGs, the cached
+embedding of every iteration (``embedding/iter_NNN.npz``), the decoded cluster centres
+(``decoded/class_NNN.mrc``) and one label map per tomogram (``labelmaps/<tomo>_labels.mrc``).
+See docs/report.md.
 """
 import json
 import os
