@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Build (or reuse) everything needed to run scipion-em-disca and its tests, without conda:
+#   0. RELION's command-line programs (Debian package, when absent and apt is usable),
 #   1. a Scipion venv (pyworkflow, pwem, scipion-em-tomo, scipion-app, reliontomo, pytest)
 #      with this plugin installed editable,
 #   2. a SCIPION_HOME with software/em/void.tgz and minimal config files,
@@ -26,6 +27,19 @@ die() { printf '[setup_env] ERROR: %s\n' "$*" >&2; exit 1; }
 
 mkdir -p "$WORK"
 start=$(date +%s)
+
+# ---- 0. RELION (Debian's CPU build) for the tests that run relion_reconstruct on exports ----
+# Optional: without it (no apt, no root, no network) the RELION tests skip and say why.
+if ! command -v relion_reconstruct >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        log "installing RELION (apt-get install relion)"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq relion; } \
+            >"$WORK/apt-relion.log" 2>&1 \
+            || log "WARNING: apt-get install relion failed (see $WORK/apt-relion.log): RELION tests will skip"
+    else
+        log "WARNING: relion_reconstruct not found and apt-get needs root: RELION tests will skip"
+    fi
+fi
 
 # ---- 1. Scipion venv + plugin (editable) ----------------------------------------------
 # The marker records the package list and the plugin's pyproject: redo when they change.

@@ -2,6 +2,7 @@
 """What the protocols that run the TensorFlow engine share: running it, resuming it, and
 turning its finished run folder into Scipion classes."""
 import os
+import shlex
 
 from pyworkflow.object import Float
 
@@ -48,8 +49,9 @@ class DiscaEngineMixin:
         return program
 
     def _runEngine(self, args):
-        self.runJob(self._engineProgram(), ' '.join(args), env=self._engineEnviron(),
-                    numberOfThreads=1)
+        # quoted: run names and labels have spaces
+        self.runJob(self._engineProgram(), ' '.join(shlex.quote(a) for a in args),
+                    env=self._engineEnviron(), numberOfThreads=1)
 
     def _threadArgs(self):
         threads = int(self.numberOfThreads.get() or 1)

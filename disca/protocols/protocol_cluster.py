@@ -157,11 +157,20 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
                     ('--batch-size', self.batchSize), ('--epochs-per-iteration', self.epochsPerIteration)]
         args += [item for flag, p in optional if p.get() for item in (flag, str(p.get()))]
         args += self._threadArgs()
+        args += ['--name', self.getRunName(), '--input-label', self._inputLabel()]
         if not self.writeReport.get():
             args.append('--no-report')
         elif not self.decoder.get():
             args.append('--no-decoder')
         return args + self._restartArgs()
+
+    def _inputLabel(self):
+        """'<output> of <run name>' for the report title (the engine only sees a STAR path)."""
+        pointer = self.inputSubtomos
+        source = pointer.getObjValue()
+        if pointer.hasExtended() and hasattr(source, 'getRunName'):
+            return "%s of '%s'" % (pointer.getExtended(), source.getRunName())
+        return pointer.get().getNameId() if pointer.get() is not None else 'subtomograms'
 
     def _resolvedSettings(self):
         from disca_engine.clustering import presets

@@ -9,7 +9,7 @@ from pwem.protocols import EMProtocol
 from tomo.objects import SetOfCoordinates3D, SetOfSubTomograms
 from tomo.protocols import ProtTomoBase
 
-from disca_engine.io.star import write_star
+from disca_engine.io import relion
 
 from disca_engine.contract import CLASS, POSTERIOR
 
@@ -42,8 +42,9 @@ class DiscaProtExport(EMProtocol, ProtTomoBase):
       input for RELION's "Average subtomo" and any subtomogram averaging protocol;
     - a SetOfCoordinates3D linked to the original tomograms (voxel size and box size set):
       input for re-extraction, e.g. RELION 5 "Extract subtomos" after matching to tilt series;
-    - a STAR file in extra/ (_rlnTomoName, _rlnCoordinateX/Y/Z in tomogram voxels,
-      _rlnImageName, _rlnClassNumber) for work outside Scipion.
+    - STAR files in extra/ that RELION reads: subtomogram particles with an optics block
+      and zero angles (relion_reconstruct --3d_rot, RELION 3.1/4 subtomogram averaging),
+      and the picks in Å from the tomogram centre for RELION 5 (coordinates_*_relion5.star).
     Works with any SetOfClassesSubTomograms; needs no TensorFlow.
     """
     _label = 'export clusters'
@@ -114,9 +115,8 @@ class DiscaProtExport(EMProtocol, ProtTomoBase):
                     newSubtomo.setTransform(None)
                 subtomos.append(newSubtomo)
 
-        starFile = self._getExtraPath('%s.star' % subName)
-        write_star(starFile, builder.table(), comment='DISCA clusters %s exported by scipion-em-disca'
-                   % ','.join(map(str, classNumbers)))
+        table = builder.table()
+        self._writeRelionStars(table, inputSubtomos, inputCoords, subName, coordName, classNumbers)
         outputs = {subName: subtomos}
         if coords is not None:
             outputs[coordName] = coords
@@ -125,6 +125,44 @@ class DiscaProtExport(EMProtocol, ProtTomoBase):
             self._defineSourceRelation(self.inputClasses, obj)
         self.info('Exported clusters %s: %d subtomograms -> %s'
                   % (classNumbers, subtomos.getSize(), ', '.join(outputs)))
+
+    def _writeRelionStars(self, table, subtomos, coords, subName, coordName, classNumbers):
+        """extra/<subName>.star: RELION 3.1/4 subtomogram particles (optics block, zero angles),
+        read by relion_reconstruct --3d_rot and RELION's subtomogram averaging; and, when the
+        subtomograms have coordinates, extra/<coordName>_relion5.star: the picks in Å from
+        the tomogram centre for RELION 5's tilt-series pipeline."""
+        comment = ('DISCA clusters %s exported by scipion-em-disca'
+                   % ','.join(map(str, classNumbers)))
+        single, copied = relion.split_volume_stacks(
+            table, self._getExtraPath('relion_volumes'), voxel_size=subtomos.getSamplingRate())
+        if copied:
+            self.info('%d subtomograms from volume stacks written as single volumes for RELION '
+                      '(extra/relion_volumes)' % copied)
+        optics, particles = relion.subtomogram_tables(
+            single, subtomos.getSamplingRate(), (subtomos.getDim() or (0,))[0],
+            microscope=self._microscope(subtomos))
+        relion.write_blocks(self._getExtraPath('%s.star' % subName), [optics, particles],
+                            comment=comment + ' (RELION 3.1/4 subtomograms)', version=30001)
+        if coords is None or engine_io.COORDS[0] not in table:
+            return
+        shapes = {}
+        for tomo in coords.getPrecedents().iterItems():
+            x, y, z = tomo.getDim()
+            shapes[tomo.getTsId()] = (z, y, x)
+        relion5 = relion.relion5_coordinate_table(table, shapes, coords.getSamplingRate())
+        relion.write_blocks(self._getExtraPath('%s_relion5.star' % coordName), [relion5],
+                            comment=comment + ' (RELION 5 picks: A from the tomogram centre)',
+                            version=50001)
+
+    @staticmethod
+    def _microscope(subtomos):
+        """Voltage, Cs and amplitude contrast from the acquisition, where it has them."""
+        acq = subtomos.getAcquisition()
+        values = {'voltage': acq.getVoltage(), 'cs': acq.getSphericalAberration(),
+                  'amplitude_contrast': acq.getAmplitudeContrast()} if acq else {}
+        if not (values.get('voltage') or 0) > 0:  # unset acquisitions store 0 or None
+            values.pop('voltage', None)
+        return {k: v for k, v in values.items() if v is not None}
 
     @staticmethod
     def _coordinateBoxSize(subtomos, coords):

@@ -8,7 +8,9 @@ Run:  cd /tmp && python -m pytest --pyargs disca.tests.test_cluster_export
 The engine program must be installed (bundled env via `scipion installb disca`, or
 DISCA_ENGINE=/path/to/disca-engine); the test fails, never skips, when it is missing.
 """
+import html
 import os
+import shutil
 import tempfile
 
 import numpy as np
@@ -24,6 +26,7 @@ from disca.constants import PRESET_CHOICES
 from disca.protocols import (DiscaProtDogPicking, DiscaProtExtract, DiscaProtCluster,
                              DiscaProtClassify, DiscaProtExport)
 from disca.protocols.engine_base import POSTERIOR_ATTR
+from disca_engine.io import relion
 from disca_engine.io.star import read_star
 
 pwem.Domain.getPlugins()
@@ -115,6 +118,12 @@ class TestDiscaClusterExport(BaseTest):
         for name in ('clusters.star', 'report.json', 'features.npy', 'model',
                      os.path.join('report', 'index.html')):
             self.assertTrue(os.path.exists(os.path.join(engineDir, name)), name)
+        # the report is titled with the run's name and its input, not the folder "disca"
+        with open(os.path.join(engineDir, 'report', 'index.html')) as fh:
+            page = fh.read()
+        title = ("%s: DISCA clustering of %d subtomograms from subtomograms of '%s'"
+                 % (self.cluster.getRunName(), subtomos.getSize(), self.extract.getRunName()))
+        self.assertIn('<title>%s</title>' % html.escape(title), page)
         summary = '\n'.join(self.cluster.summary())
         self.assertIn('K = %d clusters' % report['k'], summary)
         self.assertIn('DDBI', summary)
@@ -200,6 +209,88 @@ class TestDiscaClusterExport(BaseTest):
         self.assertEqual(prot.coordinates.getSize(), self._subtomos().getSize())
         numbers = {c.getObjId() for c in classes.iterItems()}
         self._checkStar(prot, 'subtomograms', prot.subtomograms, numbers)
+
+    def test_relion_reads_the_export(self):
+        """relion_reconstruct averages each exported cluster's STAR; the result matches the
+        cluster's average (correlation >= 0.95 in the Nyquist band inside the inscribed
+        sphere, see tests/engine/test_relion.py for the measurement behind the threshold)."""
+        if shutil.which('relion_reconstruct') is None:
+            self.skipTest('relion_reconstruct not on PATH (scripts/setup_env.sh installs '
+                          "Debian's relion; apt was unreachable?)")
+        classes = self.cluster.classes
+        numbers = sorted(c.getObjId() for c in classes.iterItems())
+        prot = self.launchProtocol(self._export('', 0))
+        workDir = tempfile.mkdtemp(dir=self.outputPath)
+        for n in numbers:
+            star = prot._getExtraPath('subtomograms_class%03d.star' % n)
+            out = relion.reconstruct(star, os.path.join(workDir, 'relion_%03d.mrc' % n))
+            with mrcfile.open(out, permissive=True) as m:
+                self.assertAlmostEqual(float(m.voxel_size.x), self._subtomos().getSamplingRate(), 2)
+                relionAvg = np.asarray(m.data)
+            avg = mrcfile.read(classes[n].getRepresentative().getFileName())
+            cc = relion.correlation(relionAvg, avg)
+            print('cluster %d (%d members): RELION vs DISCA average %.3f (whole band %.3f)'
+                  % (n, classes[n].getSize(), cc, relion.correlation(relionAvg, avg, band_limit=False)))
+            self.assertGreaterEqual(cc, 0.95, 'cluster %d' % n)
+            self._checkRelion5Star(prot, n)
+
+    def _checkRelion5Star(self, prot, n):
+        """coordinates_classNNN_relion5.star: picks in A from the tomogram centre."""
+        table = read_star(prot._getExtraPath('coordinates_class%03d_relion5.star' % n))
+        coords = getattr(prot, 'coordinates_class%03d' % n)
+        self.assertEqual(len(table), coords.getSize())
+        sRate = coords.getSamplingRate()
+        byTomo = {}
+        for coord in coords.iterCoordinates():
+            x, y, z = coord.getVolume().getDim()
+            expected = ((coord.getX(BOTTOM_LEFT_CORNER) - x / 2.0) * sRate,
+                        (coord.getY(BOTTOM_LEFT_CORNER) - y / 2.0) * sRate,
+                        (coord.getZ(BOTTOM_LEFT_CORNER) - z / 2.0) * sRate)
+            byTomo.setdefault(coord.getTomoId(), []).append(expected)
+        got = {}
+        for row in table.rows():
+            got.setdefault(row['rlnTomoName'], []).append(
+                tuple(float(row['rlnCenteredCoordinate%sAngst' % a]) for a in 'XYZ'))
+        self.assertEqual(sorted(got), sorted(byTomo))
+        for tomo in got:
+            np.testing.assert_allclose(sorted(got[tomo]), sorted(byTomo[tomo]), atol=0.02 * sRate)
+
+    def test_reliontomo_average_subtomo_on_the_export(self):
+        """reliontomo's 'Average subtomo' (its RELION 4 protocol: relion_reconstruct on its own
+        RELION 4 STAR, --angpix from the set) on an exported cluster, run by Scipion with
+        Debian's RELION 3.1 binaries; its average must match the cluster's.
+
+        reliontomo validates RELIONTOMO_HOME and calls itself RELION 5 when that path or
+        RELION_ENV_ACTIVATION ends in 5.0 (the default), which disables this protocol: the
+        run is pointed at a relion-4.0 folder whose bin/ is the installed binaries' folder."""
+        binary = shutil.which('relion_reconstruct')
+        if binary is None:
+            self.skipTest('relion_reconstruct not on PATH')
+        from reliontomo.protocols.protocol_rec_particle_from_subtomograms import \
+            ProtRelionSubTomoReconstructAvg
+        classes = self.cluster.classes
+        n = max(classes.iterItems(), key=lambda c: c.getSize()).getObjId()
+        export = self.launchProtocol(self._export(str(n), 0))
+        home = os.path.join(tempfile.mkdtemp(dir=self.outputPath), 'relion-4.0')
+        os.makedirs(home)
+        os.symlink(os.path.dirname(os.path.realpath(binary)), os.path.join(home, 'bin'))
+        relionVars = {'RELIONTOMO_HOME': home, 'RELION_HOME': home, 'RELION_ENV_ACTIVATION': 'true'}
+        saved = {k: os.environ.get(k) for k in relionVars}
+        os.environ.update(relionVars)  # read by the protocol's own process
+        try:
+            avg = self.newProtocol(ProtRelionSubTomoReconstructAvg, extraParams='--3d_rot')
+            _point(avg.inputSubtomos, export, 'subtomograms_class%03d' % n)
+            avg = self.launchProtocol(avg)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        out = avg.average.getFileName()
+        cc = relion.correlation(mrcfile.read(out), mrcfile.read(classes[n].getRepresentative().getFileName()))
+        print('reliontomo Average subtomo, cluster %d: correlation %.3f' % (n, cc))
+        self.assertGreaterEqual(cc, 0.95)
 
     def test_classify_with_trained_model(self):
         # one predict step per tomogram (2 here), run in parallel by Scipion's thread executor

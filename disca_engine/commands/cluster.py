@@ -36,6 +36,9 @@ def add_parser(subparsers):
                    help="skip the HTML report (make it later with: disca-engine report OUTDIR)")
     p.add_argument("--no-decoder", action="store_true",
                    help="report without the feature decoder (saves about a minute on a CPU)")
+    p.add_argument("--name", help="the run's name, for the report's title")
+    p.add_argument("--input-label", help="what is clustered, for the report's title "
+                                         "(default: the input STAR path)")
     p.set_defaults(func=run)
     return p
 
@@ -61,7 +64,8 @@ def run(args):
     if not args.no_report:
         from ..report import write_report
         try:
-            html = write_report(args.output, decoder=not args.no_decoder)
+            html = write_report(args.output, decoder=not args.no_decoder, name=args.name,
+                                input_label=args.input_label)
         except EngineError as exc:
             # the clustering itself is complete on disk; say so, and how to retry
             raise EngineError(f"clustering finished in {args.output}, but the report failed: {exc}; "

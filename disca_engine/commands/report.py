@@ -16,15 +16,20 @@ def add_parser(subparsers):
                    help="skip training the feature decoder (no TensorFlow needed)")
     p.add_argument("--decoder-epochs", type=int, default=None, help="decoder epochs at most (default 200)")
     p.add_argument("--decoder-steps", type=int, default=None,
-                   help="decoder gradient steps at most (default 400)")
+                   help="decoder gradient steps at most (default: 20 passes over the "
+                        "training subtomograms, at least 400)")
     p.add_argument("--decoder-seconds", type=float, default=None,
-                   help="stop decoder training after this many seconds (default 60)")
+                   help="stop decoder training after this many seconds (default: 0.15 s per "
+                        "training subtomogram, 60-900 s)")
     p.add_argument("--decoder-samples", type=int, default=None,
                    help="train the decoder on at most this many subtomograms (default 4000)")
     p.add_argument("--max-members", type=int, default=6, help="members shown per cluster (default 6)")
     p.add_argument("--embedding-points", type=int, default=2000,
                    help="subsample for t-SNE/UMAP (default 2000)")
     p.add_argument("--output", help="report folder (default CLUSTER_DIR/report)")
+    p.add_argument("--name", help="the run's name, shown in the title (kept for later re-runs)")
+    p.add_argument("--input-label", help="what was clustered, shown in the title (default: the "
+                                         "input STAR path in report.json)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
     return p
@@ -45,5 +50,5 @@ def run(args):
                          max_members=args.max_members, output=args.output,
                          embedding_points=args.embedding_points,
                          decoder_options={k: v for k, v in opts.items() if v is not None},
-                         seed=args.seed)
+                         seed=args.seed, name=args.name, input_label=args.input_label)
     print(index)

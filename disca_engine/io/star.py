@@ -76,7 +76,8 @@ def _quote(value):
 
 
 def read_star(path, block=None):
-    """Read the first loop table (or the one in ``data_<block>``) of a STAR file."""
+    """Read the first loop table that is not RELION's optics/general block (or the one in
+    ``data_<block>``) of a STAR file."""
     if not os.path.isfile(path):
         raise EngineError(f"STAR file not found: {path}")
     try:
@@ -88,7 +89,9 @@ def read_star(path, block=None):
     if not tables:
         raise EngineError(f"{path} has no loop_ table: is it a STAR file?")
     if block is None:
-        return tables[0]
+        # RELION files put data_optics (or data_general) first: the particles come after it
+        data = [t for t in tables if t.name not in ("optics", "general")]
+        return (data or tables)[0]
     for t in tables:
         if t.name == block:
             return t

@@ -1,15 +1,18 @@
 """The DISCA report: pictures a user needs to decide which clusters to keep.
 
 ``write_report(cluster_dir)`` reads a ``disca-engine cluster`` folder and writes
-``<cluster_dir>/report/index.html`` (self-contained, PNGs inlined) plus the PNGs, the
-decoded cluster centres (``decoded/class_NNN.mrc``) and one label map per tomogram
-(``labelmaps/<tomo>_labels.mrc``). See docs/report.md.
+``<cluster_dir>/report/index.html`` (self-contained, PNGs inlined) plus the PNGs, the cached
+embedding of every iteration (``embedding/iter_NNN.npz``), the decoded cluster centres
+(``decoded/class_NNN.mrc``) and one label map per tomogram (``labelmaps/<tomo>_labels.mrc``).
+See docs/report.md.
 """
+import json
 import os
 
 import numpy as np
 
 from ..errors import EngineError
+from ..io.atomic import atomic_path
 from ..progress import Progress
 from . import embedding, montage, plots, reembed
 from . import html as H
@@ -37,13 +40,15 @@ class _Stages:
 
 
 def write_report(cluster_dir, tomograms=None, decoder=True, max_members=6, progress=True,
-                 output=None, embedding_points=2000, decoder_options=None, seed=0):
+                 output=None, embedding_points=2000, decoder_options=None, seed=0,
+                 name=None, input_label=None):
     """Write the report; returns the path of index.html.
 
     tomograms: {name: path} (or a list of ``NAME=PATH``/``PATH``) overriding
     ``_discaTomogramFile``; decoder: train the feature decoder (needs TensorFlow);
     max_members: member subtomograms shown per cluster; output: folder (default
-    ``<cluster_dir>/report``)."""
+    ``<cluster_dir>/report``); name, input_label: the run's name and a description of its
+    input for the title (kept in ``title.json`` for later re-runs)."""
     run = ClusterRun(cluster_dir)
     if not run.classes:
         raise EngineError(f"{run.star_path} has no rows: nothing to report")
@@ -69,6 +74,8 @@ def write_report(cluster_dir, tomograms=None, decoder=True, max_members=6, progr
     # embeddings
     emb = embedding.plot_embeddings(run, os.path.join(out, "embedding.png"), colors,
                                     max_points=embedding_points, seed=seed, progress=stages)
+    if emb:
+        emb["chosen"] = run.chosen_iteration
     stages.next("embedding")
     sections.append(("Feature space", _embedding_section(emb)))
 
@@ -94,7 +101,7 @@ def write_report(cluster_dir, tomograms=None, decoder=True, max_members=6, progr
                for c in run.classes}
     stages.next("montages")
     sections.append(("Clusters", _cluster_section(run, overview, cl_pngs, colors, decoded,
-                                                  dec_info, decoder)))
+                                                  dec_info, decoder, out)))
 
     # re-embedding
     tomos = reembed.reembed(run, out, colors, tomograms, progress=stages)
@@ -106,11 +113,31 @@ def write_report(cluster_dir, tomograms=None, decoder=True, max_members=6, progr
         sections.insert(1, ("Warnings", "".join(f'<p class="warn">{H.esc(w)}</p>' for w in warnings)))
         for w in warnings:
             stages.log("WARNING " + w)
-    index = H.write_page(os.path.join(out, "index.html"),
-                         f"DISCA clustering report: {os.path.basename(run.dir)}", sections)
+    index = H.write_page(os.path.join(out, "index.html"), _title(run, out, name, input_label),
+                         sections)
     stages.next("html")
     stages.log(f"report written: {index}")
     return index
+
+
+def _title(run, out, name, input_label):
+    """"<run name>: DISCA clustering of N subtomograms from <input>". Values not given are
+    taken from the previous report's title.json, the input from report.json's ``input``."""
+    path = os.path.join(out, "title.json")
+    saved = {}
+    if os.path.isfile(path):
+        try:
+            with open(path) as fh:
+                saved = json.load(fh)
+        except (OSError, ValueError):
+            saved = {}
+    name = name or saved.get("name")
+    input_label = input_label or saved.get("input_label") or run.info.get("input") or run.dir
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
+        json.dump({"name": name, "input_label": input_label}, fh)
+    what = "classification" if run.is_predict else "clustering"
+    title = f"DISCA {what} of {len(run.labels)} subtomograms from {input_label}"
+    return f"{name}: {title}" if name else title
 
 
 def _summary(run, colors):
@@ -166,16 +193,25 @@ def _embedding_section(emb):
         return "<p>No iterations/iter_NNN folders (a predict folder, or an old run): no embedding.</p>"
     sub = (f"a random subsample of {emb['points']} of {emb['total']} subtomograms (for speed)"
            if emb["points"] < emb["total"] else f"all {emb['total']} subtomograms")
+    colouring = ("Earlier iterations are coloured by their best match (Hungarian, maximum overlap) "
+                 "to the final clusters; grey: no final match.")
+    frames = [(f"iteration {it}" + (" (chosen)" if it == emb["chosen"] else ""), png)
+              for it, png, _ in emb["frames"]]
+    start = next((i for i, (it, _, _) in enumerate(emb["frames"]) if it == emb["chosen"]), None)
     return H.help_box(
         "Each dot is a subtomogram placed by its (PCA-reduced) features. Good clusters form compact "
         "islands that separate more with every iteration; a diffuse cloud shared by several clusters "
         "is usually noise or structures the features cannot tell apart.") + H.image(
         emb["path"], f"{emb['method']} of the PCA features at iterations "
-        f"{', '.join(map(str, emb['iterations']))}, {sub}. Earlier iterations are coloured by their "
-        "best match (Hungarian, maximum overlap) to the final clusters; grey: no final match.")
+        f"{', '.join(map(str, emb['iterations']))} (first, middle, chosen), {sub}. {colouring}") + \
+        "<h3>Every iteration</h3>" + H.image_slider(
+        frames, f"{emb['method']} of every iteration ({len(frames)}), {sub}; move the slider or "
+        f"click an iteration. {colouring} Embeddings are cached in <code>embedding/iter_NNN.npz</code> "
+        f"(this run computed {emb['computed']}, reused {len(frames) - emb['computed']}).",
+        "embedding-slider", start)
 
 
-def _cluster_section(run, overview, pngs, colors, decoded, dec_info, decoder):
+def _cluster_section(run, overview, pngs, colors, decoded, dec_info, decoder, out):
     body = H.help_box(
         "Averages are the mean of all members (no alignment): a structural cluster shows a "
         "distinct, centred density in all three views; noise clusters average to a faint blob or "
@@ -186,8 +222,16 @@ def _cluster_section(run, overview, pngs, colors, decoded, dec_info, decoder):
         body += (f"<p>Decoder: trained on {dec_info['n_train']} of {dec_info['n_total']} subtomograms, "
                  f"{dec_info['epochs_run']} epochs in <b>{dec_info['seconds_train']:.1f} s</b> "
                  f"(+{dec_info['seconds_setup']:.1f} s setup), MSE {dec_info['loss_first']:.3f} -> "
-                 f"{dec_info['loss_last']:.3f} (target variance {dec_info['variance_of_targets']:.3f}). "
+                 f"{dec_info['loss_last']:.3f} (target variance {dec_info['variance_of_targets']:.3f}); "
+                 f"caps for this N: {dec_info['max_steps']} steps, {dec_info['max_seconds']:.0f} s; "
+                 f"stopped by {H.esc(dec_info.get('stopped_by', '?'))}. "
                  "Decoded volumes: <code>decoded/class_NNN.mrc</code>.</p>")
+        loss_png = plots.plot_decoder_loss(dec_info, os.path.join(out, "decoder_loss.png"))
+        if loss_png:
+            body += H.image(loss_png, "Decoder training loss per epoch. A curve still falling at "
+                            "the end means the decoded centres would sharpen with more training "
+                            "(disca-engine report --decoder-seconds/--decoder-steps); the dotted "
+                            "line is what predicting the mean box scores.")
     elif not decoder:
         body += "<p>Decoder disabled (--no-decoder).</p>"
     if overview:
@@ -197,8 +241,17 @@ def _cluster_section(run, overview, pngs, colors, decoded, dec_info, decoder):
         if pngs.get(c):
             body += f'<h3 id="cluster{c}">{H.swatch(colors[c])} Cluster {c} ({run.sizes[c]})</h3>'
             body += H.image(pngs[c], f"Cluster {c}: average{', decoded centre' if c in decoded else ''} "
-                            "and the members with the highest posterior (p); rows xy, xz, yz.")
+                            f"and {_members_caption(run, c)}; rows xy, xz, yz.")
     return body
+
+
+def _members_caption(run, c):
+    _, distances, space = run.ranked_members(c)
+    if distances is None:
+        return "the members with the highest posterior p (no features in this folder to rank by)"
+    return (f"the members closest to and farthest from the cluster centre, d = Euclidean distance "
+            f"to the members' mean in <code>{space}</code> (the space the mixture clustered; "
+            f"median over the cluster {np.median(distances):.2f})")
 
 
 def _reembed_section(tomos, out):

@@ -16,8 +16,22 @@ from ..io.jsonfile import write_json
 
 # Cost caps: at most `epochs` epochs, `max_steps` gradient steps and `max_seconds` of training,
 # on at most `max_samples` subtomograms (a random subset), whichever is reached first.
-DEFAULTS = {"epochs": 200, "max_steps": 400, "max_seconds": 60.0, "max_samples": 4000,
+# Steps and seconds left as None are sized by the number of training subtomograms (budget()).
+DEFAULTS = {"epochs": 200, "max_steps": None, "max_seconds": None, "max_samples": 4000,
             "batch_size": 32, "learning_rate": 3e-3, "seed": 0}
+# A fixed 400 steps / 60 s let the loss barely move at N = 2,000 (10% of an epoch per
+# 1,000 subtomograms on a loaded CPU; benchmarks/results/report.md). The budget below gives
+# PASSES passes over the training set, at least MIN_STEPS steps, and SECONDS_PER_SAMPLE of
+# wall time per training subtomogram between MIN_SECONDS and MAX_SECONDS.
+PASSES, MIN_STEPS = 20, 400
+MIN_SECONDS, SECONDS_PER_SAMPLE, MAX_SECONDS = 60.0, 0.15, 900.0
+
+
+def budget(n_train, batch_size):
+    """(max_steps, max_seconds) for ``n_train`` training subtomograms."""
+    steps = max(MIN_STEPS, PASSES * int(np.ceil(n_train / batch_size)))
+    seconds = min(MAX_SECONDS, max(MIN_SECONDS, SECONDS_PER_SAMPLE * n_train))
+    return steps, seconds
 CHANNELS = (32, 16, 8)
 
 
@@ -68,6 +82,9 @@ def train_and_decode(run, outdir, progress=False, **options):
     z = (features - mu) / sd
     rng = np.random.default_rng(opts["seed"])
     x, y = _load_training_data(run, z, int(opts["max_samples"]), rng)
+    steps, seconds = budget(len(x), int(opts["batch_size"]))
+    opts["max_steps"] = steps if opts["max_steps"] is None else opts["max_steps"]
+    opts["max_seconds"] = seconds if opts["max_seconds"] is None else opts["max_seconds"]
 
     t0 = time.time()
     import keras  # lazily: TensorFlow backend
@@ -85,6 +102,8 @@ def train_and_decode(run, outdir, progress=False, **options):
                 self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
+            # the loss curve: (gradient steps so far, mean loss of this epoch)
+            curve.append((int(self.model.optimizer.iterations.numpy()), float(logs.get("loss", np.nan))))
             if progress:
                 progress.update(epoch + 1, extra=f"loss {logs.get('loss', float('nan')):.4f}")
 
@@ -93,6 +112,7 @@ def train_and_decode(run, outdir, progress=False, **options):
     if progress:
         from ..progress import Progress
         progress = Progress("report: decoder training", total=epochs)
+    curve = []
     t_train = time.time()
     hist = model.fit(x, y, epochs=epochs, batch_size=int(opts["batch_size"]),
                      shuffle=True, verbose=0, callbacks=[_Budget()])
@@ -114,7 +134,18 @@ def train_and_decode(run, outdir, progress=False, **options):
             "learning_rate": float(opts["learning_rate"]), "loss_first": losses[0],
             "loss_last": losses[-1], "variance_of_targets": float(np.var(y)),
             "seconds_train": round(train_seconds, 2), "seconds_setup": round(t_import, 2),
+            "stopped_by": _stopped_by(len(losses), epochs, steps_done, opts, train_seconds),
+            "loss_curve": {"steps": [c[0] for c in curve], "loss": [c[1] for c in curve]},
             "parameters": int(model.count_params()),
             "decoded": {str(c): "decoded/" + contract.average_name(c) for c in run.classes}}
     write_json(os.path.join(outdir, "decoder.json"), info)
     return decoded, info
+
+
+def _stopped_by(epochs_run, epochs, steps_done, opts, seconds):
+    """Which cap ended training, for the report."""
+    if seconds >= float(opts["max_seconds"]) and epochs_run < epochs:
+        return "time"
+    if steps_done >= int(opts["max_steps"]):
+        return "steps"
+    return "epochs"

@@ -1,8 +1,12 @@
-"""2D embeddings (t-SNE, or UMAP when installed) of the features of a few iterations,
-coloured by cluster."""
+"""2D embeddings (t-SNE, or UMAP when installed) of the features of every iteration,
+coloured by cluster and cached per iteration (re-running the report recomputes none)."""
+import hashlib
+import os
+
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ..io.atomic import atomic_path
 from .plots import plt, save
 from .run import one_based
 
@@ -62,46 +66,103 @@ def match_to_final(labels, final):
     return mapping
 
 
-def plot_embeddings(run, path, colors, max_points=2000, seed=0, progress=None):
-    """One panel per selected iteration; returns (path, caption facts) or None."""
-    numbers = [n for n, _ in run.iterations]
-    chosen = pick_iterations(numbers, run.chosen_iteration)
-    if not chosen:
-        return None
-    folders = dict(run.iterations)
-    n = len(run.labels)
+def cached_embedding(feats_path, sub, seed, cache_path):
+    """2D embedding of the rows ``sub`` of ``feats_path``; reused from ``cache_path`` (.npz)
+    while the features file, the subsample, the seed and the method are unchanged.
+    Returns (xy, reused)."""
+    st = os.stat(feats_path)
+    key = "|".join([method_name(), str(seed), str(st.st_size), str(st.st_mtime_ns),
+                    hashlib.sha1(np.ascontiguousarray(sub, dtype=np.int64)).hexdigest()])
+    if os.path.isfile(cache_path):
+        try:
+            with np.load(cache_path) as old:
+                if str(old["key"]) == key:
+                    return old["xy"], True
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable or older cache: recompute and replace it
+    feats = np.load(feats_path, mmap_mode="r")
+    xy = embed(np.asarray(feats)[sub], seed=seed)
+    os.makedirs(os.path.dirname(cache_path), exist_ok=True)
+    with atomic_path(cache_path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, xy=xy, key=np.array(key))
+    return xy, False
+
+
+def _subsample(n, max_points, seed):
     rng = np.random.default_rng(seed)
-    sub = np.sort(rng.choice(n, size=max_points, replace=False)) if n > max_points else np.arange(n)
-    final = run.labels
-    fig, axes = plt.subplots(1, len(chosen), figsize=(4.3 * len(chosen), 4.4), squeeze=False)
-    for ax, it in zip(axes[0], chosen):
-        feats = np.load(f"{folders[it]}/features_pca.npy", mmap_mode="r")
-        labels = one_based(np.load(f"{folders[it]}/labels.npy"))
-        if len(feats) != n or len(labels) != n:
-            ax.set_axis_off()
-            ax.set_title(f"iteration {it}: {len(feats)} rows, clusters.star has {n}")
-            continue
-        xy = embed(np.asarray(feats)[sub], seed=seed)
-        mapping = match_to_final(labels, final) if it != run.chosen_iteration else \
-            {c: c for c in np.unique(labels)}
-        shown = np.array([mapping[lab] for lab in labels[sub]])
-        cols = np.array([colors.get(c, UNMATCHED) if c else UNMATCHED for c in shown])
-        ax.scatter(xy[:, 0], xy[:, 1], c=cols, s=6 if len(sub) > 500 else 14, lw=0)
-        k_it = len(np.unique(labels))
-        tag = " (chosen)" if it == run.chosen_iteration else ""
-        ax.set_title(f"iteration {it}{tag}: K = {k_it}")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_xlabel(f"{method_name()} 1")
-        ax.set_ylabel(f"{method_name()} 2")
-        if progress:
-            progress.log(f"embedding of iteration {it} done")
+    return np.sort(rng.choice(n, size=max_points, replace=False)) if n > max_points else np.arange(n)
+
+
+def _draw(ax, xy, shown, colors, npts):
+    cols = np.array([colors.get(c, UNMATCHED) if c else UNMATCHED for c in shown])
+    ax.scatter(xy[:, 0], xy[:, 1], c=cols, s=6 if npts > 500 else 14, lw=0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel(f"{method_name()} 1")
+    ax.set_ylabel(f"{method_name()} 2")
+
+
+def _legend(fig, run, colors):
     handles = [plt.Line2D([], [], marker="o", ls="", color=colors[c],
                           label=f"{c} (n={run.sizes[c]})") for c in run.classes]
     handles.append(plt.Line2D([], [], marker="o", ls="", color=UNMATCHED, label="no final match"))
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), title="cluster",
                fontsize=8, ncol=1 if len(handles) <= 22 else 2)
+
+
+def iteration_embeddings(run, out, max_points=2000, seed=0, progress=None):
+    """{iteration: (xy, shown cluster per point, K)} for EVERY iteration, cached in
+    ``out/embedding/iter_NNN.npz``; plus (subsample, number computed now)."""
+    n = len(run.labels)
+    sub = _subsample(n, max_points, seed)
+    result, computed = {}, 0
+    for it, folder in run.iterations:
+        feats_path = os.path.join(folder, "features_pca.npy")
+        labels = one_based(np.load(os.path.join(folder, "labels.npy")))
+        rows = np.load(feats_path, mmap_mode="r").shape[0]
+        if rows != n or len(labels) != n:
+            if progress:
+                progress.log(f"embedding of iteration {it} skipped: {rows} rows, clusters.star has {n}")
+            continue
+        xy, reused = cached_embedding(feats_path, sub, seed,
+                                      os.path.join(out, "embedding", f"iter_{it:03d}.npz"))
+        computed += not reused
+        mapping = match_to_final(labels, run.labels) if it != run.chosen_iteration else \
+            {c: c for c in np.unique(labels)}
+        shown = np.array([mapping[lab] for lab in labels[sub]])
+        result[it] = (xy, shown, len(np.unique(labels)))
+        if progress:
+            progress.log(f"embedding of iteration {it} {'reused' if reused else 'done'}")
+    return result, sub, computed
+
+
+def _title(run, it, k):
+    return f"iteration {it}{' (chosen)' if it == run.chosen_iteration else ''}: K = {k}"
+
+
+def plot_embeddings(run, path, colors, max_points=2000, seed=0, progress=None):
+    """One PNG per iteration (``embedding/iter_NNN.png`` beside ``path``) and an overview
+    ``path`` of the first, a middle and the chosen iteration; returns facts or None."""
+    out = os.path.dirname(os.path.abspath(path))
+    embs, sub, computed = iteration_embeddings(run, out, max_points, seed, progress)
+    if not embs:
+        return None
+    frames = []
+    for it, (xy, shown, k) in sorted(embs.items()):
+        fig, ax = plt.subplots(figsize=(5.6, 4.6))
+        _draw(ax, xy, shown, colors, len(sub))
+        ax.set_title(_title(run, it, k))
+        _legend(fig, run, colors)
+        fig.tight_layout()
+        frames.append((it, save(fig, os.path.join(out, "embedding", f"iter_{it:03d}.png")), k))
+    chosen = pick_iterations(sorted(embs), run.chosen_iteration)
+    fig, axes = plt.subplots(1, len(chosen), figsize=(4.3 * len(chosen), 4.4), squeeze=False)
+    for ax, it in zip(axes[0], chosen):
+        xy, shown, k = embs[it]
+        _draw(ax, xy, shown, colors, len(sub))
+        ax.set_title(_title(run, it, k))
+    _legend(fig, run, colors)
     fig.tight_layout()
     save(fig, path)
-    return {"path": path, "iterations": chosen, "points": int(len(sub)), "total": int(n),
-            "method": method_name()}
+    return {"path": path, "iterations": chosen, "frames": frames, "computed": computed,
+            "points": int(len(sub)), "total": int(len(run.labels)), "method": method_name()}

@@ -14,6 +14,8 @@ th{background:#f2f2f2}.sw{display:inline-block;width:14px;height:14px;border:1px
 figure{margin:.8em 0}figcaption{font-size:.9em;color:#444;max-width:1000px}img{max-width:100%}
 .warn{color:#a00}.help{font-size:.92em;color:#333;background:#f7f7f2;padding:.4em .8em;border-left:3px solid #bb9}
 code{background:#eee;padding:0 3px}
+.slider input[type=range]{width:420px;vertical-align:middle}.slider .label{font-weight:bold}
+.slider button{margin:1px;font-size:.8em}.slider button.on{background:#335;color:#fff}
 """
 
 
@@ -40,6 +42,48 @@ def image(path, caption, alt=""):
             "</figcaption></figure>")
 
 
+def _data_uri(path):
+    with open(path, "rb") as fh:
+        return "data:image/png;base64," + base64.b64encode(fh.read()).decode("ascii")
+
+
+def image_slider(frames, caption, name, start=None):
+    """Pictures browsed with a slider and a row of buttons (one shown at a time; a few lines
+    of inline JavaScript, so the page stays self-contained). frames: [(label, png path)]."""
+    frames = [(label, p) for label, p in frames if p and os.path.isfile(p)]
+    if not frames:
+        return '<p class="warn">no pictures to browse</p>'
+    start = start if start is not None and 0 <= start < len(frames) else len(frames) - 1
+    imgs = "".join(
+        f'<img class="frame" data-i="{i}" alt="{esc(label)}" src="{_data_uri(p)}"'
+        f'{"" if i == start else " hidden"}>' for i, (label, p) in enumerate(frames))
+    buttons = "".join(f'<button type="button" data-i="{i}">{esc(label)}</button>'
+                      for i, (label, _) in enumerate(frames))
+    files = ", ".join(os.path.basename(p) for _, p in frames[:2]) + (", ..." if len(frames) > 2 else "")
+    return (f'<figure class="slider" id="{esc(name)}"><div class="controls">'
+            f'<input type="range" min="0" max="{len(frames) - 1}" value="{start}" '
+            f'aria-label="{esc(name)}"> <span class="label">{esc(frames[start][0])}</span></div>'
+            f'<div class="buttons">{buttons}</div>{imgs}'
+            f"<figcaption>{caption} <small>(files: <code>{esc(files)}</code>)</small></figcaption>"
+            "</figure>")
+
+
+SLIDER_JS = """
+document.querySelectorAll('figure.slider').forEach(function (fig) {
+  var range = fig.querySelector('input[type=range]'), label = fig.querySelector('.label');
+  var imgs = fig.querySelectorAll('img.frame'), buttons = fig.querySelectorAll('button');
+  function show(i) {
+    imgs.forEach(function (im) { im.hidden = (im.dataset.i != i); });
+    buttons.forEach(function (b) { b.classList.toggle('on', b.dataset.i == i); });
+    range.value = i; label.textContent = imgs[i].alt;
+  }
+  range.addEventListener('input', function () { show(+range.value); });
+  buttons.forEach(function (b) { b.addEventListener('click', function () { show(+b.dataset.i); }); });
+  show(+range.value);
+});
+"""
+
+
 def table(header, rows, raw_cols=()):
     """HTML table; cells in ``raw_cols`` (indices) are inserted without escaping."""
     out = ["<table>" + ("<tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>" if header else "")]
@@ -63,7 +107,7 @@ def write_page(path, title, sections):
         if heading:
             parts.append(f'<h2 id="s{i}">{esc(heading)}</h2>')
         parts.append(body)
-    parts.append("</body></html>")
+    parts.append(f"<script>{SLIDER_JS}</script></body></html>")
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         fh.write("\n".join(parts))
     return path

@@ -34,16 +34,16 @@ def _frame(ax, color):
 
 
 def cluster_montage(run, c, path, color, decoded=None, max_members=6, slab=1):
-    """Rows xy/xz/yz; columns: average, decoded centre (if given), best members."""
+    """Rows xy/xz/yz; columns: average, decoded centre (if given), then the members closest
+    to and farthest from the cluster centre in feature space, with their distance d."""
     columns = []
     avg, label = run.average(c)
     if avg is not None:
         columns.append((label, avg))
     if decoded is not None:
         columns.append(("decoded centre", decoded))
-    best = run.members(c)[:max_members]
-    for rank, (row, vol) in enumerate(zip(best, run.read_members(best)), 1):
-        columns.append((f"member {rank}\np={run.posteriors[row]:.2f}", vol))
+    framed = len(columns)  # average and decoded centre get the cluster's colour frame
+    columns += _member_columns(run, c, max_members)
     if not columns:
         return None
     fig, axes = plt.subplots(3, len(columns), figsize=(1.45 * len(columns) + 0.6, 4.9),
@@ -53,7 +53,7 @@ def cluster_montage(run, c, path, color, decoded=None, max_members=6, slab=1):
         for i, view in enumerate(VIEWS):
             ax = axes[i, j]
             _show(ax, planes[view])
-            if not title.startswith("member"):
+            if j < framed:
                 _frame(ax, color)
             if i == 0:
                 ax.set_title(title, fontsize=8)
@@ -63,6 +63,27 @@ def cluster_montage(run, c, path, color, decoded=None, max_members=6, slab=1):
                  color=color, fontsize=10, fontweight="bold")
     fig.tight_layout()
     return save(fig, path)
+
+
+def pick_members(ranked, distances, max_members):
+    """[(row, title)]: the members closest to the centre, then the farthest ones (about half
+    each), so the montage shows both the typical member and the cluster's outskirts."""
+    n = len(ranked)
+    if distances is None:  # no features: best posteriors only
+        return [(row, f"member {i}") for i, row in enumerate(ranked[:max_members], 1)]
+    near = n if n <= max_members else (max_members + 1) // 2
+    picks = list(range(near)) + list(range(max(near, n - (max_members - near)), n))
+    return [(ranked[i], (f"closest {i + 1}" if i < near else f"farthest {n - i}")
+             + f"\nd={distances[i]:.2f}") for i in picks]
+
+
+def _member_columns(run, c, max_members):
+    ranked, distances, _ = run.ranked_members(c)
+    chosen = pick_members(ranked, distances, max_members)
+    rows = [row for row, _ in chosen]
+    vols = run.read_members(rows) if rows else []
+    titles = [t if distances is not None else f"{t}\np={run.posteriors[row]:.2f}" for row, t in chosen]
+    return list(zip(titles, vols))
 
 
 def _box_text(run):

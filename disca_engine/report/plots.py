@@ -136,3 +136,25 @@ def plot_confusion(run, path, truth, names):
     ax.set_ylabel("cluster")
     ax.set_title("Clusters vs ground truth (shade: fraction of the cluster)")
     return save(fig, path)
+
+
+def plot_decoder_loss(info, path):
+    """The decoder's training loss (mean MSE per epoch) against gradient steps, with the
+    variance of the targets: the MSE of predicting the mean box, which training must beat."""
+    curve = (info or {}).get("loss_curve") or {}
+    steps, loss = curve.get("steps") or [], curve.get("loss") or []
+    if not steps:
+        return None
+    fig, ax = plt.subplots(figsize=(6.0, 3.4))
+    ax.plot(steps, loss, "o-", ms=3, color="tab:blue", label="training MSE (epoch mean)")
+    var = info.get("variance_of_targets")
+    if var is not None:
+        ax.axhline(var, ls=":", color="tab:red", label=f"variance of the targets ({var:.3f})")
+    ax.set_xlabel("gradient steps")
+    ax.set_ylabel("mean squared error")
+    ax.set_title(f"Decoder training: {info.get('epochs_run')} epochs, {info.get('steps')} steps, "
+                 f"{info.get('seconds_train', 0):.0f} s (stopped by {info.get('stopped_by', '?')})",
+                 fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save(fig, path)

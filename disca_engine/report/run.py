@@ -107,6 +107,35 @@ class ClusterRun:
         idx = np.flatnonzero(self.labels == c)
         return idx[np.argsort(-self.posteriors[idx], kind="stable")]
 
+    def feature_space(self):
+        """(N x d features, name) the mixture clustered: features_pca.npy of the chosen
+        iteration, else features.npy; (None, None) when the folder keeps neither (predict)."""
+        if not hasattr(self, "_features"):
+            self._features = (None, None)
+            for name in ("features_pca.npy", "features.npy"):
+                path = os.path.join(self.dir, name)
+                if os.path.isfile(path):
+                    feats = np.load(path, mmap_mode="r")
+                    if feats.ndim == 2 and len(feats) == len(self.labels):
+                        self._features = (np.asarray(feats, dtype=np.float64), name)
+                        break
+        return self._features
+
+    def ranked_members(self, c):
+        """(rows of cluster ``c`` nearest its centre first, their distances, what was used).
+
+        The distance is Euclidean in the feature space the mixture clustered (the centre is
+        the members' mean feature); without features, rows come by posterior and distances
+        are None. Posteriors are ~1.00 for almost every member, so they rank nothing."""
+        idx = np.flatnonzero(self.labels == c)
+        feats, name = self.feature_space()
+        if feats is None or not len(idx):
+            return self.members(c), None, "posterior"
+        x = feats[idx]
+        dist = np.linalg.norm(x - x.mean(axis=0), axis=1)
+        order = np.argsort(dist, kind="stable")
+        return idx[order], dist[order], name
+
     def read_members(self, rows):
         """Stack [len(rows), z, y, x] float32; stacks (N@file.mrcs) are memory-mapped once,
         not re-read per subtomogram."""

@@ -257,3 +257,76 @@ def test_predict_folder(report, tmp_path):
     assert os.path.isfile(pred / "report" / "labelmaps" / "tomo_a_labels.mrc")
     assert not os.path.exists(pred / "report" / "decoded")
     shutil.rmtree(pred)
+
+
+def test_members_ranked_by_distance_to_the_centre(report):
+    """Montage members: closest and farthest from the cluster's mean feature (the space the
+    mixture clustered), not by posterior (which is ~1.00 for nearly all members)."""
+    from disca_engine.report.montage import pick_members
+    from disca_engine.report.run import ClusterRun
+    out = report[0]
+    run = ClusterRun(out)
+    rows, dist, space = run.ranked_members(2)
+    assert space == "features_pca.npy"
+    feats = np.load(os.path.join(out, "features_pca.npy")).astype(np.float64)
+    members = np.flatnonzero(run.labels == 2)
+    assert sorted(rows) == sorted(members)
+    np.testing.assert_allclose(dist, np.linalg.norm(feats[rows] - feats[members].mean(0), axis=1))
+    assert np.all(np.diff(dist) >= 0) and dist[-1] > dist[0]
+    picked = pick_members(rows, dist, 4)
+    assert [r for r, _ in picked] == [rows[0], rows[1], rows[-2], rows[-1]]
+    assert [t.split("\n")[0] for _, t in picked] == ["closest 1", "closest 2", "farthest 2", "farthest 1"]
+    assert picked[-1][1].endswith(f"d={dist[-1]:.2f}")
+    assert len(pick_members(rows[:3], dist[:3], 6)) == 3  # small cluster: every member once
+    text = open(report[2]).read()
+    assert "closest to and farthest from the cluster centre" in text and "p=" not in text
+
+
+def test_embedding_of_every_iteration_cached_and_browsable(report, tmp_path):
+    import shutil
+    from disca_engine.report import write_report
+    rep = os.path.join(report[0], "report")
+    for it in (1, 2, 3):
+        assert os.path.isfile(os.path.join(rep, "embedding", f"iter_{it:03d}.npz"))
+        _check_png(os.path.join(rep, "embedding", f"iter_{it:03d}.png"))
+    text = open(report[2]).read()
+    assert text.count('class="frame"') == 3 and 'type="range"' in text
+    assert "iteration 3 (chosen)" in text
+    # a re-run reuses every cached embedding; a changed features file is recomputed
+    copy = shutil.copytree(report[0], str(tmp_path / "run"))
+    again = open(write_report(copy, decoder=False, progress=False)).read()
+    assert "this run computed 0, reused 3" in again
+    feats = os.path.join(copy, "iterations", "iter_002", "features_pca.npy")
+    np.save(feats, np.load(feats) * 2)
+    again = open(write_report(copy, decoder=False, progress=False)).read()
+    assert "this run computed 1, reused 2" in again
+
+
+def test_title_names_the_run_and_its_input(report, tmp_path):
+    import shutil
+    from disca_engine.report import write_report
+    n = K * PER_CLASS
+    assert f"DISCA clustering of {n} subtomograms from" in open(report[2]).read()
+    copy = shutil.copytree(report[0], str(tmp_path / "run"))
+    text = open(write_report(copy, decoder=False, progress=False, name="ribosome run",
+                             input_label="subtomograms of extraction 7")).read()
+    title = f"ribosome run: DISCA clustering of {n} subtomograms from subtomograms of extraction 7"
+    assert f"<title>{title}</title>" in text
+    # a later re-run (e.g. `disca-engine report DIR`) keeps the name
+    assert f"<title>{title}</title>" in open(write_report(copy, decoder=False, progress=False)).read()
+
+
+def test_decoder_budget_grows_with_n_and_loss_curve_is_shown(report):
+    from disca_engine.report.decoder import budget
+    assert budget(100, 32) == (400, 60.0)
+    steps, seconds = budget(2000, 32)
+    assert steps == 20 * 63 and seconds == pytest.approx(300.0)  # 60 s / 400 steps was too short
+    assert budget(100000, 32)[1] == 900.0
+    rep = os.path.join(report[0], "report")
+    info = json.load(open(os.path.join(rep, "decoder.json")))
+    curve = info["loss_curve"]
+    assert len(curve["steps"]) == len(curve["loss"]) == info["epochs_run"]
+    assert curve["steps"] == sorted(curve["steps"]) and curve["steps"][-1] == info["steps"]
+    assert info["stopped_by"] in ("epochs", "steps", "time")
+    _check_png(os.path.join(rep, "decoder_loss.png"), min_colors=3)
+    assert "decoder_loss.png" in open(report[2]).read()
