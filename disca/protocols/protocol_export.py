@@ -12,6 +12,7 @@ from tomo.protocols import ProtTomoBase
 from disca_engine.io.star import write_star
 
 from . import engine_io
+from .picking_utils import setName
 
 MODES = ['one subset per cluster', 'all chosen clusters merged']
 MODE_PER_CLASS, MODE_MERGED = 0, 1
@@ -179,4 +180,4 @@ class DiscaProtExport(EMProtocol, ProtTomoBase):
         if not any(True for _ in self.iterOutputAttributes()):
             return []
         return ['Clusters %s of %s were exported as subtomogram and coordinate subsets.'
-                % (', '.join(map(str, self.getChosenClasses())), self.getObjectTag('inputClasses'))]
+                % (', '.join(map(str, self.getChosenClasses())), setName(self.inputClasses))]
