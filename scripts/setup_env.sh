@@ -27,6 +27,25 @@ die() { printf '[setup_env] ERROR: %s\n' "$*" >&2; exit 1; }
 mkdir -p "$WORK"
 start=$(date +%s)
 
+# ---- 0. display tools for the GUI tests (Xvfb, xdpyinfo, ImageMagick's import, xdotool) ----
+# Installed with apt-get when absent and we may (root); otherwise the GUI tests skip and say why.
+GUI_TOOLS="Xvfb:xvfb xdpyinfo:x11-utils import:imagemagick xdotool:xdotool"
+missing=""
+for pair in $GUI_TOOLS; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"
+done
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        log "installing GUI test tools with apt-get:$missing"
+        # shellcheck disable=SC2086
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing) \
+            >"$WORK/apt-gui-tools.log" 2>&1 \
+            || log "WARNING: apt-get install$missing failed (see $WORK/apt-gui-tools.log): GUI tests will skip"
+    else
+        log "NOTE: missing$missing (install them as root: apt-get install$missing); GUI tests will skip"
+    fi
+fi
+
 # ---- 1. Scipion venv + plugin (editable) ----------------------------------------------
 # The marker records the package list and the plugin's pyproject: redo when they change.
 VENV_STAMP="$SCIPION_PACKAGES $(cksum < "$REPO/pyproject.toml")"

@@ -56,8 +56,9 @@ class DiscaProtExport(EMProtocol, ProtTomoBase):
                            'model"; any set of subtomogram classes works.')
         form.addParam('classNumbers', params.StringParam, default='',
                       label='Clusters to export',
-                      help='Class numbers, e.g. "1,3-5". Empty: every cluster. Look at the '
-                           'averages and the report first and keep the structures you want.')
+                      help='Class numbers, e.g. "1,3-5". Empty: every cluster. The wizard '
+                           'lists each cluster with its size, mean posterior and average to '
+                           'tick the structures you want.')
         form.addParam('mode', params.EnumParam, choices=MODES, default=MODE_PER_CLASS,
                       display=params.EnumParam.DISPLAY_HLIST, label='Output',
                       help='One subset per cluster (outputs subtomograms_class003, '

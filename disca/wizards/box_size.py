@@ -54,7 +54,7 @@ class DiscaExtractBoxWizard(EmWizard):
         except ValueError as exc:
             dialog.showWarning('Box size', str(exc), form.root)
             return
-        ExtractBoxWindow(form, *choices)
+        return ExtractBoxWindow(form, *choices)
 
 
 class ExtractBoxWindow:

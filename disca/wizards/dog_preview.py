@@ -129,7 +129,7 @@ class DiscaDogPreviewWizard(EmWizard):
             writePreviewPng(png, prev, name)
             print('DoG preview written to %s' % png)
             return
-        PreviewWindow(form, self, items, tomos.getSamplingRate())
+        return PreviewWindow(form, self, items, tomos.getSamplingRate())
 
     @staticmethod
     def _preview(prot, path, sr, z, diameter=None, thresholdSigma=None, threshold=None):
