@@ -21,7 +21,7 @@ from tomo.protocols import ProtTomoPicking
 
 from .. import constants as C
 from .form_values import parseOptional
-from .picking_utils import (diameterWarnings, AUTO_BORDER, AUTO_BOX, AUTO_MIN_DISTANCE, AUTO_THRESHOLD, NO_LIMIT,
+from .picking_utils import (diameterWarnings, setName, AUTO_BORDER, AUTO_BOX, AUTO_MIN_DISTANCE, AUTO_THRESHOLD, NO_LIMIT,
                             MIN_DISTANCE_PER_DIAMETER, checkTomogramSet, engineError, itemKey,
                             pickingDefaults, suggestedBoxSize, workersPerStep)
 
@@ -254,14 +254,14 @@ class DiscaProtDogPicking(ProtTomoPicking):
         out = getattr(self, self._possibleOutputs.coordinates.name, None)
         if out is None:
             return []
-        thr = ('%g robust standard deviations above the background'
-               % self.thresholdSigma.get() if self.thresholdMode.get() == C.THRESHOLD_AUTO
-               else 'an absolute value of %s' % self.threshold.get())
+        kw = self._pickKwargs()
+        thr = ('an absolute value of %g' % kw['threshold'] if 'threshold' in kw else
+               '%g robust standard deviations above the background' % kw['threshold_sigma'])
         return ['%d particles were picked template-free from %d tomograms (%s) with a '
                 'Difference-of-Gaussians detector [Voss2009] as used by DISCA [Zeng2023] for '
                 'particles of %g Å diameter (%s contrast, sigma ratio %g, threshold %s).'
                 % (out.getSize(), self.inputTomograms.get().getSize(),
-                   self.inputTomograms.get().getObjLabel() or 'the input tomograms',
+                   setName(self.inputTomograms),
                    self.particleDiameter.get(), C.CONTRAST_CHOICES[self.contrast.get()],
                    self.sigmaRatio.get(), thr)]
 

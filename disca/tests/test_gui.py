@@ -59,7 +59,9 @@ def startDisplay():
     os.close(write)
     ready, _, _ = select.select([read], [], [], 30)
     number = os.read(read, 32).decode().strip() if ready else ''
-    os.close(read)
+    # the read end stays open while Xvfb runs: it writes there again when it (re)starts a
+    # server generation and dies with "Cannot write display number" if nobody listens
+    proc.displayPipe = read
     if not number:
         proc.kill()
         return None, None, 'Xvfb did not start within 30 s'
@@ -80,6 +82,7 @@ def tearDownModule():
     if XVFB is not None:
         XVFB.terminate()
         XVFB.wait(10)
+        os.close(XVFB.displayPipe)
 
 
 def _point(param, prot, outputName):
