@@ -312,4 +312,4 @@ class TomoClassesView(View):
                            'results window instead; the files are in:'
                            % (type(exc).__name__, exc), 'DISCA',
                            tkParent=self.viewer.getTkRoot(),
-                           path=os.path.join(self.engineDir, 'averages')).show()
+                           path=os.path.abspath(os.path.join(self.engineDir, 'averages'))).show()

@@ -49,14 +49,21 @@ def readThreshold(starPath):
     return float(value) if value is not None else None
 
 
-def robustRange(scores, thresholds=(), lowPct=0.5, highPct=99.0):
-    """x-range (lo, hi) of the bulk of the scores (percentiles) widened to show every
-    threshold: a few gold beads 100x the background must not squash the histogram."""
+def robustRange(scores, thresholds=(), fence=3.0):
+    """x-range (lo, hi) of the bulk of the scores, widened to show every threshold: Tukey's
+    far fences (quartiles -/+ ``fence`` x the interquartile range) clipped to the data, so a
+    few gold beads 100x the background do not squash the histogram."""
     scores = np.asarray(scores, dtype=float)
     scores = scores[np.isfinite(scores)]
     if not len(scores):
         return 0.0, 1.0
-    lo, hi = (float(v) for v in np.percentile(scores, [lowPct, highPct]))
+    q1, q3 = np.percentile(scores, [25, 75])
+    iqr = q3 - q1
+    if iqr > 0:
+        lo, hi = max(scores.min(), q1 - fence * iqr), min(scores.max(), q3 + fence * iqr)
+    else:
+        lo, hi = (float(v) for v in np.percentile(scores, [0.5, 99.5]))
+    lo, hi = float(lo), float(hi)
     for t in thresholds:
         if t is not None and np.isfinite(t):
             lo, hi = min(lo, t), max(hi, t)

@@ -71,14 +71,29 @@ def drawPreview(fig, preview, title=''):
     axImg.set_xticks([])
     axImg.set_yticks([])
     counts, edges = preview.histogram
-    if len(edges) > 1:
-        axHist.bar(edges[:-1], counts, width=edges[1] - edges[0], align='edge', color='0.6')
+    if len(edges) > 2:
+        drawScoreBars(axHist, counts, edges)
     axHist.axvline(preview.threshold, color='r', label='threshold %.3g' % preview.threshold)
     axHist.set_yscale('log')
     axHist.set_xlabel('DoG score of local maxima')
     axHist.set_ylabel('count')
     axHist.legend(fontsize=8)
     fig.tight_layout()
+
+
+def drawScoreBars(ax, counts, edges):
+    """Bars of the preview histogram; the engine's last, wider bin (outliers beyond the bulk,
+    e.g. gold) is not drawn but counted in a note."""
+    import numpy as np
+    counts, edges = np.asarray(counts), np.asarray(edges)
+    widths = np.diff(edges)
+    outliers = widths[-1] > 1.5 * widths[0]
+    n = len(counts) - 1 if outliers else len(counts)
+    ax.bar(edges[:n], counts[:n], width=widths[:n], align='edge', color='0.6')
+    if outliers and counts[-1]:
+        ax.annotate('%d maxima beyond\n(up to %.3g)' % (counts[-1], edges[-1]), xy=(1, 1),
+                    xycoords='axes fraction', ha='right', va='top', fontsize=8,
+                    color='tab:red', xytext=(-4, -28), textcoords='offset points')
 
 
 def writePreviewPng(path, preview, title=''):

@@ -258,3 +258,14 @@ def test_dog_preview_with_binning_and_mask_reports_input_voxels():
     assert p.tomogram_slice.shape == (24, 24) and p.picks.params.bin == 2
     assert len(p.picks) and p.picks.xyz[:, 0].max() < 24
     assert np.all(np.abs(p.picks.xyz[0] - (14, 24, 24)) <= 1.0)
+
+
+def test_preview_histogram_keeps_outliers_in_one_last_bin():
+    from disca_engine.picking.pipeline import _robust_histogram
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(1.0, 0.1, 400), [60.0, 80.0]])
+    counts, edges = _robust_histogram(values, 50)
+    assert counts.sum() == len(values) and len(edges) == 52
+    assert edges[50] < 3.0 and edges[-1] == 80.0 and counts[-1] == 2
+    counts, edges = _robust_histogram(rng.normal(1.0, 0.1, 400), 50)  # nothing beyond: even bins
+    assert len(edges) == 51 and counts.sum() == 400
