@@ -25,4 +25,16 @@
   doi = {10.1093/bioinformatics/btx230},
   url = {https://doi.org/10.1093/bioinformatics/btx230}
 }
+
+@article{Voss2009,
+  title = {DoG Picker and TiltPicker: software tools to facilitate particle selection in single particle electron microscopy},
+  author = {Voss, Neil R. and Yoshioka, Craig K. and Radermacher, Michael and Potter, Clinton S. and Carragher, Bridget},
+  journal = {Journal of Structural Biology},
+  volume = {166},
+  number = {2},
+  pages = {205--213},
+  year = {2009},
+  doi = {10.1016/j.jsb.2009.01.004},
+  url = {https://doi.org/10.1016/j.jsb.2009.01.004}
+}
 """

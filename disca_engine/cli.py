@@ -40,8 +40,16 @@ def build_parser():
     return parser
 
 
+# commands that load TensorFlow: its known start-up noise is filtered out of stderr
+TENSORFLOW_COMMANDS = ("cluster", "predict", "report")
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    restore = lambda: None  # noqa: E731
+    if args.command in TENSORFLOW_COMMANDS and argv is None:  # the program, not a test call
+        from .tflog import quiet_tensorflow
+        restore = quiet_tensorflow()
     try:
         result = args.func(args)
     except EngineError as exc:
@@ -50,4 +58,6 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"disca-engine {args.command}: interrupted", file=sys.stderr)
         sys.exit(130)
+    finally:
+        restore()  # before any traceback is printed, so none is lost in the filter
     sys.exit(0 if result is None else int(result))

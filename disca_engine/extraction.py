@@ -5,7 +5,10 @@ just after the geometric middle), and that voxel is the pick's voxel. With binni
 box covers B*b input voxels starting at round(c - (B//2)*b - (b-1)/2), block-averaged, so
 binned voxel B//2 is centred on the pick (within half an input voxel). Boxes are cut by
 slicing (no interpolation) from a memory-mapped tomogram; boxes crossing the tomogram's
-border are skipped and counted. Each box is normalised to zero mean and unit variance.
+border are skipped and counted, or, with ``pad`` ("noise" or "mean"), completed with noise of
+the box's own mean and standard deviation (or its mean) when the pick itself lies inside the
+tomogram; such boxes carry the filled fraction in ``_discaPaddedFraction``. Each box is
+normalised to zero mean and unit variance.
 """
 import dataclasses
 import os
@@ -100,6 +103,54 @@ def extract_boxes(volume, xyz, box, bin=1, normalised=True):
     return out, kept
 
 
+PAD_MODES = ("noise", "mean")
+
+
+def _check_pad(pad):
+    if pad not in (None, "skip") + PAD_MODES:
+        raise EngineError(f"pad must be 'skip', 'noise' or 'mean', got {pad!r}")
+    return None if pad in (None, "skip") else pad
+
+
+def paddable_rows(shape, xyz, box, bin):
+    """Rows whose box crosses the border but whose pick lies inside the tomogram."""
+    starts, inside, span = _inside_starts(shape, xyz, box, bin)
+    zyx = np.floor(np.asarray(xyz, dtype=np.float64).reshape(-1, 3)[:, ::-1] + 0.5)
+    centre_in = np.all((zyx >= 0) & (zyx < np.array(shape)), axis=1)
+    return np.flatnonzero(~inside & centre_in), starts, span
+
+
+def cut_padded(volume, start, span, bin, fill, rng):
+    """A box crossing the border: the part inside, the rest filled (``fill`` "noise": normal
+    noise of the inside part's mean and sd; "mean": its mean). Returns (box, filled fraction)."""
+    shape = np.array(volume.shape)
+    start = np.asarray(start)
+    lo, hi = np.maximum(start, 0), np.minimum(start + span, shape)
+    inner = np.asarray(volume[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], dtype=np.float32)
+    mean, sd = float(inner.mean()), float(inner.std())
+    if fill == "noise":
+        out = rng.normal(mean, sd, (span,) * 3).astype(np.float32)
+    else:
+        out = np.full((span,) * 3, mean, dtype=np.float32)
+    o = lo - start
+    out[o[0]:o[0] + inner.shape[0], o[1]:o[1] + inner.shape[1], o[2]:o[2] + inner.shape[2]] = inner
+    filled = 1.0 - inner.size / float(span ** 3)
+    return (bin_array(out, bin) if bin > 1 else out), filled
+
+
+def _write_padded(data, xyz, rows, box, bin, name, output_dir, out_vs, fill, seed=0):
+    """Padded boxes as single MRCs; returns [(index, image name, filled fraction)]."""
+    padded, starts, span = paddable_rows(data.shape, xyz, box, bin)
+    out = []
+    for i in padded:
+        rng = np.random.default_rng([seed, int(rows[i])])  # same box, same noise on re-runs
+        cut, filled = cut_padded(data, starts[i], span, bin, fill, rng)
+        rel = os.path.join("subtomos", f"{name}_{int(rows[i]):06d}.mrc")
+        write_volume(os.path.join(output_dir, rel), normalise(cut), out_vs)
+        out.append((int(i), rel, filled))
+    return out
+
+
 @dataclasses.dataclass
 class ExtractionSummary:
     n_extracted: int
@@ -111,6 +162,8 @@ class ExtractionSummary:
     bin: int
     voxel_A: object
     seconds: float
+    n_padded: int = 0
+    pad: str = "skip"
 
     def as_dict(self):
         return dataclasses.asdict(self)
@@ -205,7 +258,7 @@ def remove_previous(output_dir):
 
 
 def extract_file(tomogram, coords_star, box, output_dir, bin=1, tomo_name=None, voxel_A=None,
-                 quiet=False, stack=False, overwrite=False, allow_empty=False):
+                 quiet=False, stack=False, pad=None, overwrite=False, allow_empty=False):
     """Extract boxes around the picks of ``coords_star`` from ``tomogram`` into ``output_dir``.
 
     Writes ``subtomos/<tomo>_<row>.mrc`` (or, with ``stack``, one volume stack
@@ -213,9 +266,12 @@ def extract_file(tomogram, coords_star, box, output_dir, bin=1, tomo_name=None, 
     boxes), ``extraction.json`` and, last, ``particles.star``. Everything is checked before
     the folder is touched; an earlier extraction there is refused unless ``overwrite``
     (then its boxes are removed first). No box inside the tomogram is an error unless
-    ``allow_empty``. Returns an :class:`ExtractionSummary`.
+    ``allow_empty`` or padding. ``pad`` ("noise"/"mean"; default skip): complete boxes
+    crossing the border instead of skipping them (see the module docstring). Returns an
+    :class:`ExtractionSummary`.
     """
     t0 = time.time()
+    pad = _check_pad(pad)
     tomogram = os.path.abspath(tomogram)
     output_dir = check_output_folder(output_dir)
     if not overwrite:
@@ -227,7 +283,7 @@ def extract_file(tomogram, coords_star, box, output_dir, bin=1, tomo_name=None, 
         data = mrc.data
         box, bin = _check_box(data.shape, box, bin)
         n_inside = int(_inside_starts(data.shape, xyz, box, bin)[1].sum())
-        if n_inside == 0 and not allow_empty:
+        if n_inside == 0 and not (allow_empty or pad):
             raise EngineError(f"none of the {len(xyz)} coordinates of {coords_star} has a {box * bin}-voxel "
                               f"box inside {tomogram} ({data.shape[2]} x {data.shape[1]} x {data.shape[0]}): "
                               "are they this tomogram's, in its voxels (not Angstrom, not another binning)?")
@@ -238,12 +294,15 @@ def extract_file(tomogram, coords_star, box, output_dir, bin=1, tomo_name=None, 
         os.makedirs(os.path.join(output_dir, contract.SUBTOMOS_DIR), exist_ok=True)
         progress = None if quiet else Progress("extract", total=len(xyz))
         write = _write_stack if stack else _write_files
-        kept = write(data, xyz, rows, box, bin, name, output_dir, out_vs, progress)
+        kept = [(i, rel, 0.0) for i, rel in
+                write(data, xyz, rows, box, bin, name, output_dir, out_vs, progress)]
+        padded = _write_padded(data, xyz, rows, box, bin, name, output_dir, out_vs, pad) if pad else []
     finally:
         mrc.close()
-    idx = np.array([i for i, _ in kept], dtype=int)
+    kept = sorted(kept + padded)  # coords order
+    idx = np.array([i for i, _, _ in kept], dtype=int)
     table = StarTable(name="particles")
-    table[contract.IMAGE] = [rel for _, rel in kept]
+    table[contract.IMAGE] = [rel for _, rel, _ in kept]
     table[contract.TOMO_NAME] = [name] * len(kept)
     table[contract.TOMO_FILE] = [tomogram] * len(kept)
     for k, axis in enumerate("XYZ"):
@@ -251,17 +310,21 @@ def extract_file(tomogram, coords_star, box, output_dir, bin=1, tomo_name=None, 
     if scores is not None:
         table[contract.SCORE] = [f"{v:.6g}" for v in scores[idx]]
     table[contract.PICK_INDEX] = [str(int(rows[i])) for i in idx]
+    if pad:
+        table["discaPaddedFraction"] = [f"{f:.4f}" for _, _, f in kept]
     star = os.path.join(output_dir, contract.PARTICLES_STAR)
     n_skip = len(xyz) - len(kept)
     summary = ExtractionSummary(n_extracted=len(kept), n_skipped=n_skip, particles_star=os.path.abspath(star),
                                 output_dir=os.path.abspath(output_dir), tomo_name=name, box=box, bin=bin,
-                                voxel_A=out_vs, seconds=round(time.time() - t0, 3))
+                                voxel_A=out_vs, seconds=round(time.time() - t0, 3),
+                                n_padded=len(padded), pad=pad or "skip")
     info = dict(summary.as_dict(), tomogram=tomogram, coords_star=os.path.abspath(coords_star),
                 input_voxel_A=vs, n_coordinates=len(xyz), box_centre_index=box // 2, stack=bool(stack),
                 normalisation="per box: zero mean, unit variance")
     write_json(os.path.join(output_dir, contract.EXTRACTION_JSON), info)
     write_star(star, table, comment=f"disca-engine extract: {len(kept)} boxes of {box}^3 (bin {bin}) "
-                                    f"from {tomogram}; {n_skip} skipped (outside/crossing border)")
+                                    f"from {tomogram}; {len(padded)} padded ({pad or 'skip'}); "
+                                    f"{n_skip} skipped (outside/crossing border)")
     if not quiet:
         print(f"extracted {len(kept)}, skipped {n_skip} (outside/crossing border)", flush=True)
     return summary

@@ -28,16 +28,24 @@ die() { printf '[setup_env] ERROR: %s\n' "$*" >&2; exit 1; }
 mkdir -p "$WORK"
 start=$(date +%s)
 
-# ---- 0. RELION (Debian's CPU build) for the tests that run relion_reconstruct on exports ----
-# Optional: without it (no apt, no root, no network) the RELION tests skip and say why.
-if ! command -v relion_reconstruct >/dev/null 2>&1; then
+# ---- 0. system tools for the RELION and GUI tests (Debian packages, installed when absent) ----
+# relion_reconstruct (Debian's RELION CPU build) for the tests that average exported STAR files;
+# Xvfb, xdpyinfo, ImageMagick's import and xdotool for the GUI tests. Optional: without them
+# (no apt, no root, no network) those tests skip and say why.
+TOOLS="relion_reconstruct:relion Xvfb:xvfb xdpyinfo:x11-utils import:imagemagick xdotool:xdotool"
+missing=""
+for pair in $TOOLS; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"
+done
+if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        log "installing RELION (apt-get install relion)"
-        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq relion; } \
-            >"$WORK/apt-relion.log" 2>&1 \
-            || log "WARNING: apt-get install relion failed (see $WORK/apt-relion.log): RELION tests will skip"
+        log "installing test tools with apt-get:$missing"
+        # shellcheck disable=SC2086
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing) \
+            >"$WORK/apt-tools.log" 2>&1 \
+            || log "WARNING: apt-get install$missing failed (see $WORK/apt-tools.log): RELION/GUI tests will skip"
     else
-        log "WARNING: relion_reconstruct not found and apt-get needs root: RELION tests will skip"
+        log "NOTE: missing$missing (install them as root: apt-get install$missing); RELION/GUI tests will skip"
     fi
 fi
 

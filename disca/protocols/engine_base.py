@@ -66,8 +66,12 @@ class DiscaEngineMixin:
             return ['--overwrite']
         return []
 
-    def _fillClasses(self, inputSubtomos, outDir, suffix=''):
-        """SetOfClassesSubTomograms from ``outDir/clusters.star`` with averages as representatives."""
+    def _fillClasses(self, inputPointer, outDir, suffix=''):
+        """SetOfClassesSubTomograms from ``outDir/clusters.star`` with averages as representatives.
+
+        ``inputPointer``: the protocol's pointer to the input set (Scipion warns "Direct
+        pointers to objects should be avoided" when the set itself is given)."""
+        inputSubtomos = inputPointer.get()
         assignment = readClusters(os.path.join(outDir, CLUSTERS_STAR))
         checkAllAssigned(assignment, [s.getObjId() for s in inputSubtomos.iterItems()])
         sampling = inputSubtomos.getSamplingRate()
@@ -84,7 +88,7 @@ class DiscaEngineMixin:
                 rep.setLocation(average)
             rep.setSamplingRate(sampling)
 
-        classes = self._createSetOfClassesSubTomograms(inputSubtomos, suffix)
+        classes = self._createSetOfClassesSubTomograms(inputPointer, suffix)
         if inputSubtomos.hasCoordinates3D():
             classes.setCoordinates3D(inputSubtomos.getCoordinates3D(asPointer=True))
         classes.classifyItems(updateItemCallback=updateItem, updateClassCallback=updateClass)

@@ -93,7 +93,7 @@ class DiscaProtClassify(EMProtocol, ProtTomoBase, DiscaEngineMixin):
                   % (len(chunks), sum(counts.values()), len(counts)))
 
     def createOutputStep(self):
-        classes = self._fillClasses(self.inputSubtomos.get(), self._engineDir())
+        classes = self._fillClasses(self.inputSubtomos, self._engineDir())
         self._defineOutputs(**{DiscaClassifyOutputs.classes.name: classes})
         self._defineSourceRelation(self.inputSubtomos, classes)
         self._defineSourceRelation(self.clusterRun, classes)
@@ -151,7 +151,7 @@ class DiscaProtClassify(EMProtocol, ProtTomoBase, DiscaEngineMixin):
         classes = getattr(self, DiscaClassifyOutputs.classes.name)
         sizes = ['%d: %d' % (c.getObjId(), c.getSize()) for c in classes]
         return ['%d subtomograms classified with the model of %s'
-                % (self.inputSubtomos.get().getSize(), self.getObjectTag('clusterRun')),
+                % (self.inputSubtomos.get().getSize(), "'%s'" % self.clusterRun.get().getRunName()),
                 'Class sizes: ' + ', '.join(sizes)]
 
     def _methods(self):
@@ -159,7 +159,7 @@ class DiscaProtClassify(EMProtocol, ProtTomoBase, DiscaEngineMixin):
             return []
         return ['%d subtomograms were assigned to the clusters of a trained DISCA model '
                 '[Zeng2023] (features, PCA and Gaussian mixture of run %s).'
-                % (self.inputSubtomos.get().getSize(), self.getObjectTag('clusterRun'))]
+                % (self.inputSubtomos.get().getSize(), "'%s'" % self.clusterRun.get().getRunName())]
 
     def _citations(self):
         return ['Zeng2023']

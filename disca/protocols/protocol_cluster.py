@@ -17,14 +17,36 @@ from ..constants import PRESET_CHOICES as PRESETS, PRESET_AUTO, PRECISION_CHOICE
 from .engine_base import DiscaEngineMixin
 from .engine_log import lastIteration
 from .form_parsers import kRangeArgument
+from .form_values import autoPresetDefault, isAuto, parseOptional
+from .picking_utils import setName
 from .run_summary import formatNumber, readReport, reportSummary
 
 
 def _presetDefaults(key):
-    """'paper X, fast Y' for form help texts, read from the engine's presets."""
-    def text(value):
-        return format_k_range(value) if isinstance(value, list) else str(value)
-    return ', '.join('%s %s' % (name, text(cfg[key])) for name, cfg in ENGINE_PRESETS.items())
+    """'paper X; fast Y' for form help texts, read from the engine's presets."""
+    from .form_values import presetText
+    return presetText(ENGINE_PRESETS, key)
+
+
+def _auto(key):
+    """What a preset-driven field shows until the user gives a value."""
+    return autoPresetDefault(ENGINE_PRESETS, key)
+
+
+def _pcaAuto():
+    caps = ['%s %d%s' % (name, cfg['pca_components'],
+                         ' (at most N/%d)' % cfg['pca_per_subtomograms']
+                         if cfg.get('pca_per_subtomograms') else '')
+            for name, cfg in ENGINE_PRESETS.items()]
+    return 'auto (preset: %s)' % '; '.join(caps)
+
+
+# Preset-driven fields: (form name, engine flag, engine preset key, label).
+PRESET_FIELDS = [('maxIterations', '--max-iterations', 'max_iterations', 'Maximum iterations'),
+                 ('pcaComponents', '--pca-components', 'pca_components', 'PCA components'),
+                 ('batchSize', '--batch-size', 'batch_size', 'Batch size'),
+                 ('epochsPerIteration', '--epochs-per-iteration', 'epochs_per_iteration',
+                  'Epochs per iteration')]
 
 
 class DiscaClusterOutputs(Enum):
@@ -70,39 +92,41 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
                            'fast: the earlier CPU preset (small network, BIC over K 5,10,20).\n'
                            'paper: the network and schedule published by Zeng et al. 2023 '
                            '(YOPO, 10 blocks, lr 1e-5); needs a GPU and >= 21^3 boxes.')
-        form.addParam('kRange', params.StringParam, default='',
+        form.addParam('kRange', params.StringParam, default=_auto('k_range'),
                       label='Candidate numbers of clusters (K)',
                       help='Range LOW:HIGH (e.g. 2:20) or list (e.g. 5,10,20). BIC picks '
-                           'the best K among them each iteration. Empty: preset default '
+                           'the best K among them each iteration. auto: the preset\'s '
                            '(%s). Each cluster needs at least 5 members.' % _presetDefaults('k_range'))
-        form.addParam('maxIterations', params.IntParam, default=0,
-                      validators=[params.GE(0)],
+        form.addParam('maxIterations', params.StringParam, default=_auto('max_iterations'),
                       label='Maximum iterations',
-                      help='0: preset default (%s). The loop also stops when K and 99%% of the '
-                           'labels are stable for 3 iterations.' % _presetDefaults('max_iterations'))
+                      help='auto: the preset\'s (%s). The loop also stops when K and 99%% of '
+                           'the labels are stable for 3 iterations.' % _presetDefaults('max_iterations'))
         form.addParam('restarts', params.IntParam, default=1, validators=[params.GE(1)],
                       label='Random restarts',
                       help='Independent runs with different seeds; the one with the lowest '
                            'Davies-Bouldin index is kept.')
         form.addParam('seed', params.IntParam, default=0, label='Random seed',
                       help='Same seed and data give the same clusters (on the same hardware).')
+        form.addParam('initModel', params.PointerParam, pointerClass='DiscaProtCluster',
+                      allowsNull=True, label='Start from a trained DISCA run (optional)',
+                      help='Fine-tuning: start from the network of a finished DISCA clustering '
+                           'run (same preset and box size) instead of a random one, e.g. to '
+                           'sort a new dataset of the same sample faster. Empty: a new '
+                           'network.')
 
         form.addSection(label='Advanced')
-        form.addParam('pcaComponents', params.IntParam, default=0,
-                      validators=[params.GE(0)], expertLevel=LEVEL_ADVANCED,
-                      label='PCA components',
-                      help='Feature dimensions kept for the mixtures. 0: preset default '
-                           '(%s; the fast preset caps it at N/%d).'
-                           % (_presetDefaults('pca_components'),
-                              ENGINE_PRESETS['fast']['pca_per_subtomograms']))
-        form.addParam('batchSize', params.IntParam, default=0, validators=[params.GE(0)],
+        form.addParam('pcaComponents', params.StringParam, default=_pcaAuto(),
+                      expertLevel=LEVEL_ADVANCED, label='PCA components',
+                      help='Feature dimensions kept for the mixtures. auto: the preset\'s '
+                           '(%s).' % _pcaAuto()[len('auto (preset: '):-1])
+        form.addParam('batchSize', params.StringParam, default=_auto('batch_size'),
                       expertLevel=LEVEL_ADVANCED, label='Batch size',
-                      help='0: preset default (%s). Lower it if the GPU runs out of '
+                      help='auto: the preset\'s (%s). Lower it if the GPU runs out of '
                            'memory.' % _presetDefaults('batch_size'))
-        form.addParam('epochsPerIteration', params.IntParam, default=0,
-                      validators=[params.GE(0)], expertLevel=LEVEL_ADVANCED,
-                      label='Epochs per iteration',
-                      help='0: preset default (%s).' % _presetDefaults('epochs_per_iteration'))
+        form.addParam('epochsPerIteration', params.StringParam,
+                      default=_auto('epochs_per_iteration'),
+                      expertLevel=LEVEL_ADVANCED, label='Epochs per iteration',
+                      help='auto: the preset\'s (%s).' % _presetDefaults('epochs_per_iteration'))
         form.addParam('precision', params.EnumParam, choices=PRECISIONS, default=0,
                       expertLevel=LEVEL_ADVANCED, label='Precision',
                       help='auto: bfloat16/float16 mixed precision where the hardware is fast '
@@ -130,8 +154,7 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
         self._runEngine(self._clusterArgs())
 
     def createOutputStep(self):
-        inputSubtomos = self.inputSubtomos.get()
-        classes = self._fillClasses(inputSubtomos, self._engineDir())
+        classes = self._fillClasses(self.inputSubtomos, self._engineDir())
         self._defineOutputs(**{DiscaClusterOutputs.classes.name: classes})
         self._defineSourceRelation(self.inputSubtomos, classes)
 
@@ -151,11 +174,12 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
                 '--preset', self.getPresetName(), '--seed', str(self.seed.get()),
                 '--restarts', str(self.restarts.get()),
                 '--precision', PRECISIONS[self.precision.get()]]
-        if self.kRange.get():
+        if not isAuto(self.kRange.get()):
             args += ['--k-range', kRangeArgument(self.kRange.get())]
-        optional = [('--max-iterations', self.maxIterations), ('--pca-components', self.pcaComponents),
-                    ('--batch-size', self.batchSize), ('--epochs-per-iteration', self.epochsPerIteration)]
-        args += [item for flag, p in optional if p.get() for item in (flag, str(p.get()))]
+        for flag, value in self._presetOverrides():
+            args += [flag, str(value)]
+        if self.initModel.get() is not None:
+            args += ['--init-model', os.path.abspath(self.initModel.get().getEngineOutputDir())]
         args += self._threadArgs()
         args += ['--name', self.getRunName(), '--input-label', self._inputLabel()]
         if not self.writeReport.get():
@@ -172,9 +196,19 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
             return "%s of '%s'" % (pointer.getExtended(), source.getRunName())
         return pointer.get().getNameId() if pointer.get() is not None else 'subtomograms'
 
+    def _presetOverrides(self):
+        """(engine flag, value) of the preset-driven fields the user filled in; 0 or less
+        (older projects) and 'auto ...' leave the preset's value. ValueError on bad text."""
+        out = []
+        for name, flag, _, label in PRESET_FIELDS:
+            value = parseOptional(getattr(self, name).get(), int, label, autoBelow=0)
+            if value is not None:
+                out.append((flag, value))
+        return out
+
     def _resolvedSettings(self):
         from disca_engine.clustering import presets
-        overrides = {'k_range': self.kRange.get() or None}
+        overrides = {'k_range': None if isAuto(self.kRange.get()) else self.kRange.get()}
         return presets.resolve(self.getPresetName(), **overrides)
 
     # -------------------------- INFO functions ------------------------------
@@ -187,9 +221,11 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
             return errors + ['Select the input subtomograms.']
         try:
             cfg = self._resolvedSettings()
-        except Exception as exc:  # EngineError: bad K range text
+            self._presetOverrides()
+        except Exception as exc:  # EngineError: bad K range text; ValueError: bad number
             return errors + [str(exc)]
         errors += self._validateBox(inputSet, cfg)
+        errors += self._validateInitModel(inputSet)
         errors += self._validateSize(inputSet, cfg)
         return errors
 
@@ -206,6 +242,23 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
             presets.check_box(cfg, dims[0])
         except Exception as exc:
             return [str(exc)]
+        return []
+
+    def _validateInitModel(self, inputSet):
+        run = self.initModel.get()
+        if run is None:
+            return []
+        modelDir = os.path.join(run.getEngineOutputDir(), 'model')
+        if not os.path.isdir(modelDir):
+            return ['The DISCA run to start from (%s) has no trained model (%s): choose a '
+                    'finished run.' % (run.getRunName(), modelDir)]
+        trained = run.inputSubtomos.get()
+        if trained is not None and tuple(trained.getDim() or ()) != tuple(inputSet.getDim() or ()):
+            return ['The DISCA run to start from was trained on boxes of %s, these are %s: '
+                    'choose a run with the same box size.' % (trained.getDim(), inputSet.getDim())]
+        if run.getPresetName() != self.getPresetName():
+            return ['The DISCA run to start from used the %s preset: choose the same preset '
+                    '(its network differs).' % run.getPresetName()]
         return []
 
     @staticmethod
@@ -254,7 +307,7 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
                 '%d restart(s)) into %s clusters (sizes %s); the iteration with the lowest '
                 'distortion-based Davies-Bouldin index (%s, iteration %s) was kept.'
                 % (report.get('n_particles', 0),
-                   ' from %s' % self.getObjectTag('inputSubtomos') if inputSet else '',
+                   ' from %s' % setName(self.inputSubtomos) if inputSet else '',
                    report.get('preset'), self._kText(report), len(report.get('restarts') or [1]),
                    report.get('k'), ', '.join(map(str, sizes)), formatNumber(report.get('ddbi')),
                    report.get('chosen_iteration'))]

@@ -22,8 +22,10 @@ from tomo.protocols import ProtTomoPicking
 from disca_engine.contract import SCORE
 
 from .. import constants as C
-from .picking_utils import (checkTomogramSet, engineError, itemKey, pickingDefaults,
-                            suggestedBoxSize, workersPerStep)
+from .form_values import parseOptional
+from .picking_utils import (diameterWarnings, setName, AUTO_BORDER, AUTO_BOX, AUTO_MIN_DISTANCE, AUTO_THRESHOLD, NO_LIMIT,
+                            MIN_DISTANCE_PER_DIAMETER, checkTomogramSet, engineError, itemKey,
+                            pickingDefaults, suggestedBoxSize, workersPerStep)
 
 
 class DiscaPickOutputs(Enum):
@@ -87,30 +89,32 @@ class DiscaProtDogPicking(ProtTomoPicking):
                       label='Threshold (sigmas above background)',
                       help='Lower picks more (DoG is meant to over-pick; DISCA sorts the '
                            'picks later). Typical 2-4.')
-        form.addParam('threshold', params.FloatParam, default=0.0,
+        form.addParam('threshold', params.StringParam, default=AUTO_THRESHOLD,
                       condition='thresholdMode == %d' % C.THRESHOLD_MANUAL,
                       label='Threshold (absolute DoG value)',
-                      help='Peaks of the DoG response below this value are dropped. '
-                           'Use the preview wizard to choose it.')
-        form.addParam('minDistance', params.FloatParam, default=-1,
+                      help='Peaks of the DoG response below this value are dropped. Until you '
+                           'give a number it is the automatic threshold (median + N robust '
+                           'sigmas above). The preview wizard shows that value for your '
+                           'tomogram and copies the one you choose here.')
+        form.addParam('minDistance', params.StringParam, default=AUTO_MIN_DISTANCE,
                       label='Minimum distance (Å)',
                       help='Of two peaks closer than this, only the stronger is kept. '
-                           '-1: 0.8 x the particle diameter (touching particles both '
-                           'survive). Lower it for crowded samples.')
-        form.addParam('maxPicks', params.IntParam, default=-1,
+                           'auto: %g x the particle diameter (touching particles both '
+                           'survive). Lower it for crowded samples.' % MIN_DISTANCE_PER_DIAMETER)
+        form.addParam('maxPicks', params.StringParam, default=NO_LIMIT,
                       label='Maximum picks per tomogram',
-                      help='Keep at most this many picks (highest scores) per tomogram. '
-                           '-1: no limit.')
-        form.addParam('border', params.FloatParam, default=-1,
+                      help='Keep at most this many picks (highest scores) per tomogram, or '
+                           '"no limit".')
+        form.addParam('border', params.StringParam, default=AUTO_BORDER,
                       label='Border exclusion (Å)',
-                      help='No picks closer than this to the tomogram faces. '
-                           '-1: the particle radius.')
-        form.addParam('boxSize', params.IntParam, default=-1,
+                      help='No picks closer than this to the tomogram faces. auto: the '
+                           'particle radius.')
+        form.addParam('boxSize', params.StringParam, default=AUTO_BOX,
                       label='Box size (voxels)',
                       help='Box size stored with the coordinates (at the tomograms\' '
-                           'sampling). -1: %.1f x the particle diameter rounded up to an even '
-                           'number, at least %d. Use the wizard to see the value.'
-                           % (C.BOX_DIAMETER_FACTOR, C.MIN_BOX))
+                           'sampling). auto: %.1f x the particle diameter rounded up to an '
+                           'even number, at least %d; it follows the diameter. The wizard '
+                           'writes the number.' % (C.BOX_DIAMETER_FACTOR, C.MIN_BOX))
         form.addParam('sigmaRatio', params.FloatParam, default=1.1,
                       expertLevel=params.LEVEL_ADVANCED,
                       validators=[params.GT(1.0)],
@@ -200,8 +204,12 @@ class DiscaProtDogPicking(ProtTomoPicking):
         errors += checkTomogramSet(tomos, minSizeA=diam, what='particle diameter')
         if errors:
             return errors
-        sr = tomos.getSamplingRate()
-        box = self.getBoxSize(sr)
+        try:
+            self._pickKwargs()
+            sr = tomos.getSamplingRate()
+            box = self.getBoxSize(sr)
+        except ValueError as exc:
+            return [str(exc)]
         dims = [tomo.getDim() for tomo in tomos.iterItems()]
         smallest = min(min(d) for d in dims if d)
         if box > smallest:
@@ -217,13 +225,15 @@ class DiscaProtDogPicking(ProtTomoPicking):
         if tomos is None or not tomos.getSamplingRate() or not self.particleDiameter.get():
             return []
         from disca_engine.picking.pipeline import MIN_SIGMA_VOXELS, smallest_resolved_diameter_vox
+        warnings = []
         across = self.particleDiameter.get() / (tomos.getSamplingRate() * (self.binning.get() or 1))
         if across < smallest_resolved_diameter_vox():
-            return ['Particles are only %.1f picking voxels across: the DoG width is held at '
-                    '%g voxels to stay above the noise, so small particles are picked less '
-                    'well. Use less binning (or tomograms of finer sampling).'
-                    % (across, MIN_SIGMA_VOXELS)]
-        return []
+            warnings.append('Particles are only %.1f picking voxels across: the DoG width is held '
+                            'at %g voxels to stay above the noise, so small particles are picked '
+                            'less well. Use less binning (or tomograms of finer sampling).'
+                            % (across, MIN_SIGMA_VOXELS))
+        warnings += diameterWarnings(self.particleDiameter.get(), tomos)
+        return warnings
 
     def _summary(self):
         summary = []
@@ -247,23 +257,24 @@ class DiscaProtDogPicking(ProtTomoPicking):
         out = getattr(self, self._possibleOutputs.coordinates.name, None)
         if out is None:
             return []
-        thr = ('%g robust standard deviations above the background'
-               % self.thresholdSigma.get() if self.thresholdMode.get() == C.THRESHOLD_AUTO
-               else 'an absolute value of %g' % self.threshold.get())
-        return ['%d particles were picked template-free from %d tomograms with a '
-                'Difference-of-Gaussians detector [Zeng2023] for particles of %g Å diameter '
-                '(%s contrast, sigma ratio %g, threshold %s).'
+        kw = self._pickKwargs()
+        thr = ('an absolute value of %g' % kw['threshold'] if 'threshold' in kw else
+               '%g robust standard deviations above the background' % kw['threshold_sigma'])
+        return ['%d particles were picked template-free from %d tomograms (%s) with a '
+                'Difference-of-Gaussians detector [Voss2009] as used by DISCA [Zeng2023] for '
+                'particles of %g Å diameter (%s contrast, sigma ratio %g, threshold %s).'
                 % (out.getSize(), self.inputTomograms.get().getSize(),
+                   setName(self.inputTomograms),
                    self.particleDiameter.get(), C.CONTRAST_CHOICES[self.contrast.get()],
                    self.sigmaRatio.get(), thr)]
 
     def _citations(self):
-        return ['Zeng2023']
+        return ['Voss2009', 'Zeng2023']
 
     # --------------------------- UTILS functions ----------------------------
     def getBoxSize(self, samplingRate):
-        box = self.boxSize.get()
-        if box is not None and box > 0:
+        box = parseOptional(self.boxSize.get(), int, 'Box size', autoBelow=0, minimum=2)
+        if box is not None:
             return int(box)
         return suggestedBoxSize(self.particleDiameter.get(), samplingRate)
 

@@ -11,11 +11,12 @@ from tomo.protocols import ProtTomoBase
 
 from disca_engine.io import relion
 
-from disca_engine.contract import CLASS, POSTERIOR
+from disca_engine.contract import CLASS, COORDS, POSTERIOR
 
 from .conversion import ParticleTableBuilder
 from .engine_base import POSTERIOR_ATTR
 from .form_parsers import parseClassList
+from .picking_utils import setName
 
 MODES = ['one subset per cluster', 'all chosen clusters merged']
 MODE_PER_CLASS, MODE_MERGED = 0, 1
@@ -59,8 +60,9 @@ class DiscaProtExport(EMProtocol, ProtTomoBase):
                            'model"; any set of subtomogram classes works.')
         form.addParam('classNumbers', params.StringParam, default='',
                       label='Clusters to export',
-                      help='Class numbers, e.g. "1,3-5". Empty: every cluster. Look at the '
-                           'averages and the report first and keep the structures you want.')
+                      help='Class numbers, e.g. "1,3-5". Empty: every cluster. The wizard '
+                           'lists each cluster with its size, mean posterior and average to '
+                           'tick the structures you want.')
         form.addParam('mode', params.EnumParam, choices=MODES, default=MODE_PER_CLASS,
                       display=params.EnumParam.DISPLAY_HLIST, label='Output',
                       help='One subset per cluster (outputs subtomograms_class003, '
@@ -143,7 +145,7 @@ class DiscaProtExport(EMProtocol, ProtTomoBase):
             microscope=self._microscope(subtomos))
         relion.write_blocks(self._getExtraPath('%s.star' % subName), [optics, particles],
                             comment=comment + ' (RELION 3.1/4 subtomograms)', version=30001)
-        if coords is None or engine_io.COORDS[0] not in table:
+        if coords is None or COORDS[0] not in table:
             return
         shapes = {}
         for tomo in coords.getPrecedents().iterItems():
@@ -220,4 +222,4 @@ class DiscaProtExport(EMProtocol, ProtTomoBase):
         if not any(True for _ in self.iterOutputAttributes()):
             return []
         return ['Clusters %s of %s were exported as subtomogram and coordinate subsets.'
-                % (', '.join(map(str, self.getChosenClasses())), self.getObjectTag('inputClasses'))]
+                % (', '.join(map(str, self.getChosenClasses())), setName(self.inputClasses))]

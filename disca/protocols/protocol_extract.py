@@ -14,7 +14,7 @@ import numpy as np
 
 from pyworkflow import BETA
 import pyworkflow.protocol.params as params
-from pyworkflow.object import Integer, Pointer, String
+from pyworkflow.object import Float, Integer, Pointer, String
 from pyworkflow.protocol import STEPS_PARALLEL
 
 from pwem.protocols import EMProtocol
@@ -26,10 +26,16 @@ from tomo.protocols import ProtTomoBase
 from disca_engine.contract import IMAGE, ITEM_ID, PICK_INDEX, SCORE, TOMO_NAME
 
 from .. import constants as C
-from .picking_utils import engineError, itemKey, workersPerStep
+from .form_values import parseOptional
+from .picking_utils import engineError, itemKey, suggestedBoxSize, workersPerStep
 
 SOURCE_COORDS = 0
 SOURCE_OTHER = 1
+# Boxes crossing the tomogram border: the engine's --pad choices.
+BORDER_CHOICES = ['skip', 'noise', 'mean']
+BORDER_SKIP = 0
+AUTO_BOX = "auto: the coordinates' box"
+PADDED_ATTR = '_discaPaddedFraction'
 
 
 class DiscaExtractOutputs(Enum):
@@ -51,7 +57,8 @@ class DiscaProtExtract(EMProtocol, ProtTomoBase):
     Coordinates may come from any picker and from tomograms of another sampling (e.g.
     picked on binned tomograms): they are rescaled to the voxels of the tomograms boxes
     are cut from. Optional binning block-averages the boxes (output sampling = tomogram
-    sampling x binning). Boxes crossing the tomogram border are skipped and counted.
+    sampling x binning). Boxes crossing the tomogram border are skipped and counted, or
+    padded with noise or the box mean (flagged per subtomogram: _discaPaddedFraction).
     """
     _label = 'extract subtomograms'  # shown as 'disca - extract subtomograms'
     _devStatus = BETA
@@ -87,16 +94,27 @@ class DiscaProtExtract(EMProtocol, ProtTomoBase):
                       condition='tomoSource == %d' % SOURCE_OTHER, allowsNull=True,
                       label='Tomograms',
                       help='Tomograms with the same tsIds as the coordinates\' tomograms.')
-        form.addParam('boxSize', params.IntParam, default=C.DEFAULT_BOX,
-                      validators=[params.GE(2)],
+        form.addParam('boxSize', params.StringParam, default=AUTO_BOX,
                       label='Box size (output voxels)',
                       help='Edge of the cubic subtomograms, in voxels of the output (after '
-                           'binning). DISCA uses 24; the paper network needs at least 21.')
+                           'binning). auto: the box size stored with the coordinates, '
+                           'converted to the output voxels (%d if they have none). The wizard '
+                           'shows it, or computes %.1f x a particle diameter. DISCA uses 24; '
+                           'the network needs at least 21.' % (C.DEFAULT_BOX,
+                                                               C.BOX_DIAMETER_FACTOR))
         form.addParam('binning', params.IntParam, default=1, validators=[params.GE(1)],
                       label='Binning',
                       help='Block-average the boxes by this factor: output sampling = '
                            'tomogram sampling x binning. The box then covers box x binning '
                            'tomogram voxels.')
+        form.addParam('borderBoxes', params.EnumParam, choices=BORDER_CHOICES,
+                      default=BORDER_SKIP, display=params.EnumParam.DISPLAY_HLIST,
+                      label='Boxes crossing the tomogram border',
+                      help='skip: leave those picks out (counted in the summary). noise: cut '
+                           'the part inside and fill the rest with noise of the box\'s own '
+                           'mean and standard deviation; mean: fill it with the box\'s mean. '
+                           'Picks outside the tomogram are always skipped. Padded subtomograms '
+                           'carry the filled fraction (attribute _discaPaddedFraction).')
         form.addParallelSection(threads=4, mpi=0)
 
     # --------------------------- INSERT steps functions ---------------------
@@ -135,13 +153,14 @@ class DiscaProtExtract(EMProtocol, ProtTomoBase):
             self.info('%s: already extracted, skipping' % key)
             return
         try:
-            s = extract_file(tomoFile, self._coordsStar(key), self.boxSize.get(),
+            s = extract_file(tomoFile, self._coordsStar(key), self.getBoxSize(),
                              self._getExtraPath(key), bin=self.binning.get(), tomo_name=key,
-                             voxel_A=samplingRate, overwrite=True, allow_empty=True)
+                             voxel_A=samplingRate, pad=BORDER_CHOICES[self.borderBoxes.get()],
+                             overwrite=True, allow_empty=True)
         except EngineError as exc:
             raise engineError('tomogram %s (%s)' % (key, tomoFile), exc)
-        self.info('%s: %d subtomograms extracted, %d skipped (box crossing the border)'
-                  % (key, s.n_extracted, s.n_skipped))
+        self.info('%s: %d subtomograms extracted (%d of them padded), %d skipped (box crossing '
+                  'the border)' % (key, s.n_extracted, s.n_padded, s.n_skipped))
 
     def createOutputStep(self):
         from disca_engine.io.star import read_star
@@ -150,7 +169,7 @@ class DiscaProtExtract(EMProtocol, ProtTomoBase):
         binning = self.binning.get()
         coordsOut = self._createSetOfCoordinates3D(tomos)
         coordsOut.setSamplingRate(sr)
-        coordsOut.setBoxSize(self.boxSize.get() * binning)
+        coordsOut.setBoxSize(self.getBoxSize() * binning)
         subtomos = self._createSetOfSubTomograms()
         subtomos.setSamplingRate(sr * binning)
         if tomos.getAcquisition() is not None:
@@ -209,24 +228,39 @@ class DiscaProtExtract(EMProtocol, ProtTomoBase):
             errors.append('No tomogram with tsId %s in the chosen tomograms: choose tomograms '
                           'of the same tilt series as the coordinates.'
                           % ', '.join(str(m) for m in missing[:5]))
-        span = self.boxSize.get() * self.binning.get()
+        try:
+            box = self.getBoxSize()
+        except ValueError as exc:
+            return errors + [str(exc)]
+        span = box * self.binning.get()
         for tomo in tomos.iterItems():
             dims = tomo.getDim()
             if dims and span > min(dims):
                 errors.append('Box of %d voxels x binning %d = %d tomogram voxels is larger '
                               'than tomogram %s (%s voxels): lower the box size or binning.'
-                              % (self.boxSize.get(), self.binning.get(), span,
+                              % (box, self.binning.get(), span,
                                  tomo.getTsId(), ' x '.join(str(d) for d in dims)))
                 break
         return errors
 
     def _warnings(self):
+        try:
+            box = self.getBoxSize()
+        except (ValueError, AttributeError):
+            return []
+        warnings = []
         from disca_engine.clustering.validate import smallest_box
         need = smallest_box()
-        if self.boxSize.get() < need:
-            return ['DISCA clustering (every preset) needs boxes of at least %d voxels; %d is too '
-                    'small for it.' % (need, self.boxSize.get())]
-        return []
+        if box < need:
+            warnings.append('DISCA clustering (every preset) needs boxes of at least %d voxels; '
+                            '%d is too small for it.' % (need, box))
+        particle = self.particleDiameter()
+        outSr = self._outputSamplingRate()
+        if particle and outSr and box * outSr < particle[0]:
+            warnings.append('The box (%d voxels = %.0f Å) is smaller than the particle '
+                            '(%.0f Å, %s): the subtomograms will cut the particles. Use the '
+                            'box size wizard.' % (box, box * outSr, particle[0], particle[1]))
+        return warnings
 
     def _summary(self):
         out = getattr(self, self._possibleOutputs.subtomograms.name, None)
@@ -234,8 +268,12 @@ class DiscaProtExtract(EMProtocol, ProtTomoBase):
             return ['Output not ready yet.']
         lines = ['%d subtomograms of %d^3 voxels at %.3f Å/voxel (binning %d), normalised to '
                  'zero mean and unit variance.'
-                 % (out.getSize(), self.boxSize.get(), out.getSamplingRate(),
+                 % (out.getSize(), self.getBoxSize(), out.getSamplingRate(),
                     self.binning.get())]
+        if self.borderBoxes.get() != BORDER_SKIP:
+            lines.append('Boxes crossing the border were padded (%s fill); padded '
+                         'subtomograms carry %s > 0.'
+                         % (BORDER_CHOICES[self.borderBoxes.get()], PADDED_ATTR))
         if self.nSkipped.get():
             lines.append('%d coordinates skipped: their box crosses the tomogram border (%s).'
                          % (self.nSkipped.get(), self.skippedPerTomo.get()))
@@ -247,12 +285,49 @@ class DiscaProtExtract(EMProtocol, ProtTomoBase):
             return []
         return ['%d subtomograms (%d^3 voxels, %.2f Å/voxel) were extracted and each normalised '
                 'to zero mean and unit variance [Zeng2023].'
-                % (out.getSize(), self.boxSize.get(), out.getSamplingRate())]
+                % (out.getSize(), self.getBoxSize(), out.getSamplingRate())]
 
     def _citations(self):
         return ['Zeng2023']
 
     # --------------------------- UTILS functions ----------------------------
+    def getBoxSize(self):
+        """Box in output voxels: the form's number, or (auto) the coordinates' box."""
+        box = parseOptional(self.boxSize.get(), int, 'Box size', autoBelow=0, minimum=2)
+        return int(box) if box is not None else self.boxFromCoordinates()
+
+    def _outputSamplingRate(self):
+        tomos = self.getTomograms() if self.inputCoordinates.get() is not None else None
+        sr = tomos.getSamplingRate() if tomos is not None else None
+        return sr * (self.binning.get() or 1) if sr else None
+
+    def boxFromCoordinates(self):
+        """The coordinates' box size (in their voxels) in output voxels, rounded to even;
+        DEFAULT_BOX when they have none."""
+        coords = self.inputCoordinates.get()
+        outSr = self._outputSamplingRate()
+        if coords is None or not coords.getBoxSize() or not coords.getSamplingRate() or not outSr:
+            return C.DEFAULT_BOX
+        box = int(round(coords.getBoxSize() * coords.getSamplingRate() / outSr))
+        return max(2, box + box % 2)
+
+    def boxFromDiameter(self, diameterA):
+        return suggestedBoxSize(diameterA, self._outputSamplingRate())
+
+    def particleDiameter(self):
+        """(diameter in Å, where it comes from) of the particles, or None: the picking run's
+        diameter when it has one, else the coordinates' box / BOX_DIAMETER_FACTOR."""
+        pointer = self.inputCoordinates
+        picker = pointer.getObjValue() if pointer.hasExtended() else None
+        diameter = getattr(picker, 'particleDiameter', None)
+        if diameter is not None and diameter.get():
+            return float(diameter.get()), "the picking run's particle diameter"
+        coords = pointer.get()
+        if coords is not None and coords.getBoxSize() and coords.getSamplingRate():
+            return (coords.getBoxSize() * coords.getSamplingRate() / C.BOX_DIAMETER_FACTOR,
+                    "the coordinates' box / %g" % C.BOX_DIAMETER_FACTOR)
+        return None
+
     def _tomogramsPointer(self):
         if self.tomoSource.get() == SOURCE_OTHER and self.inputTomograms.get() is not None:
             return self.inputTomograms
@@ -300,8 +375,10 @@ class DiscaProtExtract(EMProtocol, ProtTomoBase):
         rows = table.column(PICK_INDEX, int)
         xs, ys, zs = (table.column('rlnCoordinate%s' % a, float) for a in 'XYZ')
         names = table[IMAGE]
+        padded = (table.column('discaPaddedFraction', float)
+                  if 'discaPaddedFraction' in table else None)
         tomoFile = tomo.getFileName()
-        for row, x, y, z, name in zip(rows, xs, ys, zs, names):
+        for i, (row, x, y, z, name) in enumerate(zip(rows, xs, ys, zs, names)):
             coord = Coordinate3D()
             coord.setVolume(tomo)
             coord.setPosition(x, y, z, BOTTOM_LEFT_CORNER)
@@ -319,4 +396,6 @@ class DiscaProtExtract(EMProtocol, ProtTomoBase):
                 subtomo.setAcquisition(tomo.getAcquisition())
             # keep the input coordinate's id to trace each subtomogram to its pick
             subtomo.inputCoordId = Integer(ids[row])
+            if padded is not None:
+                setattr(subtomo, PADDED_ATTR, Float(padded[i]))
             yield coord, subtomo

@@ -128,6 +128,17 @@ class TestDiscaClusterExport(BaseTest):
         self.assertIn('K = %d clusters' % report['k'], summary)
         self.assertIn('DDBI', summary)
 
+    def test_methods_name_the_inputs(self):
+        """Methods text: the input set by name (not an internal id); DoG cited itself."""
+        import re
+        text = ' '.join(self.cluster._methods())
+        self.assertIn("subtomograms of run '%s'" % self.extract.getRunName(), text)
+        self.assertIsNone(re.search(r'\d+\.subtomograms\.\d+', text), text)
+        pickText = ' '.join(self.pick._methods())
+        self.assertIn('[Voss2009]', pickText)
+        self.assertIn('Voss2009', self.pick._citations())
+        self.assertIn("Tomograms of run 'synthetic tomograms'", pickText)
+
     def test_particles_star_has_coordinates(self):
         table = read_star(self.cluster._particlesStar())
         self.assertEqual(len(table), self._subtomos().getSize())

@@ -157,6 +157,25 @@ class TestDiscaPickingExtraction(BaseTest):
             box = np.asarray(mrc.data, np.float64)
         np.testing.assert_allclose(box, (cut - cut.mean()) / cut.std(), atol=1e-3)
 
+    def test_extraction_pads_border_boxes(self):
+        """'Boxes crossing the border: noise' keeps picks that 'skip' drops, flagged."""
+        from disca.protocols.protocol_extract import PADDED_ATTR
+        coords = self.picking.coordinates
+        skip = self.runExtract(coords, boxSize=40)
+        self.assertGreater(skip.nSkipped.get(), 0, 'no border box to pad: raise the box')
+        padded = self.runExtract(coords, boxSize=40, borderBoxes=1)
+        self.assertGreater(padded.subtomograms.getSize(), skip.subtomograms.getSize())
+        fractions = [getattr(s, PADDED_ATTR).get() for s in padded.subtomograms.iterSubtomos()]
+        self.assertEqual(sum(f > 0 for f in fractions),
+                         padded.subtomograms.getSize() - skip.subtomograms.getSize())
+        self.assertTrue(all(0 <= f < 1 for f in fractions))
+        self.assertIn('padded', ' '.join(padded.summary()))
+        # auto box: the coordinates' box (picking: auto 1.5 x diameter), in output voxels
+        auto = self.newProtocol(DiscaProtExtract, inputCoordinates=coords)
+        self.assertEqual(auto.getBoxSize(), coords.getBoxSize())
+        small = self.newProtocol(DiscaProtExtract, inputCoordinates=coords, boxSize='8')
+        self.assertIn('smaller than the particle', ' '.join(small.warnings()))
+
     def test_extraction_binning(self):
         coords = self.picking.coordinates
         prot = self.runExtract(coords, boxSize=12, binning=2)

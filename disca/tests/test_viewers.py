@@ -20,8 +20,9 @@ from disca.protocols import DiscaProtCluster, DiscaProtClassify, DiscaProtDogPic
 from disca.viewers import DiscaClusterViewer, DiscaPickingViewer
 from disca.viewers.viewer_cluster import findEngineDir, reportFiles
 from disca.viewers.viewer_picking import (plotPicksOnTomogram, plotScoreHistogram,
-                                          readThreshold)
-from disca.viewers.views import PngView, BrowserView, ConsoleMessageView
+                                          readThreshold, robustRange)
+from disca.viewers.views import BrowserView, ConsoleMessageView
+from disca.viewers.window import ResultsView, VolumeTab, markersOnSlice, readSlice, sliceCaption
 from disca.tests.synthetic import SyntheticTomograms
 
 pwem.Domain.getPlugins()
@@ -101,15 +102,20 @@ class TestDiscaViewers(BaseTest):
             for key, n in (('showIterations', 3), ('showEmbedding', 1), ('showAverages', 1),
                            ('showTomograms', 1)):
                 views = actions[key]()
-                self.assertIsInstance(views[0], PngView, key)
+                self.assertIsInstance(views[0], ResultsView, key)
                 self.assertEqual(len(views[0].getPaths()), n, key)
                 for p in views[0].getPaths():
                     self.assertTrue(os.path.isfile(p))
             viewer.clusterNumber.set(2)
             views = actions['showMontage']()
             self.assertEqual(os.path.basename(views[0].getPaths()[0]), 'cluster_002.png')
+            # one window per run: every entry carries all the run's tabs
+            self.assertEqual(views[0].getTabNames()[:4],
+                             ['Iterations', 'Embedding', 'Averages', 'Re-embedding'])
             viewer.clusterNumber.set(7)
-            self.assertIn('cluster 7', actions['showMontage']()[0].getMessage())
+            msg = actions['showMontage']()[0].getMessage()
+            self.assertIn('Cluster 7 does not exist', msg)
+            self.assertIn('clusters 1-2', msg)
             self.assertIn('no output classes', actions['showClasses']()[0].getMessage())
             out = io.StringIO()
             with redirect_stdout(out):  # show() headless: prints where the files are
@@ -131,7 +137,7 @@ class TestDiscaViewers(BaseTest):
         with mock.patch.dict(os.environ, HEADLESS):
             for action in ('showHistogram', 'showPicks'):
                 views = viewer._getVisualizeDict()[action]()
-                self.assertIsInstance(views[0], PngView)
+                self.assertIsInstance(views[0], ResultsView)
                 checkPng(self, views[0].getPaths()[0])
             viewer.allTomograms.set(True)
             checkPng(self, viewer._getVisualizeDict()['showHistogram']()[0].getPaths()[0])
@@ -154,10 +160,27 @@ class TestDiscaViewers(BaseTest):
         checkPng(self, path, minColors=8)
 
     def test_read_threshold(self):
-        path = os.path.join(self.getOutputPath('plots'), 't.star')
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, 'w') as fh:
-            fh.write('# picked by disca-engine\n# threshold 0.0123 (background median 0)\n\n'
-                     'data_coordinates\n')
+        """The threshold is data (JSON beside the coords STAR), not a parsed comment."""
+        folder = self.getOutputPath('plots')
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, 't.star')
+        with open(path, 'w') as fh:  # a header comment alone is no longer read
+            fh.write('# threshold 0.0123 (background median 0)\n\ndata_coordinates\n')
+        self.assertIsNone(readThreshold(path))
+        with open(os.path.join(folder, 't.pick.json'), 'w') as fh:
+            json.dump({'threshold': 0.0123}, fh)
         self.assertAlmostEqual(readThreshold(path), 0.0123)
         self.assertIsNone(readThreshold(path + '.missing'))
+
+    def test_histogram_robust_range(self):
+        """A few gold beads 100x the background do not squash the bulk of the scores."""
+        rng = np.random.default_rng(1)
+        scores = np.concatenate([rng.normal(1.0, 0.2, 500), [100.0, 120.0, 150.0]])
+        lo, hi = robustRange(scores, [0.9])
+        self.assertLess(hi, 5.0)
+        self.assertLessEqual(lo, 0.9)
+        lo, hi = robustRange(scores, [200.0])  # a threshold is always in view
+        self.assertGreaterEqual(hi, 200.0)
+        path = plotScoreHistogram(scores, os.path.join(self.getOutputPath('plots'), 'gold.png'),
+                                  {'': 0.9})
+        checkPng(self, path)

@@ -12,9 +12,10 @@ import os
 import subprocess
 
 import pyworkflow.protocol.params as params
-from pyworkflow.viewer import ProtocolViewer, DESKTOP_TKINTER
+from pyworkflow.viewer import ProtocolViewer, View, DESKTOP_TKINTER
 
-from .views import BrowserView, ConsoleMessageView, PngView, hasDisplay
+from .views import BrowserView, ConsoleMessageView, hasDisplay
+from .window import ImageTab, ResultsView, VolumeTab
 
 from disca_engine.contract import CLUSTERS_STAR, REPORT_JSON, SUMMARY_JSON
 
@@ -66,7 +67,55 @@ def reportFiles(engineDir):
             'clusters': find('cluster_[0-9][0-9][0-9].png'),
             'tomograms': find('reembed_*.png'),
             'labelmaps': find(os.path.join('labelmaps', '*_labels.mrc')),
-            'decoded': find(os.path.join('decoded', 'class_*.mrc'))}
+            'decoded': find(os.path.join('decoded', 'class_*.mrc')),
+            'averageVolumes': find(os.path.join('averages', 'class_*.mrc'), where=engineDir)}
+
+
+def clusterNumbers(engineDir, files=None):
+    """Cluster numbers that exist in a run (from its averages, montages or report.json)."""
+    import re
+    files = files or reportFiles(engineDir)
+    found = set()
+    for path in files['averageVolumes'] + files['clusters']:
+        m = re.search(r'(?:class|cluster)_(\d+)\.(?:mrc|png)$', path)
+        if m:
+            found.add(int(m.group(1)))
+    if not found:
+        try:
+            import json
+            with open(os.path.join(engineDir, REPORT_JSON)) as fh:
+                found = set(range(1, int(json.load(fh).get('k') or 0) + 1))
+        except (OSError, ValueError, TypeError):
+            pass
+    return sorted(found)
+
+
+def numbersText(numbers):
+    """[1, 2, 3, 5] -> '1-3, 5'."""
+    parts, start = [], None
+    for i, n in enumerate(numbers):
+        if start is None:
+            start = n
+        if i + 1 == len(numbers) or numbers[i + 1] != n + 1:
+            parts.append(str(start) if start == n else '%d-%d' % (start, n))
+            start = None
+    return ', '.join(parts)
+
+
+def voxelSizeOf(path):
+    """Voxel size (Angstrom) in an MRC header, or None."""
+    import mrcfile
+    try:
+        with mrcfile.mmap(path, mode='r', permissive=True) as mrc:
+            vs = float(mrc.voxel_size.x)
+        return vs if vs > 0 else None
+    except Exception:
+        return None
+
+
+def volumeName(path):
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return stem.replace('class_', 'cluster ')
 
 
 def regenerateCommand(engineDir, decoder=True):
@@ -102,8 +151,12 @@ class DiscaClusterViewer(ProtocolViewer):
                       label='Clusters re-embedded in the tomograms',
                       help='Slices with the picks drawn in cluster colours. Label maps to overlay '
                            'in IMOD/ChimeraX/napari are in the report folder (labelmaps/).')
+        form.addParam('showSlices', params.LabelParam,
+                      label='Class averages and decoded centres: browsable slices',
+                      help='Slices through each average (slider; positions in voxels and Å).')
         form.addParam('showClasses', params.LabelParam,
-                      label="Class averages in tomo's viewer")
+                      label="Class averages in tomo's viewer",
+                      help="Needs xmipp's showj; without it the browsable slices open instead.")
         form.addParam('regenerate', params.LabelParam,
                       label='Regenerate the report (runs the engine)',
                       help='Rewrites extra/disca/report with "disca-engine report" (about a minute; '
@@ -116,12 +169,13 @@ class DiscaClusterViewer(ProtocolViewer):
                 'showAverages': lambda p=None: self._showPngs('averages', 'DISCA averages'),
                 'showMontage': self._showMontage,
                 'showTomograms': lambda p=None: self._showPngs('tomograms', 'DISCA re-embedding'),
+                'showSlices': self._showSlices,
                 'showClasses': self._showClasses,
                 'regenerate': self._regenerate}
 
     # ------------------------------------------------------------------ helpers
-    def _message(self, msg):
-        return [ConsoleMessageView(msg, 'DISCA', tkParent=self.getTkRoot())]
+    def _message(self, msg, path=None):
+        return [ConsoleMessageView(msg, 'DISCA', tkParent=self.getTkRoot(), path=path)]
 
     def _files(self):
         engineDir = findEngineDir(self.protocol)
@@ -136,39 +190,72 @@ class DiscaClusterViewer(ProtocolViewer):
                                 ' '.join(regenerateCommand(engineDir))))
 
     # ------------------------------------------------------------------ views
+    TAB_NAMES = {'iterations': 'Iterations', 'embedding': 'Embedding', 'averages': 'Averages',
+                 'tomograms': 'Re-embedding'}
+
+    def _tabs(self, engineDir, files):
+        """Every tab of this run's window (pictures and browsable volumes)."""
+        tabs = [ImageTab(self.TAB_NAMES[kind], files[kind])
+                for kind in ('iterations', 'embedding', 'averages', 'tomograms') if files[kind]]
+        volumes = [(volumeName(p), p) for p in files['averageVolumes']]
+        volumes += [('decoded ' + volumeName(p), p) for p in files['decoded']]
+        if volumes:
+            tabs.append(VolumeTab('Average slices', volumes, voxelSizeOf(volumes[0][1])))
+        maps = [(os.path.basename(p), p) for p in files['labelmaps']]
+        if maps:
+            tabs.append(VolumeTab('Label maps', maps, voxelSizeOf(maps[0][1])))
+        return tabs
+
+    def _resultsView(self, engineDir, files, select, extra=()):
+        tabs = self._tabs(engineDir, files) + list(extra)
+        return [ResultsView('disca-%s' % self.protocol.getObjId(),
+                            'DISCA results: %s' % self.protocol.getRunName(), tabs, select,
+                            tkParent=self.getTkRoot())]
+
     def _showReport(self, param=None):
         engineDir, files = self._files()
         if not files or not files['html']:
             return self._missing(engineDir, 'index.html')
-        return [BrowserView(files['html'][0])]
+        return [BrowserView(files['html'][0], tkParent=self.getTkRoot())]
 
-    def _showPngs(self, kind, title):
+    def _showPngs(self, kind, title=None):
         engineDir, files = self._files()
         if not files or not files[kind]:
             return self._missing(engineDir, '%s pictures' % kind)
-        return [PngView(files[kind], title)]
+        return self._resultsView(engineDir, files, self.TAB_NAMES[kind])
 
     def _showMontage(self, param=None):
         engineDir, files = self._files()
         n = self.clusterNumber.get()
         wanted = [p for p in (files or {}).get('clusters', [])
                   if os.path.basename(p) == 'cluster_%03d.png' % (n or 0)]
-        if not wanted:
-            return self._missing(engineDir, 'montage of cluster %s' % n)
-        return [PngView(wanted, 'DISCA cluster %d' % n)]
+        if wanted:
+            tab = ImageTab('Cluster %d' % n, wanted)
+            return self._resultsView(engineDir, files, tab.name, [tab])
+        existing = clusterNumbers(engineDir, files) if engineDir else []
+        if existing and n not in existing:
+            return self._message('Cluster %s does not exist: this run has clusters %s. '
+                                 'Choose one of them.' % (n, numbersText(existing)))
+        return self._missing(engineDir, 'montage of cluster %s' % n)
+
+    def _showSlices(self, param=None):
+        engineDir, files = self._files()
+        if not files or not (files['averageVolumes'] or files['decoded']):
+            return self._missing(engineDir, 'class averages (averages/class_NNN.mrc)')
+        return self._showAverageSlices(engineDir, files)
+
+    def _showAverageSlices(self, engineDir, files):
+        return self._resultsView(engineDir, files, 'Average slices')
 
     def _showClasses(self, param=None):
         classes = getattr(self.protocol, 'classes', None)
         if classes is None:
             return self._message('The protocol has no output classes yet.')
-        engineDir = findEngineDir(self.protocol)
+        engineDir, files = self._files()
         if not hasDisplay():
             where = os.path.join(engineDir, 'averages') if engineDir else 'extra/disca/averages'
             return self._message('no display; class averages are MRC files in %s' % where)
-        from tomo.viewers.viewers_data import TomoDataViewer
-        viewer = TomoDataViewer(project=self.getProject(), protocol=self.protocol,
-                                parent=self.getWindow())
-        return viewer._visualize(classes)
+        return [TomoClassesView(self, classes, engineDir, files)]
 
     def _regenerate(self, param=None):
         engineDir = findEngineDir(self.protocol)
@@ -186,3 +273,42 @@ class DiscaClusterViewer(ProtocolViewer):
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
             return self._message('Report failed (%s): %s' % (' '.join(cmd), ' | '.join(tail)))
         return self._message('Report rewritten: %s' % os.path.join(engineDir, 'report', 'index.html'))
+
+
+class TomoClassesView(View):
+    """tomo's viewer of the classes; where it fails (pwem's showj needs xmipp, absent on
+    many tomography installs) the plugin's own browsable slices of the averages instead."""
+
+    def __init__(self, viewer, classes, engineDir, files):
+        View.__init__(self)
+        self.viewer, self.classes, self.engineDir, self.files = viewer, classes, engineDir, files
+        self.fallback = None
+
+    def getMessage(self):
+        return "Class averages in tomo's viewer"
+
+    def show(self):
+        try:
+            from tomo.viewers.viewers_data import TomoDataViewer
+            tomoViewer = TomoDataViewer(project=self.viewer.getProject(),
+                                        protocol=self.viewer.protocol,
+                                        parent=self.viewer.getWindow())
+            for view in tomoViewer._visualize(self.classes) or []:
+                view.show()
+        except Exception as exc:
+            self.showFallback(exc)
+
+    def showFallback(self, exc):
+        if not self.files or not self.files['averageVolumes']:
+            ConsoleMessageView("tomo's viewer failed (%s) and this run has no class averages "
+                               'to show.' % exc, 'DISCA').show()
+            return
+        views = self.viewer._showAverageSlices(self.engineDir, self.files)
+        views[0].show()
+        self.fallback = views[0]
+        ConsoleMessageView("tomo's viewer could not open the classes (%s: %s; it needs xmipp). "
+                           'The class averages are shown as browsable slices in the DISCA '
+                           'results window instead; the files are in:'
+                           % (type(exc).__name__, exc), 'DISCA',
+                           tkParent=self.viewer.getTkRoot(),
+                           path=os.path.abspath(os.path.join(self.engineDir, 'averages'))).show()

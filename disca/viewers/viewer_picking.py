@@ -7,17 +7,14 @@ display); the viewer collects the data from the protocol and shows the PNGs, or 
 they are when there is no display.
 """
 import os
-import re
 
 import numpy as np
 
 import pyworkflow.protocol.params as params
 from pyworkflow.viewer import ProtocolViewer, DESKTOP_TKINTER
 
-from .views import ConsoleMessageView, PngView
-
-_THRESHOLD_RE = re.compile(r'^#\s*threshold\s+([-+0-9.eEinfa]+)')
-
+from .views import ConsoleMessageView
+from .window import ImageTab, ResultsView, VolumeTab
 
 def _pickingProtocols():
     try:
@@ -42,43 +39,73 @@ def _save(fig, path):
 
 
 def readThreshold(starPath):
-    """The DoG threshold the picker wrote in the STAR header ('# threshold X ...'), or None."""
-    if not starPath or not os.path.isfile(starPath):
+    """The DoG threshold of a picking, read from the JSON the engine writes beside the coords
+    STAR (``<name>.pick.json``); None when there is none (e.g. picks made by another tool)."""
+    from disca_engine.picking import read_pick_stats
+    if not starPath:
         return None
-    with open(starPath) as fh:
-        for line in fh:
-            if not line.startswith('#'):
-                if line.strip():
-                    break
-                continue
-            m = _THRESHOLD_RE.match(line.strip())
-            if m:
-                try:
-                    return float(m.group(1))
-                except ValueError:
-                    return None
-    return None
+    stats = read_pick_stats(starPath)
+    value = (stats or {}).get('threshold')
+    return float(value) if value is not None else None
+
+
+def robustRange(scores, thresholds=(), fence=3.0):
+    """x-range (lo, hi) of the bulk of the scores, widened to show every threshold: Tukey's
+    far fences (quartiles -/+ ``fence`` x the interquartile range) clipped to the data, so a
+    few gold beads 100x the background do not squash the histogram."""
+    scores = np.asarray(scores, dtype=float)
+    scores = scores[np.isfinite(scores)]
+    if not len(scores):
+        return 0.0, 1.0
+    q1, q3 = np.percentile(scores, [25, 75])
+    iqr = q3 - q1
+    if iqr > 0:
+        lo, hi = max(scores.min(), q1 - fence * iqr), min(scores.max(), q3 + fence * iqr)
+    else:
+        lo, hi = (float(v) for v in np.percentile(scores, [0.5, 99.5]))
+    lo, hi = float(lo), float(hi)
+    for t in thresholds:
+        if t is not None and np.isfinite(t):
+            lo, hi = min(lo, t), max(hi, t)
+    if hi <= lo:
+        hi = lo + max(abs(lo), 1.0) * 0.1
+    pad = 0.04 * (hi - lo)
+    return lo - pad, hi + pad
 
 
 def plotScoreHistogram(scores, path, thresholds=None, title='DoG scores'):
-    """Histogram of pick scores with a vertical line per threshold ({label: value})."""
+    """Histogram of pick scores (log counts, robust x-range; picks beyond it are counted and
+    marked at the edges) with a vertical line per threshold ({label: value})."""
     import matplotlib
     scores = np.asarray(scores, dtype=float)
-    fig = _figure(figsize=(6.0, 3.8))
+    thresholds = {k: v for k, v in (thresholds or {}).items()
+                  if v is not None and np.isfinite(v)}
+    lo, hi = robustRange(scores, thresholds.values())
+    inside = scores[(scores >= lo) & (scores <= hi)]
+    above, below = scores[scores > hi], scores[scores < lo]
+    fig = _figure(figsize=(6.4, 3.9))
     ax = fig.subplots()
-    # many bins: a few very strong picks (gold, carbon edges) must not hide the bulk
-    ax.hist(scores, bins=int(np.clip(2 * np.sqrt(max(len(scores), 1)), 40, 120)), color='0.55',
-            edgecolor='0.3', lw=0.3)
+    bins = int(np.clip(2 * np.sqrt(max(len(inside), 1)), 30, 100))
+    ax.hist(inside, bins=bins, range=(lo, hi), color='0.55', edgecolor='0.3', lw=0.3)
+    ax.set_yscale('log')
+    ax.set_xlim(lo, hi)
     colors = matplotlib.colormaps['tab10']
-    for i, (label, value) in enumerate(sorted((thresholds or {}).items())):
-        if value is not None and np.isfinite(value):
-            ax.axvline(value, color=colors(i % 10 if len(thresholds) > 1 else 3), lw=2, ls='--',
-                       label='threshold %s = %.4g' % (label, value) if label else
-                       'threshold = %.4g' % value)
+    for i, (label, value) in enumerate(sorted(thresholds.items())):
+        ax.axvline(value, color=colors(i % 10 if len(thresholds) > 1 else 3), lw=2, ls='--',
+                   label='threshold %s = %.4g' % (label, value) if label else
+                   'threshold = %.4g' % value)
+    for side, out, x, align in (('above', above, hi, 'right'), ('below', below, lo, 'left')):
+        if len(out):  # outliers (gold, carbon edges): counted and marked, not plotted
+            ax.annotate('%d picks %s\n(%s %.3g)' % (len(out), side, 'max' if side == 'above'
+                                                    else 'min', out.max() if side == 'above'
+                                                    else out.min()),
+                        xy=(x, 1), xycoords=('data', 'axes fraction'), ha=align, va='top',
+                        fontsize=8, color='tab:red',
+                        bbox=dict(boxstyle='round', fc='white', ec='tab:red', lw=0.6))
     if thresholds:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc='center right')
     ax.set_xlabel('DoG score (_rlnAutopickFigureOfMerit; higher = stronger blob)')
-    ax.set_ylabel('picks')
+    ax.set_ylabel('picks (log scale)')
     ax.set_title('%s (%d picks)' % (title, len(scores)))
     return _save(fig, path)
 
@@ -151,10 +178,15 @@ class DiscaPickingViewer(ProtocolViewer):
         form.addParam('allTomograms', params.BooleanParam, default=False,
                       label='Histogram of all tomograms?')
         form.addParam('showHistogram', params.LabelParam, label='Score histogram with threshold')
-        form.addParam('showPicks', params.LabelParam, label='Picks on tomogram slices')
+        form.addParam('showPicks', params.LabelParam, label='Picks on tomogram slabs (xy, xz, yz)')
+        form.addParam('showSlices', params.LabelParam,
+                      label='Browse tomogram slices with the picks',
+                      help='Every tomogram, any slice (slider; positions in voxels and Å), picks '
+                           'circled at half the box size.')
 
     def _getVisualizeDict(self):
-        return {'showHistogram': self._showHistogram, 'showPicks': self._showPicks}
+        return {'showHistogram': self._showHistogram, 'showPicks': self._showPicks,
+                'showSlices': self._showSlices}
 
     # ------------------------------------------------------------------ data
     def _coordinates(self):
@@ -220,7 +252,7 @@ class DiscaPickingViewer(ProtocolViewer):
             name, title = 'scores_%s.png' % key, 'DoG scores of %s' % key
         path = plotScoreHistogram(scores, self._outPath(name),
                                   {k: v for k, v in thresholds.items() if v is not None}, title)
-        return [PngView(path, 'DISCA DoG scores')]
+        return self._resultsView(ImageTab('Scores', path))
 
     def _showPicks(self, param=None):
         if self._coordinates() is None:
@@ -231,4 +263,24 @@ class DiscaPickingViewer(ProtocolViewer):
         path = plotPicksOnTomogram(tomo.getFileName(), xyz, box / 2.0,
                                    self._outPath('picks_%s.png' % key), scores,
                                    '%s: %d picks (circles: half box, colour: DoG score)' % (key, len(xyz)))
-        return [PngView(path, 'DISCA picks')]
+        return self._resultsView(ImageTab('Picks %s' % key, path))
+
+    def _showSlices(self, param=None):
+        if self._coordinates() is None:
+            return self._message('The protocol has no output coordinates yet.')
+        return self._resultsView(self._slicesTab())
+
+    def _slicesTab(self):
+        """Browsable slices of every picked tomogram with its picks circled (half box)."""
+        box = self._coordinates().getBoxSize() or 24
+        volumes, markers = [], {}
+        for key, tomo in self._tomograms():
+            volumes.append((key, os.path.abspath(tomo.getFileName())))
+            markers[key] = (self.picks(tomo)[0], box / 2.0)
+        return VolumeTab('Tomogram slices', volumes, self._coordinates().getSamplingRate(),
+                         markers)
+
+    def _resultsView(self, tab):
+        return [ResultsView('disca-pick-%s' % self.protocol.getObjId(),
+                            'DISCA picking: %s' % self.protocol.getRunName(), [tab], tab.name,
+                            tkParent=self.getTkRoot())]

@@ -27,80 +27,94 @@ def hasDisplay():
 
 
 class ConsoleMessageView(View):
-    """A message shown in a dialog when possible, else printed and logged."""
+    """A message shown in a Scipion dialog when possible, else printed and logged. With
+    ``path`` the dialog also shows that path in a selectable field with a copy button."""
 
-    def __init__(self, msg, title='DISCA', tkParent=None):
+    def __init__(self, msg, title='DISCA', tkParent=None, path=None):
         View.__init__(self)
-        self._msg, self._title, self._tkParent = msg, title, tkParent
+        self._msg, self._title, self._tkParent, self._path = msg, title, tkParent, path
 
     def getMessage(self):
-        return self._msg
+        return '%s %s' % (self._msg, self._path) if self._path else self._msg
+
+    def getPath(self):
+        return self._path
 
     def show(self):
-        logger.info('%s: %s', self._title, self._msg)
-        print('%s: %s' % (self._title, self._msg), flush=True)
-        if hasDisplay():
-            try:
-                MessageView(self._msg, self._title, tkParent=self._tkParent).show()
-            except Exception as exc:  # a broken Tk must not crash the viewer
-                logger.warning('could not open a dialog: %s', exc)
-
-
-class PngView(View):
-    """Opens PNG files in a matplotlib window; headless: says where they are."""
-
-    def __init__(self, paths, title='DISCA'):
-        View.__init__(self)
-        self._paths = [paths] if isinstance(paths, str) else list(paths)
-        self._title = title
-
-    def getPaths(self):
-        return self._paths
-
-    def getMessage(self):
-        return '%s: %s' % (self._title, ', '.join(self._paths))
-
-    def show(self):
+        text = '%s %s' % (self._msg, self._path) if self._path else self._msg
+        logger.info('%s: %s', self._title, text)
+        print('%s: %s' % (self._title, text), flush=True)
         if not hasDisplay():
-            ConsoleMessageView('no display; open the file(s): ' + ', '.join(self._paths),
-                               self._title).show()
             return
         try:
-            import matplotlib
-            matplotlib.use('TkAgg', force=False)
-            import matplotlib.pyplot as plt
-            for path in self._paths:
-                img = plt.imread(path)
-                h, w = img.shape[:2]
-                fig = plt.figure(figsize=(min(16, w / 100.0), min(10, h / 100.0)))
-                fig.canvas.manager.set_window_title('%s: %s' % (self._title, os.path.basename(path)))
-                ax = fig.add_axes([0, 0, 1, 1])
-                ax.imshow(img)
-                ax.set_axis_off()
-            plt.show(block=False)
-        except Exception as exc:
-            ConsoleMessageView('could not open a window (%s); files: %s'
-                               % (exc, ', '.join(self._paths)), self._title).show()
+            if self._path:
+                PathDialog(self._tkParent, self._title, self._msg, self._path)
+            else:
+                MessageView(self._msg, self._title, tkParent=self._tkParent).show()
+        except Exception as exc:  # a broken Tk must not crash the viewer
+            logger.warning('could not open a dialog: %s', exc)
+
+
+def _pathDialogClass():
+    from pyworkflow.gui.dialog import MessageDialog
+    from pyworkflow.utils import Icon
+
+    class _PathDialog(MessageDialog):
+        """Scipion's message window plus the path in a read-only entry and a copy button."""
+
+        def __init__(self, parent, title, msg, path):
+            self.path = path
+            MessageDialog.__init__(self, parent, title, msg, Icon.INFO,
+                                   buttons=[('Close', 1)], default='Close')
+
+        def body(self, bodyFrame):
+            import tkinter as tk
+            MessageDialog.body(self, bodyFrame)
+            row = tk.Frame(bodyFrame)
+            row.grid(row=1, column=0, columnspan=2, sticky='ew', padx=5, pady=5)
+            self.pathVar = tk.StringVar(value=self.path)
+            entry = tk.Entry(row, textvariable=self.pathVar, width=min(100, len(self.path) + 2),
+                             state='readonly')
+            entry.pack(side=tk.LEFT, fill=tk.X, expand=True)
+            tk.Button(row, text='Copy path', command=self.copyPath).pack(side=tk.LEFT, padx=5)
+
+        def copyPath(self):
+            self.clipboard_clear()
+            self.clipboard_append(self.path)
+            self.floatingMessage.config(text='Copied to the clipboard.')
+
+    return _PathDialog
+
+
+def PathDialog(parent, title, msg, path):
+    """Open (modal) the message window with a copyable path; returns it once closed."""
+    return _pathDialogClass()(parent, title, msg, path)
 
 
 class BrowserView(View):
-    """Opens an HTML file in the web browser; headless: says where it is."""
+    """Opens an HTML file in the web browser and always shows its path (with a copy
+    button): ``webbrowser.open`` returns True even when the browser dies at once."""
 
-    def __init__(self, path, title='DISCA report'):
+    def __init__(self, path, title='DISCA report', tkParent=None):
         View.__init__(self)
         self._path = os.path.abspath(path)
         self._title = title
+        self._tkParent = tkParent
+
+    def getPath(self):
+        return self._path
 
     def getMessage(self):
         return '%s: %s' % (self._title, self._path)
 
     def show(self):
-        opened = False
+        tried = False
         if hasDisplay():
             try:
-                opened = webbrowser.open('file://' + self._path)
+                tried = webbrowser.open('file://' + self._path)
             except Exception as exc:
                 logger.warning('web browser failed: %s', exc)
-        if not opened:
-            ConsoleMessageView('open %s in a web browser (it is self-contained: copy it '
-                               'anywhere)' % self._path, self._title).show()
+        what = ('A web browser was asked to open the report. If none appeared, open this '
+                'file in one' if tried else 'Open this file in a web browser')
+        ConsoleMessageView('%s (it is self-contained: you may copy it anywhere):'
+                           % what, self._title, tkParent=self._tkParent, path=self._path).show()

@@ -13,11 +13,38 @@ from pwem.wizards import EmWizard
 
 from .. import constants as C
 from ..protocols import DiscaProtDogPicking
-from ..protocols.picking_utils import pickingDefaults
+from ..protocols.form_values import isAuto, parseOptional
+from ..protocols.picking_utils import (MAX_DIAMETER_FRACTION, pickingDefaults,
+                                       suggestedBoxSize)
+
+
+def checkDiameter(diameterA, samplingRate, dims):
+    """ValueError unless the diameter is positive and at most MAX_DIAMETER_FRACTION of the
+    tomogram's smallest side (a typo like 400200 Å would give a box of thousands)."""
+    if not diameterA or diameterA <= 0:
+        raise ValueError('The particle diameter must be a positive number of Å.')
+    limit = MAX_DIAMETER_FRACTION * min(dims) * samplingRate
+    if diameterA > limit:
+        raise ValueError('A diameter of %g Å is more than half the tomogram (%g Å along its '
+                         'smallest side): check the value.' % (diameterA, min(dims) * samplingRate))
+
+
+def followBox(boxText, oldDiameter, newDiameter, samplingRate):
+    """The box field after the diameter changed: 'auto' stays (it follows by itself); a box
+    given in voxels is rescaled with the diameter (rounded to even, at least MIN_BOX)."""
+    if isAuto(boxText) or not oldDiameter:
+        return boxText
+    box = parseOptional(boxText, int, 'Box size', autoBelow=0)
+    if box is None:
+        return boxText
+    if box == suggestedBoxSize(oldDiameter, samplingRate):
+        return str(suggestedBoxSize(newDiameter, samplingRate))
+    scaled = int(round(box * newDiameter / oldDiameter))
+    return str(max(C.MIN_BOX, scaled + scaled % 2))
 
 
 def previewFor(tomoFile, voxel_A, diameter_A, z=None, thresholdSigma=None, threshold=None,
-               contrast=C.CONTRAST_DARK, minDistance=-1, border=-1, sigmaRatio=1.1,
+               contrast=C.CONTRAST_DARK, minDistance=None, border=None, sigmaRatio=1.1,
                binning=1):
     """Run the engine's one-slice preview with form-style values; returns its Preview."""
     from disca_engine.picking import dog_preview
@@ -44,14 +71,29 @@ def drawPreview(fig, preview, title=''):
     axImg.set_xticks([])
     axImg.set_yticks([])
     counts, edges = preview.histogram
-    if len(edges) > 1:
-        axHist.bar(edges[:-1], counts, width=edges[1] - edges[0], align='edge', color='0.6')
+    if len(edges) > 2:
+        drawScoreBars(axHist, counts, edges)
     axHist.axvline(preview.threshold, color='r', label='threshold %.3g' % preview.threshold)
     axHist.set_yscale('log')
     axHist.set_xlabel('DoG score of local maxima')
     axHist.set_ylabel('count')
     axHist.legend(fontsize=8)
     fig.tight_layout()
+
+
+def drawScoreBars(ax, counts, edges):
+    """Bars of the preview histogram; the engine's last, wider bin (outliers beyond the bulk,
+    e.g. gold) is not drawn but counted in a note."""
+    import numpy as np
+    counts, edges = np.asarray(counts), np.asarray(edges)
+    widths = np.diff(edges)
+    outliers = widths[-1] > 1.5 * widths[0]
+    n = len(counts) - 1 if outliers else len(counts)
+    ax.bar(edges[:n], counts[:n], width=widths[:n], align='edge', color='0.6')
+    if outliers and counts[-1]:
+        ax.annotate('%d maxima beyond\n(up to %.3g)' % (counts[-1], edges[-1]), xy=(1, 1),
+                    xycoords='axes fraction', ha='right', va='top', fontsize=8,
+                    color='tab:red', xytext=(-4, -28), textcoords='offset points')
 
 
 def writePreviewPng(path, preview, title=''):
@@ -102,14 +144,17 @@ class DiscaDogPreviewWizard(EmWizard):
             writePreviewPng(png, prev, name)
             print('DoG preview written to %s' % png)
             return
-        PreviewWindow(form, self, items, tomos.getSamplingRate())
+        return PreviewWindow(form, self, items, tomos.getSamplingRate())
 
     @staticmethod
     def _preview(prot, path, sr, z, diameter=None, thresholdSigma=None, threshold=None):
+        """Preview with the form's values; a manual threshold not given yet (auto) previews
+        the automatic threshold, whose value the window then shows."""
         manual = prot.thresholdMode.get() == C.THRESHOLD_MANUAL
         if threshold is None and thresholdSigma is None:
-            threshold = prot.threshold.get() if manual else None
-            thresholdSigma = None if manual else prot.thresholdSigma.get()
+            threshold = (parseOptional(prot.threshold.get(), float, 'Threshold')
+                         if manual else None)
+            thresholdSigma = None if threshold is not None else prot.thresholdSigma.get()
         return previewFor(path, sr, diameter or prot.particleDiameter.get(), z=z,
                           thresholdSigma=thresholdSigma, threshold=threshold,
                           contrast=prot.contrast.get(), minDistance=prot.minDistance.get(),
@@ -138,8 +183,11 @@ class PreviewWindow:
                      state='readonly').pack(side=tk.LEFT)
         self.z = tk.StringVar(value='')
         self.diameter = tk.StringVar(value=str(prot.particleDiameter.get()))
+        self.startDiameter = prot.particleDiameter.get()
         thr = prot.threshold.get() if self.manual else prot.thresholdSigma.get()
-        self.thr = tk.StringVar(value=str(thr))
+        # a manual threshold not given yet starts at the automatic one (set by update())
+        self.thr = tk.StringVar(value='' if self.manual and isAuto(thr) else str(thr))
+        self.dims = self._dims(form.protocol)
         for label, var in (('Slice z (empty: middle)', self.z), ('Diameter (Å)', self.diameter),
                            ('Threshold (absolute)' if self.manual else 'Threshold (sigmas)',
                             self.thr)):
@@ -154,15 +202,28 @@ class PreviewWindow:
         self.status.pack(side=tk.BOTTOM, fill=tk.X)
         self.update()
 
+    @staticmethod
+    def _dims(prot):
+        dims = [t.getDim() for t in prot.inputTomograms.get().iterItems() if t.getDim()]
+        return min(dims, key=min) if dims else None
+
     def update(self):
         try:
             z = int(self.z.get()) if self.z.get().strip() else None
-            thr = float(self.thr.get())
+            if self.dims:
+                checkDiameter(float(self.diameter.get()), self.sr, self.dims)
+            thr = float(self.thr.get()) if self.thr.get().strip() else None
             prev = self.wizard._preview(
                 self.form.protocol, self.items[self.tomo.get()], self.sr, z,
                 diameter=float(self.diameter.get()),
                 threshold=thr if self.manual else None,
                 thresholdSigma=None if self.manual else thr)
+            if thr is None and self.manual:  # first look in manual mode
+                prev = self.wizard._preview(
+                    self.form.protocol, self.items[self.tomo.get()], self.sr, z,
+                    diameter=float(self.diameter.get()),
+                    thresholdSigma=self.form.protocol.thresholdSigma.get())
+                self.thr.set('%.4g' % prev.threshold)
         except Exception as exc:  # show the engine's one-line message, keep the window
             self.status.config(text='Error: %s' % exc)
             return
@@ -173,6 +234,19 @@ class PreviewWindow:
                               prev.picks.background_sigma))
 
     def apply(self):
-        self.form.setVar('particleDiameter', float(self.diameter.get()))
-        self.form.setVar('threshold' if self.manual else 'thresholdSigma', float(self.thr.get()))
+        """Copy diameter and threshold to the form; a box given in voxels follows the
+        diameter. A diameter out of bounds is refused with a message."""
+        try:
+            diameter = float(self.diameter.get())
+            if self.dims:
+                checkDiameter(diameter, self.sr, self.dims)
+            thr = float(self.thr.get())
+        except ValueError as exc:
+            self.status.config(text='Error: %s' % exc)
+            return
+        prot = self.form.protocol
+        self.form.setVar('particleDiameter', diameter)
+        self.form.setVar('threshold' if self.manual else 'thresholdSigma', thr)
+        self.form.setVar('boxSize', followBox(prot.boxSize.get(), self.startDiameter, diameter,
+                                              self.sr))
         self.win.destroy()

@@ -7,7 +7,7 @@ def add_parser(subparsers):
         description="Cut cubic boxes centred on the coordinates (box centre = voxel index box//2), "
                     "normalise each to zero mean and unit variance, write DIR/subtomos/*.mrc, "
                     "DIR/particles.star and DIR/extraction.json. Boxes crossing the tomogram's "
-                    "border are skipped and counted.")
+                    "border are skipped and counted, or padded (--pad).")
     p.add_argument("--tomogram", required=True, help="tomogram (MRC) the coordinates refer to")
     p.add_argument("--coords", required=True, help="coordinates STAR (e.g. from disca-engine pick)")
     p.add_argument("--box", type=int, default=24, help="box size in output (binned) voxels (default 24)")
@@ -21,6 +21,10 @@ def add_parser(subparsers):
     p.add_argument("--stack", action="store_true",
                    help="write all boxes into one volume stack DIR/subtomos/<tomo>.mrcs (images "
                         "N@subtomos/<tomo>.mrcs) instead of one MRC per box: much faster for many boxes")
+    p.add_argument("--pad", choices=["skip", "noise", "mean"], default="skip",
+                   help="boxes crossing the border whose pick is inside the tomogram: skip them "
+                        "(default), or fill the missing part with noise of the box's mean and sd "
+                        "or with its mean (flagged: _discaPaddedFraction in particles.star)")
     p.set_defaults(func=run)
 
 
@@ -28,7 +32,7 @@ def run(args):
     from ..extraction import extract_file
     extract_file(args.tomogram, args.coords, args.box, args.output, bin=args.bin,
                  tomo_name=tomo_name_to_use(args.coords, args.tomogram, args.tomo_name),
-                 voxel_A=args.voxel_A, stack=args.stack, overwrite=args.overwrite)
+                 voxel_A=args.voxel_A, stack=args.stack, pad=args.pad, overwrite=args.overwrite)
 
 
 def tomo_name_to_use(coords, tomogram, given):

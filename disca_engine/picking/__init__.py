@@ -14,10 +14,10 @@ numpy arrays indexed [z, y, x].
 from .pipeline import (PickParams, PickResult, Preview, make_params, pick_tomogram, dog_preview,
                        to_input_voxels, DEFAULT_SIGMA_RATIO, MIN_DISTANCE_PER_DIAMETER,
                        SIGMA_PER_RADIUS, MIN_SIGMA_VOXELS)
-from .files import pick_file, read_coords, coords_table, tomo_name_for
+from .files import pick_file, read_coords, coords_table, tomo_name_for, read_pick_stats
 from .threshold import DEFAULT_THRESHOLD_SIGMA
 
 __all__ = ["PickParams", "PickResult", "Preview", "make_params", "pick_tomogram", "dog_preview",
-           "pick_file", "read_coords", "coords_table", "tomo_name_for", "to_input_voxels",
+           "pick_file", "read_coords", "coords_table", "tomo_name_for", "read_pick_stats", "to_input_voxels",
            "DEFAULT_SIGMA_RATIO", "DEFAULT_THRESHOLD_SIGMA", "MIN_DISTANCE_PER_DIAMETER",
            "SIGMA_PER_RADIUS", "MIN_SIGMA_VOXELS"]

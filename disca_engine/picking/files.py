@@ -1,4 +1,5 @@
-"""Pick an MRC file and write the coordinates STAR file."""
+"""Pick an MRC file and write the coordinates STAR file (and its threshold as JSON)."""
+import json
 import os
 
 import numpy as np
@@ -70,6 +71,43 @@ def check_room(shape, input, particle_diameter_A, voxel_A):
                           "--particle-diameter-A (Angstrom) and the voxel size")
 
 
+def stats_path(coords_star):
+    """Path of the JSON beside a coords STAR holding the threshold and background statistics."""
+    base = os.fspath(coords_star)
+    if base.lower().endswith(".star"):
+        base = base[:-len(".star")]
+    return base + ".pick.json"
+
+
+def pick_stats(result):
+    """The numbers a viewer needs to judge the picks (threshold, background, parameters)."""
+    p = result.params
+    return {"threshold": float(result.threshold), "threshold_mode": result.threshold_mode,
+            "threshold_sigma": p.threshold_sigma,
+            "background_median": float(result.background_median),
+            "background_sigma": float(result.background_sigma),
+            "n_candidates": int(result.n_candidates), "n_picks": len(result),
+            "particle_diameter_A": p.particle_diameter_A, "voxel_A": p.voxel_A, "bin": p.bin,
+            "contrast": p.contrast}
+
+
+def write_pick_stats(coords_star, result):
+    from ..io.atomic import atomic_path
+    path = stats_path(coords_star)
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
+        json.dump(pick_stats(result), fh, indent=1)
+    return path
+
+
+def read_pick_stats(coords_star):
+    """The JSON written beside ``coords_star`` by :func:`pick_file`, or None if absent."""
+    path = stats_path(coords_star)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as fh:
+        return json.load(fh)
+
+
 def pick_file(input, output, particle_diameter_A, voxel_A=None, tomo_name=None, mask=None,
               quiet=False, **params):
     """Pick the MRC tomogram ``input`` and write ``output`` (coords STAR).
@@ -91,6 +129,8 @@ def pick_file(input, output, particle_diameter_A, voxel_A=None, tomo_name=None, 
     progress = None if quiet else Progress("pick")
     result = pick_tomogram(src, vs, particle_diameter_A, mask=mask, progress=progress, **params)
     text = describe(result, input)
+    # the statistics first: a coords STAR present means both files are complete (resume)
+    write_pick_stats(output, result)
     write_star(output, coords_table(result, tomo_name or tomo_name_for(input)), comment=text)
     if not quiet and len(result) == 0:
         print(f"[pick] warning: no picks in {input}: lower the threshold (--threshold-sigma, now "

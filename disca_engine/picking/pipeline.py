@@ -201,7 +201,24 @@ class Preview(NamedTuple):
     dog_slice: np.ndarray        # DoG response on that plane (particles positive)
     picks: PickResult            # picks whose centre lies within a radius of the plane
     threshold: float
-    histogram: tuple             # (counts, bin_edges) of local-maximum scores above the median
+    histogram: tuple             # (counts, bin_edges) of local-maximum scores above the median;
+                                 # a last, wider bin holds the outliers beyond the bulk
+
+
+def _robust_histogram(values, bins):
+    """Histogram with ``bins`` even bins over the bulk (up to Tukey's far fence, Q3 + 3 IQR)
+    and, when some values lie beyond, one last wider bin holding them all: a few gold beads
+    100x the background then do not squash the bins the threshold is judged on."""
+    if not len(values):
+        return np.zeros(bins, int), np.zeros(bins + 1)
+    q1, q3 = np.percentile(values, [25, 75])
+    top = float(values.max())
+    hi = min(top, q3 + 3.0 * (q3 - q1)) if q3 > q1 else top
+    edges = np.histogram_bin_edges(values, bins=bins, range=(float(values.min()), hi))
+    if top > hi:
+        edges = np.append(edges, top)
+    counts, edges = np.histogram(values, bins=edges)
+    return counts, edges
 
 
 def dog_preview(volume, voxel_A, particle_diameter_A, z=None, sigma_ratio=DEFAULT_SIGMA_RATIO,
@@ -235,7 +252,7 @@ def dog_preview(volume, voxel_A, particle_diameter_A, z=None, sigma_ratio=DEFAUL
     med, sig = background_stats(dog, border, None if mask is None else _shift_mask_fn(mask, b, za))
     thr = choose_threshold(med, sig, threshold, threshold_sigma)
     zyx_all, vals_all = local_maxima(dog, med, border, z_limits=zlim)
-    counts, edges = np.histogram(vals_all, bins=bins) if len(vals_all) else (np.zeros(bins, int), np.zeros(bins + 1))
+    counts, edges = _robust_histogram(vals_all, bins)
     above = vals_all > thr
     zyx, vals = _select(zyx_all[above], vals_all[above], params, mask, dog_shape_z_offset=za)
     near = np.abs(zyx[:, 0] - zc) <= radius  # the particle cuts the shown plane

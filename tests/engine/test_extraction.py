@@ -75,6 +75,35 @@ def test_boxes_are_normalised_and_border_crossing_boxes_skipped(tmp_path):
     assert info["n_extracted"] == 3 and info["n_skipped"] == 2 and info["box"] == 8
 
 
+@pytest.mark.parametrize("pad", ["noise", "mean"])
+def test_border_boxes_padded_and_flagged(tmp_path, pad):
+    v = dark_blob_volume((30, 36, 40), [(20, 18, 15)]) * 5 + 7
+    write_volume(str(tmp_path / "tomo.mrc"), v, VOX)
+    # rows 1 and 2 cross the border with their pick inside; row 3's pick is outside: skipped
+    xyz = [(20, 18, 15), (3, 18, 15), (20, 18, 27), (45, 18, 15)]
+    cs = coords_star(tmp_path / "c.star", xyz)
+    s = extract_file(str(tmp_path / "tomo.mrc"), cs, 8, str(tmp_path / pad), quiet=True, pad=pad,
+                     stack=(pad == "mean"))
+    assert (s.n_extracted, s.n_skipped, s.n_padded, s.pad) == (3, 1, 2, pad)
+    t = read_star(s.particles_star)
+    assert list(t["discaPickIndex"]) == ["0", "1", "2"]
+    filled = t.column("discaPaddedFraction", float)
+    # x = 3: start -1, one of 8 planes missing; z = 27: end 31 > 30, one plane missing
+    assert filled[0] == 0 and np.allclose(filled[1:], 1 / 8)
+    b = read_volume(os.path.join(tmp_path / pad, t["rlnImageName"][1]))
+    assert b.shape == (8, 8, 8) and abs(float(b.mean())) < 1e-5 and abs(float(b.std()) - 1) < 1e-4
+    # the inside part is the tomogram's (up to the box's normalisation)
+    raw = v[11:19, 14:22, 0:7]
+    inner = b[:, :, 1:]
+    assert np.corrcoef(inner.ravel(), raw.ravel())[0, 1] > 0.999
+    if pad == "mean":  # the filled plane is constant
+        assert float(b[:, :, 0].std()) < 1e-5
+    else:
+        assert float(b[:, :, 0].std()) > 0.1
+    with pytest.raises(EngineError, match="pad must be"):
+        extract_file(str(tmp_path / "tomo.mrc"), cs, 8, str(tmp_path / "x"), quiet=True, pad="zero")
+
+
 def test_binned_extraction_voxel_size_and_centre(tmp_path):
     centre = (20.5, 18.5, 16.5)  # binned voxel centre for bin 2
     v = dark_blob_volume((40, 40, 48), [centre], sigma=3.0)

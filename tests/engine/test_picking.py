@@ -7,6 +7,7 @@ from disca_engine.errors import EngineError
 from disca_engine.io.mrc import write_volume
 from disca_engine.io.star import read_star
 from disca_engine.picking import (dog_preview, make_params, pick_file, pick_tomogram, read_coords,
+                                  read_pick_stats,
                                   to_input_voxels)
 from disca_engine.picking.dog import dog_reference, dog_volume
 from disca_engine.picking.peaks import local_maxima, suppress
@@ -182,6 +183,12 @@ def test_pick_file_star_sorted_and_documented(tmp_path):
     assert f"threshold {r.threshold:.6g}" in out.read_text()
     xyz, scores, rows, name = read_coords(str(out))
     assert name == "tomo_01" and np.allclose(xyz, r.xyz, atol=0.01) and list(rows) == list(range(len(r)))
+    # the threshold is data beside the STAR (viewers read it, not the header comment)
+    stats = read_pick_stats(str(out))
+    assert (tmp_path / "c.pick.json").is_file()
+    assert stats["threshold"] == pytest.approx(r.threshold) and stats["n_picks"] == len(r)
+    assert stats["threshold_mode"] == "auto" and stats["background_sigma"] > 0
+    assert read_pick_stats(str(tmp_path / "missing.star")) is None
 
 
 def test_pick_cli_errors(tmp_path, capsys):
@@ -251,3 +258,14 @@ def test_dog_preview_with_binning_and_mask_reports_input_voxels():
     assert p.tomogram_slice.shape == (24, 24) and p.picks.params.bin == 2
     assert len(p.picks) and p.picks.xyz[:, 0].max() < 24
     assert np.all(np.abs(p.picks.xyz[0] - (14, 24, 24)) <= 1.0)
+
+
+def test_preview_histogram_keeps_outliers_in_one_last_bin():
+    from disca_engine.picking.pipeline import _robust_histogram
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(1.0, 0.1, 400), [60.0, 80.0]])
+    counts, edges = _robust_histogram(values, 50)
+    assert counts.sum() == len(values) and len(edges) == 52
+    assert edges[50] < 3.0 and edges[-1] == 80.0 and counts[-1] == 2
+    counts, edges = _robust_histogram(rng.normal(1.0, 0.1, 400), 50)  # nothing beyond: even bins
+    assert len(edges) == 51 and counts.sum() == 400
