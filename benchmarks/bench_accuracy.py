@@ -164,14 +164,17 @@ def table(paths):
             rows += json.load(fh)["rows"]
     rows.sort(key=lambda r: r["disca"]["homogeneity"])
     out = ["| half | structures | seed | SNR | tilt | junk | N | K found (true) | DISCA homogeneity | "
-           "completeness | accuracy | baseline told K: homogeneity | minutes (1 core) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "completeness | accuracy | iteration 1 (seeds) homogeneity | baseline told K: homogeneity "
+           "(completeness) | minutes (1 core) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         d, b = r["disca"], r["baseline_told_k"]
+        first = r["trajectory_k_homogeneity_ddbi"][0]
         out.append(f"| {r['half']} | {', '.join(r['structures'])} | {r['seed']} | {r['snr']:g} | "
                    f"+-{r['tilt']:g} | {r['junk'] or '-'} | {r['n']} | {r['k_found']} ({r['n_structures']}"
                    f"{' + junk' if r['junk'] else ''}) | {d['homogeneity']:.3f} | {d['completeness']:.3f} | "
-                   f"{d['accuracy']:.3f} | {b['homogeneity']:.3f} | {r['minutes']:.1f} |")
+                   f"{d['accuracy']:.3f} | {first[1]:.3f} (K {first[0]}) | {b['homogeneity']:.3f} "
+                   f"({b['completeness']:.3f}) | {r['minutes']:.1f} |")
     return "\n".join(out)
 
 
