@@ -37,6 +37,8 @@ def _absorb_small(z, labels, min_size):
     ids, labels = np.unique(labels, return_inverse=True)
     sizes = np.bincount(labels)
     big = np.flatnonzero(sizes >= min_size)
+    if big.size < 2 <= len(ids):  # keep at least two seed clusters: the two largest
+        big = np.sort(np.argsort(sizes)[-2:])
     if 0 < big.size < len(ids):
         centres = np.array([z[labels == c].mean(0) for c in big])
         small = ~np.isin(labels, big)

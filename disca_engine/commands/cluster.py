@@ -59,7 +59,8 @@ def run(args):
     gt = report.get("ground_truth")
     extra = (f"; vs ground truth: homogeneity {gt['homogeneity']:.3f}, accuracy {100 * gt['accuracy']:.1f}%"
              if gt else "")
-    print(f"K={report['k']} (iteration {report['chosen_iteration']}, DDBI {report['ddbi']:.4f}), sizes "
+    ddbi = "undefined (one cluster)" if report["ddbi"] is None else f"{report['ddbi']:.4f}"
+    print(f"K={report['k']} (iteration {report['chosen_iteration']}, DDBI {ddbi}), sizes "
           f"{report['cluster_sizes']}{extra}; {report['seconds_total']:.0f}s -> {args.output}", flush=True)
     if not args.no_report:
         from ..report import write_report
