@@ -92,6 +92,11 @@ def test_merge_test_joins_interchangeable_clusters_only():
     assert len(groups) == 3 and not merges
     # a head at chance is not trusted
     assert not confident(labels, np.full((30, 3), 1 / 3))
+    # clusters the head has not learnt are never merged, even when another one is confident
+    unlearnt = np.full((30, 3), 1 / 3)
+    unlearnt[20:] = [0.0, 0.0, 1.0]
+    _, groups, merges = merge_groups(labels, unlearnt, threshold=0.6)
+    assert len(groups) == 3 and not merges
 
 
 def test_auto_is_the_default_preset_and_paper_is_unchanged():
