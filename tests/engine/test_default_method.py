@@ -75,23 +75,29 @@ def test_seed_labels_keep_structures_apart():
 def test_merge_test_joins_interchangeable_clusters_only():
     labels = np.repeat([0, 1, 2], 10)
     proba = np.zeros((30, 3))
-    proba[:20, 0] = proba[:20, 1] = 0.5     # 0 and 1: halves of one structure
+    proba[:10, :2] = [0.6, 0.4]             # 0 and 1: halves of one structure
+    proba[10:20, :2] = [0.4, 0.6]
     proba[20:, 2] = 0.95
     proba[20:, 0] = 0.05
     m, counts = soft_confusion(labels, proba)
-    assert m[0, 1] == pytest.approx(0.5) and counts.tolist() == [10, 10, 10]
-    assert pair_confusion(m)[0, 1] == pytest.approx(1.0)
-    assert pair_confusion(m)[0, 2] == pytest.approx(0.05 / 1.45)
+    assert m[0, 1] == pytest.approx(0.4) and counts.tolist() == [10, 10, 10]
+    assert pair_confusion(m)[0, 1] == pytest.approx(0.8 / 1.2)
+    assert pair_confusion(m)[0, 2] == pytest.approx(0.05 / 1.55)
     assert confident(labels, proba)
     new, groups, merges = merge_groups(labels, proba, threshold=0.6)
     assert sorted(map(sorted, groups)) == [[0, 1], [2]]
-    assert new.max() == 1 and len(merges) == 1 and merges[0][1] == pytest.approx(1.0)
+    assert new.max() == 1 and len(merges) == 1 and merges[0][1] == pytest.approx(0.8 / 1.2)
     assert len(np.unique(new[:20])) == 1 and new[0] != new[25]
     # a threshold above every ratio merges nothing
     _, groups, merges = merge_groups(labels, proba, threshold=1.01)
     assert len(groups) == 3 and not merges
     # a head at chance is not trusted
     assert not confident(labels, np.full((30, 3), 1 / 3))
+    # clusters the head has not learnt are never merged, even when another one is confident
+    unlearnt = np.full((30, 3), 1 / 3)
+    unlearnt[20:] = [0.0, 0.0, 1.0]
+    _, groups, merges = merge_groups(labels, unlearnt, threshold=0.6)
+    assert len(groups) == 3 and not merges
 
 
 def test_auto_is_the_default_preset_and_paper_is_unchanged():
