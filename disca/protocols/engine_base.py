@@ -49,9 +49,12 @@ class DiscaEngineMixin:
         return program
 
     def _runEngine(self, args):
-        # quoted: run names and labels have spaces
-        self.runJob(self._engineProgram(), ' '.join(shlex.quote(a) for a in args),
-                    env=self._engineEnviron(), numberOfThreads=1)
+        # quoted for the shell (run names and labels have spaces); with GPUs Scipion fills in
+        # %(GPU)s with the % operator, so a literal % must be doubled
+        line = ' '.join(shlex.quote(a) for a in args)
+        if self._useGpus():
+            line = line.replace('%', '%%')
+        self.runJob(self._engineProgram(), line, env=self._engineEnviron(), numberOfThreads=1)
 
     def _threadArgs(self):
         threads = int(self.numberOfThreads.get() or 1)
