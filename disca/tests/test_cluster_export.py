@@ -318,9 +318,10 @@ class TestDiscaClusterExport(BaseTest):
         # waits only for the conversion, in a protocol the executor runs with 2 workers
         from pyworkflow.protocol.constants import STEPS_PARALLEL
         self.assertEqual(prot.stepsExecutionMode, STEPS_PARALLEL)
-        convert = [s for s in prot.loadSteps() if s.funcName.get() == 'convertChunksStep'][0]
-        for s in steps:
-            self.assertEqual([int(p) for p in s._prerequisites], [convert.getObjId()])
+        allSteps = prot.loadSteps()
+        convert = [i + 1 for i, s in enumerate(allSteps) if s.funcName.get() == 'convertChunksStep']
+        for s in steps:  # prerequisites are 1-based step indexes
+            self.assertEqual([int(p) for p in s._prerequisites], convert)
         chunkSizes = [len(read_star(prot._chunkDir(i, 'clusters.star'))) for i in range(len(steps))]
         self.assertEqual(sum(chunkSizes), self._subtomos().getSize())
         self.assertTrue(all(chunkSizes))
