@@ -90,14 +90,14 @@ def test_memmap_cache_written_once_and_reused(tmp_path, capsys):
     assert again.voxel_size == pytest.approx(14.0)
     # a changed STAR file invalidates the cache (and the missing MRCs are then reported)
     star.write_text(star.read_text() + "\n")
-    with pytest.raises(EngineError, match="row 2 .*file not found"):
+    with pytest.raises(EngineError, match="row 2: image .* not found"):
         load_particles(str(star), cache_dir=str(cache), progress=False)
     assert not (cache / "stack.json").exists() and not (cache / "stack.f32.partial").exists()
 
 
 def test_missing_file_names_row_and_path(tmp_path):
     star = make_set(tmp_path, n=3, names=["sub/p0.mrc", "sub/nope.mrc", "sub/p2.mrc"])
-    with pytest.raises(EngineError, match=r"row 2 \(sub/nope.mrc -> .*nope.mrc\): file not found"):
+    with pytest.raises(EngineError, match=r"row 2: image sub/nope.mrc not found; tried .*sub/nope.mrc"):
         load_particles(str(star), progress=False)
 
 
@@ -132,8 +132,8 @@ def test_mixed_sizes_lists_sizes_and_first_offending_row(tmp_path):
 
 def test_box_too_small(tmp_path):
     star = make_set(tmp_path, n=2, s=8)
-    with pytest.raises(EngineError, match="boxes under 21 voxels cannot pass YOPO's 10 valid 3x3x3 "
-                                          "convolutions: re-extract with --box 24"):
+    with pytest.raises(EngineError, match="boxes under 21 voxels cannot pass the network's valid 3x3x3 "
+                                          "convolutions: re-extract with a larger --box"):
         load_particles(str(star), min_box=21, progress=False)
 
 
