@@ -69,10 +69,10 @@ class ClusterPickerWindow:
     def __init__(self, form, rows):
         import tkinter as tk
         from tkinter import ttk
-        from ..protocols import engine_io
+        from ..protocols.form_parsers import parseClassList
         self.form, self.rows = form, rows
         try:
-            chosen = set(engine_io.parseClassList(form.protocol.classNumbers.get()))
+            chosen = set(parseClassList(form.protocol.classNumbers.get()))
         except ValueError:
             chosen = set()
         self.win = tk.Toplevel(form.root)
