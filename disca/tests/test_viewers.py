@@ -164,6 +164,9 @@ class TestDiscaViewers(BaseTest):
         folder = self.getOutputPath('plots')
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, 't.star')
+        stale = os.path.join(folder, 't.pick.json')  # left by an earlier run of this test
+        if os.path.exists(stale):
+            os.remove(stale)
         with open(path, 'w') as fh:  # a header comment alone is no longer read
             fh.write('# threshold 0.0123 (background median 0)\n\ndata_coordinates\n')
         self.assertIsNone(readThreshold(path))
