@@ -347,13 +347,14 @@ def run_once(net, particles, cfg, seed, restart, outdir, iter_dir, truth=None, r
         pca = fit_pca(features, d, seed=int(_rng(seed, it, 2).integers(2 ** 31)))
         Z = pca.transform(features).astype(np.float32)
         seconds["pca"], t0 = time.time() - t0, time.time()
+        space = _clustering_space(Z, z_inv, cfg)  # where labels are made and DDBI measured
         if it == 0 and cfg.get("seed_labels"):
             labels, posterior, mixture, bics, how = _seeded_mixture(Z, z_inv, cfg, seed)
         elif it < int(cfg.get("seed_warmup") or 0):
             labels, posterior, mixture, bics, how = _kept_mixture(Z, prev_labels, prev_k, cfg)
         else:
             labels, posterior, mixture, bics, how = fit_mixture(
-                _clustering_space(Z, z_inv, cfg), cfg, seed, it, prev_labels, prev_k)
+                space, cfg, seed, it, prev_labels, prev_k)
             if mixture.dim != Z.shape[1]:  # keep the saved model in the network's space
                 mixture = mixture_from_labels(Z, labels, mixture.k, cfg["reg_covar"])
         k = mixture.k
@@ -361,7 +362,7 @@ def run_once(net, particles, cfg, seed, restart, outdir, iter_dir, truth=None, r
         seconds["mixture"], t0 = time.time() - t0, time.time()
         # DDBI where the labels were made (with the descriptors when they take part), so
         # that iterations are compared in comparable spaces
-        score = ddbi(_clustering_space(Z, z_inv, cfg), labels)
+        score = ddbi(space, labels)
         seconds["ddbi"], t0 = time.time() - t0, time.time()
         alpha = label_smoothing(it, cfg["label_smoothing"], cfg["smoothing_decay"])
         head_agreement = None
