@@ -19,8 +19,12 @@ def random_rotation_matrices(n, rng):
     """``n`` rotation matrices (n, 3, 3) uniform on SO(3): normalised 4-D Gaussian vectors
     are uniform unit quaternions, which map uniformly onto rotations."""
     q = rng.standard_normal((int(n), 4))
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    w, x, y, z = q.T
+    return quaternion_matrices(q / np.linalg.norm(q, axis=1, keepdims=True))
+
+
+def quaternion_matrices(q):
+    """Rotation matrices (n, 3, 3) of unit quaternions (n, 4) given as (w, x, y, z)."""
+    w, x, y, z = np.asarray(q).T
     return np.stack([
         np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], axis=-1),
         np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], axis=-1),

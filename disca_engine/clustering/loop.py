@@ -117,17 +117,24 @@ def _seed_k_of(cfg, it, n):
     return seed_k(cfg, n)
 
 
-def _seeded_mixture(Z, z_inv, cfg, seed):
+def _seeded_mixture(Z, z_inv, cfg, seed, particles):
     """Iteration 1 of the default method: over-split k-means of the invariant descriptors,
-    expressed as a mixture in the network's feature space (so a model saved from this
-    iteration classifies new data consistently)."""
+    refined by alignment classification when the preset asks (alignment.py), expressed as
+    a mixture in the network's feature space (so a model saved from this iteration
+    classifies new data consistently)."""
     from .seeding import seed_k, seed_labels
     k = seed_k(cfg, len(Z))
     labels = seed_labels(z_inv, k, seed, min_size=int(cfg["min_subtomograms_per_cluster"]))
+    how, history = "seeded", None
+    if cfg.get("align_classes"):
+        from .alignment import classify
+        log(f"seed clusters: K={int(labels.max()) + 1}; alignment classification")
+        labels, history = classify(particles, labels, z_inv, cfg, log=log)
+        how = "aligned"
     k = int(labels.max()) + 1
     mixture = mixture_from_labels(Z, labels, k, cfg["reg_covar"])
     proba = mixture.predict_proba(Z)
-    return labels, proba[np.arange(len(labels)), labels], mixture, {}, "seeded"
+    return labels, proba[np.arange(len(labels)), labels], mixture, {}, how, history
 
 
 def _kept_mixture(Z, labels, k, cfg):
@@ -348,8 +355,10 @@ def run_once(net, particles, cfg, seed, restart, outdir, iter_dir, truth=None, r
         Z = pca.transform(features).astype(np.float32)
         seconds["pca"], t0 = time.time() - t0, time.time()
         space = _clustering_space(Z, z_inv, cfg)  # where labels are made and DDBI measured
+        aligned = None
         if it == 0 and cfg.get("seed_labels"):
-            labels, posterior, mixture, bics, how = _seeded_mixture(Z, z_inv, cfg, seed)
+            labels, posterior, mixture, bics, how, aligned = _seeded_mixture(
+                Z, z_inv, cfg, seed, particles)
         elif it < int(cfg.get("seed_warmup") or 0):
             labels, posterior, mixture, bics, how = _kept_mixture(Z, prev_labels, prev_k, cfg)
         else:
@@ -369,7 +378,9 @@ def run_once(net, particles, cfg, seed, restart, outdir, iter_dir, truth=None, r
         if k != prev_k:
             head_agreement = train_head(net, features, labels, k, alpha, cfg, seed, it)
         seconds["head"], t0 = time.time() - t0, time.time()
-        if best is None or score < best["ddbi"]:
+        # kept labels are the best's labels: only the network differs, and the more
+        # trained one classifies new data better
+        if best is None or score < best["ddbi"] or how == "kept":
             best = {"iteration": it + 1, "ddbi": float(score), "k": int(k), "labels": labels,
                     "posterior": posterior.astype(np.float32), "pca": pca, "mixture": mixture,
                     "features": features, "features_pca": Z,
@@ -386,6 +397,7 @@ def run_once(net, particles, cfg, seed, restart, outdir, iter_dir, truth=None, r
                "label_smoothing": alpha, "pca_components": int(Z.shape[1]), "train_loss": loss,
                "head_agreement": head_agreement,
                "merges": None if merged is None else merged[1],
+               "alignment": aligned,
                "seconds": {key: round(v, 3) for key, v in seconds.items()}}
         if truth is not None:
             from .metrics import ground_truth_block

@@ -61,8 +61,10 @@ PRESETS = {
     },
 }
 
-# The default method: DISCA seeded by over-split clusters of rotation-invariant descriptors
-# (seeding.py), the descriptors kept beside the network's features (docs/clustering.md).
+# The default method (docs/clustering.md): seed clusters of rotation-invariant descriptors
+# (seeding.py) refined and merged by alignment classification (alignment.py); the network
+# then learns those labels (kept, not re-clustered: re-clustering briefly trained features
+# lost structure in every measured cell) so that the saved model classifies new data.
 PRESETS["auto"] = {
     **PRESETS["fast"],
     "k_range": list(range(2, 25)),
@@ -72,18 +74,27 @@ PRESETS["auto"] = {
     "seed_k_max": 24,
     "seed_pca": 16,
     "invariant_weight": 1.0,
-    "k_by_merging": True,
-    "merge_threshold": 0.6,
+    "align_classes": True,
+    "align_rotations": 1500,
+    "align_coarse": 12,
+    "align_init_rounds": 2,
+    "align_rounds": 12,
+    "align_merge": 0.9,
+    "align_max_n": 20000,              # larger N: classes found on a subsample of this size
+    "seed_warmup": 99,                 # every later iteration keeps the aligned labels
+    "k_by_merging": False,
+    "merge_threshold": None,
     "merge_after": 2,
-    "seed_warmup": 2,
     "pca_per_cluster": True,
     "pca_components": 16,
     "pca_per_subtomograms": None,
     "epochs_per_iteration": 1,
-    "max_iterations": 6,
+    "max_iterations": 2,
 }
 for _name in ("paper", "fast"):
-    PRESETS[_name].update(seed_labels=False, seed_per_cluster=12, seed_k_min=6, seed_k_max=24,
+    PRESETS[_name].update(align_classes=False, align_rotations=1500, align_coarse=12,
+                          align_init_rounds=2, align_rounds=12, align_merge=0.9, align_max_n=20000,
+                          seed_labels=False, seed_per_cluster=12, seed_k_min=6, seed_k_max=24,
                           seed_pca=16, invariant_weight=0.0, k_by_merging=False,
                           merge_threshold=None, merge_after=1, seed_warmup=0, pca_per_cluster=False)
 

@@ -1,0 +1,470 @@
+"""Alignment classification: reference averages, rotation search, and a merge test for K.
+
+Rotation-invariant descriptors (``invariants.py``) and a briefly trained network both throw
+away most of what tells two structures of similar shape apart (ring 7 against ring 8). A
+subtomogram compared with a *rotated reference* uses all of its voxels, so the default
+method refines its seed clusters by multi-reference alignment before the network learns them:
+
+1. every seed cluster gets a reference: the member nearest the cluster's descriptor centre,
+   then the average of its members aligned to it (two rounds, members only);
+2. hard-EM rounds over all subtomograms: each one is compared with every reference under
+   every rotation of a near-uniform grid (coarse, low-passed, missing wedge applied to the
+   reference), refined by a translation search against its best references, and assigned to
+   the reference that matches best; references are re-averaged from their members;
+3. a merge test decides K: two references of the same structure agree, after the best
+   rotation, about as well as the two half-averages of one reference agree with each other
+   (Spearman-Brown: the expected correlation of two averages of n and m members follows from
+   their half-set correlations). Pairs above ``align_merge`` times that expectation merge,
+   then more rounds; repeated until nothing merges.
+
+Conventions: volumes are [z, y, x]; a rotation matrix acts on (x, y, z) about the box
+centre and rotates the content (``augment.rotate_volumes``). Numpy/scipy only.
+"""
+import time
+
+import numpy as np
+
+from .augment import quaternion_matrices, rotate_volumes
+
+PHI, PSI = 2 ** 0.5, 1.533751168755204288118041  # super-Fibonacci constants (Alexa 2022)
+
+
+def rotation_grid(n):
+    """``n`` near-uniform rotations (super-Fibonacci spiral of unit quaternions)."""
+    s = np.arange(int(n)) + 0.5
+    r, big_r = np.sqrt(s / n), np.sqrt(1 - s / n)
+    a, b = 2 * np.pi * s / PHI, 2 * np.pi * s / PSI
+    q = np.stack([big_r * np.cos(b), r * np.sin(a), r * np.cos(a), big_r * np.sin(b)], axis=1)
+    return quaternion_matrices(q).astype(np.float32)
+
+
+def grid_step(n):
+    """Typical angle (radians) between neighbouring rotations of an ``n``-rotation grid."""
+    return float((8 * np.pi ** 2 / n) ** (1 / 3))
+
+
+def _perturbations(angle):
+    """15 rotations: identity and turns by ``angle`` about 14 axes (faces and corners)."""
+    axes = [a for a in np.eye(3)] + [-a for a in np.eye(3)]
+    axes += [np.array(c) / 3 ** 0.5 for c in np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).T.reshape(-1, 3)]
+    q = [np.array([1.0, 0, 0, 0])] + [np.concatenate([[np.cos(angle / 2)], np.sin(angle / 2) * a])
+                                       for a in axes]
+    return quaternion_matrices(np.array(q)).astype(np.float32)
+
+
+# ------------------------------------------------------------------ Fourier helpers
+def _freq_radius(s):
+    f = np.fft.fftfreq(s) * s
+    z, y, x = np.meshgrid(f, f, f, indexing="ij")
+    return np.sqrt(z * z + y * y + x * x)
+
+
+def fourier_crop(vols, c):
+    """Down-sample (B, s, s, s) to (B, c, c, c) by keeping the |k| < c/2 block of the
+    spectrum (an ideal low-pass; the real-space grid spacing grows by s / c)."""
+    s = vols.shape[1]
+    if c >= s:
+        return np.asarray(vols, np.float32)
+    f = np.fft.fftshift(np.fft.fftn(vols, axes=(1, 2, 3)), axes=(1, 2, 3))
+    a = s // 2 - c // 2
+    f = f[:, a:a + c, a:a + c, a:a + c]
+    out = np.fft.ifftn(np.fft.ifftshift(f, axes=(1, 2, 3)), axes=(1, 2, 3)).real
+    return (out * (c ** 3 / s ** 3)).astype(np.float32)
+
+
+def estimate_wedge(power, s):
+    """Measured Fourier voxels (full fftn layout, s^3): where the mean power of the data is
+    above a tenth of its shell's median (the missing wedge holds almost none)."""
+    r = np.rint(_freq_radius(s)).astype(int)
+    measured = np.ones((s, s, s), bool)
+    for k in range(1, r.max() + 1):
+        shell = r == k
+        measured[shell] = power[shell] > 0.1 * np.median(power[shell])
+    return measured
+
+
+def _band(s, k_max):
+    r = _freq_radius(s)
+    return (r >= 1) & (r <= k_max)
+
+
+def _apply(vols, mask):
+    """Filter (B, c, c, c) by a Fourier mask, flatten, and normalise each row to unit norm."""
+    f = np.fft.ifftn(np.fft.fftn(vols, axes=(1, 2, 3)) * mask, axes=(1, 2, 3)).real
+    f = f.reshape(len(vols), -1).astype(np.float32)
+    f /= np.linalg.norm(f, axis=1, keepdims=True) + 1e-12
+    return f
+
+
+def soft_sphere(s):
+    """Soft spherical mask of radius s/2 - 1 (cosine edge of 2 voxels)."""
+    ax = np.arange(s) - (s - 1) / 2.0
+    z, y, x = np.meshgrid(ax, ax, ax, indexing="ij")
+    r = np.sqrt(z * z + y * y + x * x)
+    edge = s / 2.0 - 1
+    return np.clip(0.5 + 0.5 * np.cos(np.pi * np.clip(r - (edge - 2), 0, 2) / 2), 0, 1).astype(np.float32)
+
+
+# ------------------------------------------------------------------ the data
+class AlignedStack:
+    """The subtomograms held twice: coarse (Fourier-cropped, wedge and band filtered,
+    unit norm; for the rotation search) and full size (for translations and averages)."""
+
+    def __init__(self, particles, coarse=12, k_max=None, batch_size=256, indices=None, wedge=None):
+        self.s = int(particles.box)
+        self.c = min(int(coarse), self.s)
+        self.k_max = float(k_max or self.s / 3.0)
+        vols, power = [], np.zeros((self.s,) * 3)
+        for batch in particles.iter_batches(indices, batch_size):
+            b = np.asarray(batch, np.float32)
+            vols.append(b)
+            if wedge is None:
+                power += (np.abs(np.fft.fftn(b, axes=(1, 2, 3))) ** 2).sum(0)
+        self.full = np.concatenate(vols)
+        self.n = len(self.full)
+        self.wedge = estimate_wedge(power / self.n, self.s) if wedge is None else wedge
+        a = self.s // 2 - self.c // 2
+        shifted = np.fft.fftshift(self.wedge)[a:a + self.c, a:a + self.c, a:a + self.c]
+        self.wedge_c = np.fft.ifftshift(shifted)
+        self.band_c = _band(self.c, min(self.c / 2.0 - 1, self.k_max * self.c / self.s))
+        self.band_f = _band(self.s, self.k_max)
+        self.coarse = np.concatenate([_apply(fourier_crop(self.full[i:i + batch_size], self.c),
+                                             self.band_c)
+                                      for i in range(0, self.n, batch_size)])
+        self.mask = soft_sphere(self.s)
+
+
+# ------------------------------------------------------------------ references
+def _rotated_coarse(refs, grid, stack, wedge=True):
+    """(K, R, c^3) unit-norm rotated coarse references, band (and wedge) filtered."""
+    small = fourier_crop(refs * stack.mask, stack.c)
+    k, r = len(small), len(grid)
+    rot = rotate_volumes(np.repeat(small, r, axis=0), np.tile(grid, (k, 1, 1)),
+                         np.random.default_rng(0), noise_std=0.0)
+    mask = stack.band_c & stack.wedge_c if wedge else stack.band_c
+    out = np.concatenate([_apply(rot[i:i + 2048], mask) for i in range(0, len(rot), 2048)])
+    return out.reshape(k, r, -1)
+
+
+def _translation_scores(parts, refs_rot, band, t_max):
+    """Best normalised correlation over shifts |t| <= t_max of each particle (B, s^3) with
+    its rotated reference (B, s^3) in the Fourier band; returns (scores, shifts (B, 3))."""
+    s = parts.shape[1]
+    fp = np.fft.rfftn(parts, axes=(1, 2, 3))
+    fr = np.fft.rfftn(refs_rot, axes=(1, 2, 3))
+    m = band[..., : s // 2 + 1]
+    fp, fr = fp * m, fr * m
+    # rfft holds half the spectrum: planes other than kx = 0 and Nyquist count twice
+    w = np.full(s // 2 + 1, 2.0)
+    w[0] = 1.0
+    if s % 2 == 0:
+        w[-1] = 1.0
+    norm = np.sqrt(((np.abs(fp) ** 2) * w).sum((1, 2, 3)) * ((np.abs(fr) ** 2) * w).sum((1, 2, 3)))
+    cc = np.fft.irfftn(fp * np.conj(fr), s=(s, s, s), axes=(1, 2, 3))
+    d = np.fft.fftfreq(s) * s
+    win = (np.abs(d)[:, None, None] <= t_max) & (np.abs(d)[None, :, None] <= t_max) & \
+          (np.abs(d)[None, None, :] <= t_max)
+    cc = np.where(win, cc, -np.inf).reshape(len(parts), -1)
+    best = np.argmax(cc, axis=1)
+    shifts = np.stack(np.unravel_index(best, (s, s, s)), axis=1)
+    shifts = np.where(shifts > s // 2, shifts - s, shifts)
+    return cc[np.arange(len(parts)), best] * (s ** 3) / (norm + 1e-12), shifts
+
+
+def refine(targets, movers, mats, band, t_max, step, levels=2):
+    """Local search around each rotation (B, 3, 3): ``levels`` rounds of 14 neighbours at
+    half the previous angle, starting at half the grid ``step``; each candidate scored
+    with its best shift. Returns (mats, scores, shifts)."""
+    b = len(mats)
+    best_s = best_t = None
+    angle = step / 2
+    for _ in range(levels):
+        pert = _perturbations(angle)                              # (15, 3, 3)
+        cand = np.einsum("pij,bjk->bpik", pert, mats).reshape(-1, 3, 3)
+        moved = rotate_volumes(np.repeat(movers, len(pert), 0), cand, np.random.default_rng(0),
+                               noise_std=0.0)
+        sc, sh = _translation_scores(np.repeat(targets, len(pert), 0), moved, band, t_max)
+        sc = sc.reshape(b, len(pert))
+        pick = sc.argmax(1)
+        sel = np.arange(b) * len(pert) + pick
+        mats, best_s, best_t = cand[sel], sc[np.arange(b), pick], sh[sel]
+        angle /= 2
+    return mats, best_s, best_t
+
+
+def align(stack, refs, grid, allowed=None, top=3, t_max=3, chunk=256):
+    """Best reference, rotation (N, 3, 3), shift and score of every subtomogram: the best
+    grid rotation of each of its ``top`` best references (coarse), scored with a shift
+    search at full size; the winner's rotation refined locally (one level).
+    ``allowed`` (N, K) bool restricts the references a subtomogram may join."""
+    k = len(refs)
+    rc = _rotated_coarse(refs, grid, stack).reshape(k * len(grid), -1)
+    top = min(top, k)
+    labels = np.empty(stack.n, np.int64)
+    rot = np.empty((stack.n, 3, 3), np.float32)
+    shift = np.empty((stack.n, 3), np.int64)
+    score = np.empty(stack.n, np.float32)
+    band_f = stack.band_f & stack.wedge
+    for a in range(0, stack.n, chunk):
+        sc = (stack.coarse[a:a + chunk] @ rc.T).reshape(-1, k, len(grid))
+        best_r = sc.argmax(axis=2)                              # (B, K)
+        best_s = np.take_along_axis(sc, best_r[..., None], 2)[..., 0]
+        if allowed is not None:
+            best_s = np.where(allowed[a:a + chunk], best_s, -np.inf)
+        cand = np.argsort(-best_s, axis=1)[:, :top]             # (B, top)
+        b = len(best_s)
+        rows = np.repeat(np.arange(b), top)
+        refs_idx, rot_idx = cand.ravel(), best_r[rows, cand.ravel()]
+        rotated = rotate_volumes(refs[refs_idx] * stack.mask, grid[rot_idx],
+                                 np.random.default_rng(0), noise_std=0.0)
+        parts = stack.full[a:a + chunk][rows]
+        fine, shifts = _translation_scores(parts, rotated, band_f, t_max)
+        fine = fine.reshape(b, top)
+        if allowed is not None:
+            fine = np.where(np.take_along_axis(allowed[a:a + chunk], cand, 1), fine, -np.inf)
+        pick = fine.argmax(axis=1)
+        sel = np.arange(b) * top + pick
+        labels[a:a + b] = refs_idx[sel]
+        mats, score[a:a + b], shift[a:a + b] = refine(
+            stack.full[a:a + chunk], refs[refs_idx[sel]] * stack.mask, grid[rot_idx[sel]], band_f,
+            t_max, grid_step(len(grid)), levels=1)
+        rot[a:a + b] = mats
+    return labels, rot, shift, score
+
+
+def _rotated_wedges(stack, mats):
+    """The measured-voxel mask turned by each matrix (B, s, s, s), unshifted layout. The
+    mask is rotated about the Fourier origin: padded to an odd box whose centre is the
+    origin of the shifted spectrum."""
+    s = stack.s
+    if s % 2:
+        padded = np.fft.fftshift(stack.wedge).astype(np.float32)
+    else:
+        padded = np.zeros((s + 1,) * 3, np.float32)
+        padded[:s, :s, :s] = np.fft.fftshift(stack.wedge)
+    rot = rotate_volumes(np.repeat(padded[None], len(mats), 0), mats, np.random.default_rng(0),
+                         noise_std=0.0)[:, :s, :s, :s]
+    return np.fft.ifftshift(rot, axes=(1, 2, 3))
+
+
+def averages(stack, labels, rot, shift, k):
+    """(full, half1, half2) averages (K, s, s, s) of the members aligned back to their
+    reference's frame (shift undone, then the inverse rotation), each Fourier voxel divided
+    by the number of members that measured it (missing-wedge compensation: without it an
+    average of members in similar orientations carries their wedge, and attracts
+    subtomograms by orientation instead of structure). Halves alternate members."""
+    s = stack.s
+    half = np.zeros(stack.n, np.int64)
+    for j in range(k):
+        members = np.flatnonzero(labels == j)
+        half[members[1::2]] = 1
+    num = np.zeros((2, k, s, s, s), np.complex64)
+    den = np.zeros((2, k, s, s, s), np.float32)
+    for a in range(0, stack.n, 128):
+        idx = np.arange(a, min(a + 128, stack.n))
+        vols = np.stack([np.roll(stack.full[i], -shift[i], axis=(0, 1, 2)) for i in idx])
+        mats = rot[idx].transpose(0, 2, 1)
+        back = rotate_volumes(vols, mats, np.random.default_rng(0), noise_std=0.0)
+        f = np.fft.fftn(back, axes=(1, 2, 3)).astype(np.complex64)
+        w = _rotated_wedges(stack, mats)
+        for n, i in enumerate(idx):
+            num[half[i], labels[i]] += f[n]
+            den[half[i], labels[i]] += w[n]
+    def real(nu, de):
+        return np.fft.ifftn(nu / np.maximum(de, 1.0), axes=(1, 2, 3)).real.astype(np.float32)
+    return real(num.sum(0), den.sum(0)), real(num[0], den[0]), real(num[1], den[1])
+
+
+# ------------------------------------------------------------------ merge test
+def _shell_index(s, k_max):
+    r = np.rint(_freq_radius(s)).astype(int)
+    return np.where((r >= 1) & (r <= k_max), r, 0)
+
+
+def _shell_corr(fa, fb, shells, n_shells):
+    """Correlation of two spectra on each Fourier shell 1..n_shells."""
+    def per_shell(v):
+        return np.bincount(shells.ravel(), v.ravel(), minlength=n_shells + 1)[1:]
+    num = per_shell(np.real(fa * np.conj(fb)))
+    return num / np.sqrt(per_shell(np.abs(fa) ** 2) * per_shell(np.abs(fb) ** 2) + 1e-20)
+
+
+def _best_pose(stack, ref_i, ref_j, rc_j, plain_i, grid, top=4, t_max=4):
+    """Reference j turned and shifted onto reference i: the best of the top coarse
+    rotations, refined locally."""
+    cand = np.argsort(-(rc_j @ plain_i))[:top]
+    rotated = rotate_volumes(np.repeat(ref_j[None] * stack.mask, len(cand), 0), grid[cand],
+                             np.random.default_rng(0), noise_std=0.0)
+    fine, _ = _translation_scores(np.repeat(ref_i[None] * stack.mask, len(cand), 0),
+                                  rotated, stack.band_f, t_max)
+    start = grid[cand[int(np.argmax(fine))]][None]
+    mats, _, shifts = refine(ref_i[None] * stack.mask, ref_j[None] * stack.mask, start,
+                             stack.band_f, t_max, grid_step(len(grid)))
+    moved = rotate_volumes(ref_j[None] * stack.mask, mats, np.random.default_rng(0), noise_std=0.0)[0]
+    return np.roll(moved, shifts[0], axis=(0, 1, 2))
+
+
+def pair_ratios(stack, refs, half1, half2, grid):
+    """(K, K) structural agreement of every two references, in [about -1, 1]: on each
+    Fourier shell, their correlation after the best rotation and shift divided by what
+    two averages of one structure would reach there (the geometric mean of their
+    reliabilities, from half-set correlations by Spearman-Brown), averaged over shells
+    with weights N_shell x rel_i x rel_j (the shells both averages measure well). Two
+    averages of one structure score about 1 at any noise level; the score of two
+    structures is their true similarity at the resolution the data support."""
+    k, s = len(refs), stack.s
+    n_sh = int(stack.k_max)
+    shells = _shell_index(s, n_sh)
+    count = np.bincount(shells.ravel(), minlength=n_sh + 1)[1:]
+    m = stack.mask
+    half_r = np.array([_shell_corr(np.fft.fftn(a * m), np.fft.fftn(b * m), shells, n_sh)
+                       for a, b in zip(half1, half2)])
+    half_r = np.clip(half_r, 1e-3, 0.999)
+    rel = 2 * half_r / (1 + half_r)                                   # (K, shells)
+    rc = _rotated_coarse(refs, grid, stack, wedge=False)
+    plain = _apply(fourier_crop(refs * m, stack.c), stack.band_c)
+    spectra = [np.fft.fftn(r * m) for r in refs]
+    out = np.eye(k)
+    for i in range(k):
+        for j in range(i + 1, k):
+            moved = _best_pose(stack, refs[i], refs[j], rc[j], plain[i], grid)
+            cc = _shell_corr(spectra[i], np.fft.fftn(moved * m), shells, n_sh)
+            expect = np.sqrt(rel[i] * rel[j])
+            w = count * rel[i] * rel[j]
+            out[i, j] = out[j, i] = float(np.sum(w * cc / expect) / np.sum(w))
+    return out
+
+
+def merge_pairs(ratio, threshold):
+    """Pairs to merge this round, best ratio first, each reference at most once. ``ratio``
+    is the agreement of two references over sqrt(rel_i rel_j), what two averages of one
+    structure would reach."""
+    k = len(ratio)
+    pairs = sorted(((ratio[i, j], i, j) for i in range(k) for j in range(i + 1, k)
+                    if ratio[i, j] >= threshold), reverse=True)
+    used, out = set(), []
+    for value, i, j in pairs:
+        if i not in used and j not in used:
+            out.append((i, j, float(value)))
+            used.update((i, j))
+    return out
+
+
+def _relabel(labels, groups):
+    """Labels after merging each (i, j) pair, contiguous 0..K'-1."""
+    lab = labels.copy()
+    for i, j, _ in groups:
+        lab[lab == j] = i
+    _, lab = np.unique(lab, return_inverse=True)
+    return lab.astype(np.int64)
+
+
+# ------------------------------------------------------------------ the procedure
+def _initial_references(stack, seeds, z_inv, grid, rounds, log):
+    """References of the seed clusters: the most central member, then averages of the
+    members aligned to it."""
+    k = int(seeds.max()) + 1
+    refs = np.empty((k, stack.s, stack.s, stack.s), np.float32)
+    for j in range(k):
+        members = np.flatnonzero(seeds == j)
+        centre = z_inv[members].mean(0)
+        refs[j] = stack.full[members[np.argmin(((z_inv[members] - centre) ** 2).sum(1))]]
+    allowed = seeds[:, None] == np.arange(k)[None]
+    for _ in range(rounds):
+        labels, rot, shift, _ = align(stack, refs, grid, allowed=allowed)
+        refs = averages(stack, labels, rot, shift, k)[0]
+    return refs
+
+
+def _drop_small(labels, min_size):
+    sizes = np.bincount(labels)
+    keep = np.flatnonzero(sizes >= min_size)
+    return keep if len(keep) >= 1 else np.array([int(np.argmax(sizes))])
+
+
+def _rounds(stack, refs, grid, labels, min_size, max_rounds, log, history, tol=0.02):
+    """Hard-EM rounds (assign, re-average) until fewer than ``tol`` of the labels change."""
+    h1 = h2 = None
+    for _ in range(max_rounds):
+        t1 = time.time()
+        new, rot, shift, score = align(stack, refs, grid)
+        keep = _drop_small(new, min_size)
+        if len(keep) < len(refs):  # too few members to average: their members go elsewhere
+            refs = refs[keep]
+            new, rot, shift, score = align(stack, refs, grid)
+        present, new = np.unique(new, return_inverse=True)
+        refs = refs[present]
+        changed = _changed(labels, new)
+        labels = new
+        refs, h1, h2 = averages(stack, labels, rot, shift, len(refs))
+        sizes = np.bincount(labels).tolist()
+        history.append({"round": len(history) + 1, "k": len(refs), "changed": changed,
+                        "mean_score": float(score.mean()), "sizes": sizes,
+                        "seconds": round(time.time() - t1, 2)})
+        log(f"  alignment round {len(history)}: K={len(refs)} changed={100 * changed:.1f}% "
+            f"mean score {score.mean():.3f} sizes=[{','.join(map(str, sizes))}] "
+            f"({time.time() - t1:.1f}s)")
+        if changed < tol:
+            break
+    return refs, h1, h2, labels
+
+
+def _changed(old, new):
+    """Fraction of subtomograms whose cluster changed, after matching the label ids."""
+    from .labels import match_labels
+    return float(np.mean(match_labels(new, old) != old))
+
+
+def classify(particles, seeds, z_inv, cfg, log=print):
+    """Alignment classification from seed labels; returns (labels, history). Above
+    ``align_max_n`` subtomograms the classes are found on a random subsample of that size
+    (all of it held in memory) and the others are assigned to its references in chunks."""
+    limit = int(cfg.get("align_max_n") or 0)
+    if not limit or particles.n <= limit:
+        return _classify(particles, seeds, z_inv, cfg, log, None)[:2]
+    sub = np.sort(np.random.default_rng(int(cfg["seed"])).choice(particles.n, limit, replace=False))
+    log(f"alignment classification on a random subsample of {limit} of the {particles.n} "
+        f"subtomograms; the others are assigned to its references")
+    _, history, refs, stack, grid = _classify(particles, seeds[sub], z_inv[sub], cfg, log, sub)
+    labels = np.empty(particles.n, np.int64)
+    for a in range(0, particles.n, limit):
+        idx = np.arange(a, min(a + limit, particles.n))
+        chunk = AlignedStack(particles, coarse=stack.c, indices=idx, wedge=stack.wedge)
+        labels[idx] = align(chunk, refs, grid)[0]
+    return labels, history
+
+
+def _classify(particles, seeds, z_inv, cfg, log, indices):
+    t0 = time.time()
+    stack = AlignedStack(particles, coarse=int(cfg.get("align_coarse") or 12), indices=indices)
+    grid = rotation_grid(int(cfg.get("align_rotations") or 1500))
+    min_size = int(cfg["min_subtomograms_per_cluster"])
+    refs = _initial_references(stack, seeds, z_inv, grid, int(cfg.get("align_init_rounds", 2)), log)
+    log(f"alignment: {stack.n} subtomograms, {len(refs)} seed references, {len(grid)} rotations, "
+        f"wedge {100 * (1 - stack.wedge.mean()):.0f}% of Fourier space ({time.time() - t0:.1f}s)")
+    threshold = float(cfg.get("align_merge") or 0)
+    budget = int(cfg.get("align_rounds", 12))
+    history = []
+    refs, h1, h2, labels = _rounds(stack, refs, grid, seeds, min_size, budget, log, history)
+    while threshold > 0 and len(refs) > 1 and len(history) < 3 * budget:
+        t1 = time.time()
+        ratio = pair_ratios(stack, refs, h1, h2, grid)
+        merges = merge_pairs(ratio, threshold)
+        np.fill_diagonal(ratio, 0)
+        log(f"  merge test: {len(merges)} pair(s) at or above {threshold:g} x the half-set "
+            f"agreement (highest ratio {ratio.max():.2f}) ({time.time() - t1:.1f}s)")
+        history.append({"merge_test": True, "merges": merges, "highest_ratio": float(ratio.max())})
+        if not merges:
+            break
+        labels = _relabel(labels, merges)
+        refs = _merged_refs(refs, merges, len(refs))
+        refs, h1, h2, labels = _rounds(stack, refs, grid, labels, min_size, budget // 3 or 1,
+                                       log, history)
+    return labels, history, refs, stack, grid
+
+
+def _merged_refs(refs, merges, k):
+    """References after merging: the first of each pair is kept (its members re-align to
+    it in the next round); the merged-away ones are removed."""
+    gone = {j for _, j, _ in merges}
+    return refs[[i for i in range(k) if i not in gone]]

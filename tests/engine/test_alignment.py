@@ -1,0 +1,127 @@
+"""Alignment classification of the default method (alignment.py): rotation grid, missing
+wedge, wedge-compensated averages, the half-set merge test, and a tiny classification."""
+import numpy as np
+
+from disca_engine.clustering import alignment, presets
+from disca_engine.clustering.augment import rotate_volumes
+
+
+class _Stack:
+    def __init__(self, data):
+        self.data, self.n, self.box = data, len(data), data.shape[1]
+
+    def iter_batches(self, indices=None, batch_size=64):
+        idx = np.arange(self.n) if indices is None else np.asarray(indices)
+        for a in range(0, len(idx), batch_size):
+            yield self.data[idx[a:a + batch_size]]
+
+
+def _simulated(names, n, snr, tilt, seed=0):
+    from disca_engine.simulate import generate_subtomograms
+    g = generate_subtomograms(names, n, snr=snr, tilt=tilt, seed=seed)
+    data = g["data"].astype(np.float32)
+    data = (data - data.mean(axis=(1, 2, 3), keepdims=True)) / data.std(axis=(1, 2, 3), keepdims=True)
+    return data, np.asarray(g["labels"])
+
+
+def _corr(a, b, band):
+    fa, fb = np.fft.fftn(a) * band, np.fft.fftn(b) * band
+    return float(np.real(np.vdot(fa, fb)) / (np.linalg.norm(fa) * np.linalg.norm(fb)))
+
+
+def test_rotation_grid_is_rotations_covering_so3():
+    g = alignment.rotation_grid(500).astype(np.float64)
+    assert np.allclose(g @ g.transpose(0, 2, 1), np.eye(3), atol=1e-5)
+    assert np.allclose(np.linalg.det(g), 1, atol=1e-5)
+    # every one of 200 random rotations has a grid rotation within 30 degrees
+    from disca_engine.clustering.augment import random_rotation_matrices
+    r = random_rotation_matrices(200, np.random.default_rng(1))
+    cos = (np.einsum("aij,bij->ab", r, g) - 1) / 2
+    worst = np.degrees(np.arccos(np.clip(cos.max(1), -1, 1))).max()
+    assert worst < 30
+
+
+def test_missing_wedge_is_found_from_the_data():
+    data, _ = _simulated(["ribosome"], 12, 1.0, 60)
+    stack = alignment.AlignedStack(_Stack(data))
+    # +-60 degree tilt: a third of the kx-kz plane's directions are missing
+    assert 0.2 < 1 - stack.wedge.mean() < 0.45
+    assert alignment.AlignedStack(_Stack(_simulated(["ribosome"], 6, 1.0, 90)[0])).wedge.mean() > 0.95
+
+
+def test_wedge_compensated_average_recovers_the_structure():
+    """Rotated copies of one volume with a wedge each, aligned back with their true
+    rotations: the compensated average matches the volume better than each copy does."""
+    clean, _ = _simulated(["ribosome"], 1, 1000.0, 90)
+    vol = clean[0]
+    grid = alignment.rotation_grid(60)
+    turned = rotate_volumes(np.repeat(vol[None], 60, 0), grid, np.random.default_rng(0), noise_std=0)
+    # the same missing wedge (+-45) in the frame of every copy
+    f = np.fft.fftfreq(24)
+    kz, _, kx = np.meshgrid(f, f, f, indexing="ij")
+    wedge = np.abs(kz) <= np.tan(np.radians(45)) * np.abs(kx) + 1e-9
+    copies = np.fft.ifftn(np.fft.fftn(turned, axes=(1, 2, 3)) * wedge, axes=(1, 2, 3)).real
+    stack = alignment.AlignedStack(_Stack(copies.astype(np.float32)), wedge=wedge)
+    avg = alignment.averages(stack, np.zeros(60, int), grid, np.zeros((60, 3), int), 1)[0][0]
+    band = alignment._band(24, 8)
+    one = _corr(rotate_volumes(copies[:1], grid[:1].transpose(0, 2, 1),
+                                         np.random.default_rng(0), noise_std=0)[0], vol, band)
+    assert _corr(avg, vol, band) > max(0.9, one + 0.1)
+
+
+def test_merge_pairs_take_each_reference_once_best_first():
+    ratio = np.array([[1, .95, .2, .91], [.95, 1, .3, .2], [.2, .3, 1, .93], [.91, .2, .93, 1]])
+    pairs = alignment.merge_pairs(ratio, 0.9)
+    assert [(i, j) for i, j, _ in pairs] == [(0, 1), (2, 3)]
+    assert alignment.merge_pairs(ratio, 0.99) == []
+    assert list(alignment._relabel(np.array([0, 1, 2, 3, 3]), pairs)) == [0, 0, 1, 1, 1]
+
+
+def test_classification_purifies_noisy_over_split_seeds():
+    """Two structures, 20 each, seeded as 4 clusters with a fifth of the labels wrong:
+    alignment classification ends purer than its seeds, without merging the structures."""
+    from sklearn.metrics import adjusted_rand_score, homogeneity_score
+    data, truth = _simulated(["ribosome", "rod"], 20, 2.0, 60)
+    rng = np.random.default_rng(0)
+    seeds = truth * 2 + np.arange(len(data)) % 2
+    flip = rng.random(len(data)) < 0.2
+    seeds[flip] = rng.integers(0, 4, flip.sum())
+    cfg = presets.resolve("auto", align_rotations=400)
+    lines = []
+    labels, history = alignment.classify(_Stack(data), seeds, np.zeros((len(data), 2), np.float32),
+                                         cfg, log=lines.append)
+    assert homogeneity_score(truth, labels) > 0.95
+    assert adjusted_rand_score(truth, labels) > adjusted_rand_score(truth, seeds) + 0.2
+    assert 2 <= labels.max() + 1 <= 4
+    assert any("merge test" in line for line in lines) and history
+
+
+def test_pair_ratio_is_near_one_for_one_structure_and_low_for_two():
+    """Averages of one structure in two orientations with independent noise agree as
+    their half-sets predict (ratio near 1); averages of two structures do not."""
+    clean, labels = _simulated(["ribosome", "rod"], 1, 1000.0, 90)
+    rng = np.random.default_rng(0)
+    grid = alignment.rotation_grid(300)
+    turned = rotate_volumes(clean[:1], grid[7:8], rng, noise_std=0)[0]
+
+    def noisy(v, sigma):
+        return (v + sigma * rng.standard_normal(v.shape)).astype(np.float32)
+    halves = [(noisy(v, 1.0), noisy(v, 1.0)) for v in (clean[0], turned, clean[1])]
+    h1 = np.stack([a for a, _ in halves])
+    h2 = np.stack([b for _, b in halves])
+    refs = (h1 + h2) / 2
+    stack = alignment.AlignedStack(_Stack(refs), wedge=np.ones((24,) * 3, bool))
+    ratio = alignment.pair_ratios(stack, refs, h1, h2, grid)
+    assert ratio[0, 1] > 0.8
+    assert ratio[0, 2] < 0.6 and ratio[1, 2] < 0.6
+
+
+def test_large_sets_classify_on_a_subsample_and_assign_the_rest():
+    data, truth = _simulated(["ribosome", "rod"], 12, 1.0, 60)
+    cfg = presets.resolve("auto", align_rotations=300, align_max_n=16)
+    seeds = truth.copy()  # seeds already right: the check is the assignment of the rest
+    z = np.zeros((len(data), 2), np.float32)
+    labels, _ = alignment.classify(_Stack(data), seeds, z, cfg, log=lambda m: None)
+    from sklearn.metrics import adjusted_rand_score
+    assert len(labels) == len(data)
+    assert adjusted_rand_score(truth, labels) > 0.9
