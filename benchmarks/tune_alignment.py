@@ -1,0 +1,92 @@
+"""Tune the alignment classification of the `auto` preset on the TUNING half only.
+
+    python benchmarks/tune_alignment.py --structures 5 --seed 0 --settings '{"align_merge": 0.9}'
+
+Simulates a structure set drawn from the tuning half of ``TEMPLATE_HALVES`` (never the report
+half), makes the seed clusters as `auto` does, runs ``alignment.classify`` alone (no network,
+so a setting costs minutes), and prints, at every merge test, the pair ratios of clusters
+whose majority structure is the same ("SAME") against the highest ratios of clusters of
+different structures ("DIFF"), then K, homogeneity and completeness against the truth and
+the composition of every cluster. The threshold in `presets.py` was chosen from these lines
+(docs/clustering.md, "What was tried").
+"""
+import argparse
+import collections
+import contextlib
+import io
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--structures", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--snr", type=float, default=0.1)
+    ap.add_argument("--tilt", type=float, default=60)
+    ap.add_argument("--n-per-class", type=int, default=40)
+    ap.add_argument("--settings", default="{}", help="JSON of preset settings to override")
+    ap.add_argument("--work", default="tune-alignment-work")
+    args = ap.parse_args()
+    from sklearn.metrics import completeness_score, homogeneity_score
+    from disca_engine import contract
+    from disca_engine.clustering import alignment, presets, seeding
+    from disca_engine.clustering.dataset import load_particles
+    from disca_engine.simulate import simulate_subtomograms
+    from disca_engine.simulate.templates import structure_set
+
+    names = structure_set("tuning", args.structures, args.seed)
+    folder = os.path.join(args.work, f"tuning_s{args.structures}_seed{args.seed}_snr{args.snr}_"
+                                     f"tilt{args.tilt:g}_n{args.n_per_class}")
+    with contextlib.redirect_stdout(io.StringIO()):
+        star = simulate_subtomograms(folder, classes=",".join(names), n_per_class=args.n_per_class,
+                                     snr=args.snr, tilt=args.tilt, size=24, seed=args.seed)
+    parts = load_particles(star, progress=False)
+    truth = parts.table.column(contract.TRUE_CLASS, int, star)
+    cfg = presets.resolve("auto", **json.loads(args.settings))
+    t0 = time.time()
+    z = seeding.invariant_space(parts, cfg, args.seed)
+    seeds = seeding.seed_labels(z, seeding.seed_k(cfg, parts.n), args.seed,
+                                min_size=int(cfg["min_subtomograms_per_cluster"]))
+    print(f"{names}: N {parts.n}, seeds K {seeds.max() + 1}, homogeneity "
+          f"{homogeneity_score(truth, seeds):.3f}", flush=True)
+    _watch_merge_tests(alignment, truth)
+    labels, _ = alignment.classify(parts, seeds, z, cfg, log=lambda m: print(m, flush=True))
+    print(f"RESULT K {labels.max() + 1} (true {len(names)}) homogeneity "
+          f"{homogeneity_score(truth, labels):.3f} completeness {completeness_score(truth, labels):.3f} "
+          f"({time.time() - t0:.0f} s)")
+    for c in range(labels.max() + 1):
+        print(c + 1, dict(collections.Counter(truth[labels == c].tolist())))
+
+
+def _watch_merge_tests(alignment, truth):
+    """Print SAME/DIFF pair ratios at every merge test (wraps two module functions)."""
+    state = {}
+    rounds, merge_pairs = alignment._rounds, alignment.merge_pairs
+
+    def rounds_spy(*a, **k):
+        out = rounds(*a, **k)
+        state["labels"] = out[3]
+        return out
+
+    def merge_spy(ratio, threshold):
+        lab = state["labels"]
+        k = len(ratio)
+        major = [np.bincount(truth[lab == c]).argmax() for c in range(k)]
+        pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+        same = sorted(round(float(ratio[i, j]), 2) for i, j in pairs if major[i] == major[j])
+        diff = sorted(round(float(ratio[i, j]), 2) for i, j in pairs if major[i] != major[j])
+        print(f"   SAME {same}  DIFF highest {diff[-6:]}", flush=True)
+        return merge_pairs(ratio, threshold)
+
+    alignment._rounds, alignment.merge_pairs = rounds_spy, merge_spy
+
+
+if __name__ == "__main__":
+    main()
