@@ -88,9 +88,16 @@ def _band(s, k_max):
     return (r >= 1) & (r <= k_max)
 
 
+def _half(mask):
+    """A full-layout Fourier mask (symmetric under k -> -k) on the rfftn half grid."""
+    return mask[..., : mask.shape[-1] // 2 + 1]
+
+
 def _apply(vols, mask):
     """Filter (B, c, c, c) by a Fourier mask, flatten, and normalise each row to unit norm."""
-    f = np.fft.ifftn(np.fft.fftn(vols, axes=(1, 2, 3)) * mask, axes=(1, 2, 3)).real
+    c = vols.shape[-1]
+    f = np.fft.irfftn(np.fft.rfftn(np.asarray(vols, np.float32), axes=(1, 2, 3)) * _half(mask),
+                      s=(c, c, c), axes=(1, 2, 3))
     f = f.reshape(len(vols), -1).astype(np.float32)
     f /= np.linalg.norm(f, axis=1, keepdims=True) + 1e-12
     return f
@@ -129,65 +136,100 @@ class AlignedStack:
         self.band_c = _band(self.c, min(self.c / 2.0 - 1, self.k_max * self.c / self.s))
         self.band_f = _band(self.s, self.k_max)
         self.coarse = np.concatenate([_apply(fourier_crop(self.full[i:i + batch_size], self.c),
-                                             self.band_c)
+                                             self.band_c & self.wedge_c)
                                       for i in range(0, self.n, batch_size)])
         self.mask = soft_sphere(self.s)
+        self._wedge_norms = {}
+
+    def wedge_weights(self, grid):
+        """(R, c^3) the coarse measured-voxel mask as seen by a reference turned by each grid
+        rotation Q: W(Q k) (computed once per grid)."""
+        key = (len(grid), float(grid[-1, 0, 0]))
+        if key not in self._wedge_norms:
+            w = _rotated_wedges(self.wedge_c, grid.transpose(0, 2, 1))
+            self._wedge_norms = {key: w.reshape(len(grid), -1)}
+        return self._wedge_norms[key]
 
 
 # ------------------------------------------------------------------ references
 def _rotated_coarse(refs, grid, stack, wedge=True):
-    """(K, R, c^3) unit-norm rotated coarse references, band (and wedge) filtered."""
+    """(K, R, c^3) rotated coarse references (band filtered), scaled to unit norm *after*
+    the missing wedge (``wedge``) or as they are. The wedge itself need not be applied: the
+    subtomograms it multiplies hold nothing outside the measured voxels. The norm of the
+    wedge-filtered rotated reference comes from Parseval, |W F(QA)|^2 summed = the power of A
+    weighted by the wedge seen from A's frame: one matrix product instead of K x R FFTs."""
     small = fourier_crop(refs * stack.mask, stack.c)
+    c = stack.c
+    spec = np.fft.fftn(small, axes=(1, 2, 3)) * stack.band_c
+    small = np.fft.ifftn(spec, axes=(1, 2, 3)).real.astype(np.float32)
     k, r = len(small), len(grid)
     rot = rotate_volumes(np.repeat(small, r, axis=0), np.tile(grid, (k, 1, 1)),
-                         np.random.default_rng(0), noise_std=0.0)
-    mask = stack.band_c & stack.wedge_c if wedge else stack.band_c
-    out = np.concatenate([_apply(rot[i:i + 2048], mask) for i in range(0, len(rot), 2048)])
-    return out.reshape(k, r, -1)
+                         np.random.default_rng(0), noise_std=0.0).reshape(k, r, -1)
+    if wedge:
+        power = (np.abs(spec) ** 2).reshape(k, -1).astype(np.float32)
+        norm = np.sqrt(np.maximum(power @ stack.wedge_weights(grid).T, 0) / c ** 3)   # (K, R)
+    else:
+        norm = np.linalg.norm(rot, axis=2)
+    return rot / (norm[..., None] + 1e-12)
 
 
-def _translation_scores(parts, refs_rot, band, t_max):
-    """Best normalised correlation over shifts |t| <= t_max of each particle (B, s^3) with
-    its rotated reference (B, s^3) in the Fourier band; returns (scores, shifts (B, 3))."""
-    s = parts.shape[1]
-    fp = np.fft.rfftn(parts, axes=(1, 2, 3))
-    fr = np.fft.rfftn(refs_rot, axes=(1, 2, 3))
-    m = band[..., : s // 2 + 1]
-    fp, fr = fp * m, fr * m
-    # rfft holds half the spectrum: planes other than kx = 0 and Nyquist count twice
-    w = np.full(s // 2 + 1, 2.0)
+def _spectra(vols, m):
+    """Half spectra (rfftn, float32 in -> complex64 out) of (B, s, s, s), times mask ``m``."""
+    return np.fft.rfftn(np.asarray(vols, np.float32), axes=(1, 2, 3)) * m
+
+
+def _energy(f, s):
+    """Energy of each full spectrum from its rfftn half (B, s, s, s//2 + 1): planes other
+    than kx = 0 and Nyquist stand for two."""
+    w = np.full(s // 2 + 1, 2.0, np.float32)
     w[0] = 1.0
     if s % 2 == 0:
         w[-1] = 1.0
-    norm = np.sqrt(((np.abs(fp) ** 2) * w).sum((1, 2, 3)) * ((np.abs(fr) ** 2) * w).sum((1, 2, 3)))
-    cc = np.fft.irfftn(fp * np.conj(fr), s=(s, s, s), axes=(1, 2, 3))
-    d = np.fft.fftfreq(s) * s
-    win = (np.abs(d)[:, None, None] <= t_max) & (np.abs(d)[None, :, None] <= t_max) & \
-          (np.abs(d)[None, None, :] <= t_max)
-    cc = np.where(win, cc, -np.inf).reshape(len(parts), -1)
+    return ((f.real ** 2 + f.imag ** 2) * w).sum((1, 2, 3))
+
+
+def _window(s, t_max):
+    d = np.abs(np.fft.fftfreq(s) * s)
+    ok = (d[:, None, None] <= t_max) & (d[None, :, None] <= t_max) & (d[None, None, :] <= t_max)
+    return np.flatnonzero(ok.ravel())
+
+
+def _translation_scores(fp, ep, moved, m, t_max):
+    """Best normalised correlation over shifts |t| <= t_max of targets (masked half spectra
+    ``fp`` (B, ...) with energies ``ep``) with volumes ``moved`` (B, s, s, s) in the mask
+    ``m``; returns (scores, shifts (B, 3)) with target ~ roll(moved, shift)."""
+    s = moved.shape[1]
+    fr = _spectra(moved, m)
+    norm = np.sqrt(ep * _energy(fr, s)) + 1e-12
+    cc = np.fft.irfftn(fp * np.conj(fr), s=(s, s, s), axes=(1, 2, 3)).reshape(len(fr), -1)
+    win = _window(s, t_max)
+    cc = cc[:, win]
     best = np.argmax(cc, axis=1)
-    shifts = np.stack(np.unravel_index(best, (s, s, s)), axis=1)
+    shifts = np.stack(np.unravel_index(win[best], (s, s, s)), axis=1)
     shifts = np.where(shifts > s // 2, shifts - s, shifts)
-    return cc[np.arange(len(parts)), best] * (s ** 3) / (norm + 1e-12), shifts
+    return cc[np.arange(len(fr)), best] * (s ** 3) / norm, shifts
 
 
-def refine(targets, movers, mats, band, t_max, step, levels=2):
-    """Local search around each rotation (B, 3, 3): ``levels`` rounds of 14 neighbours at
-    half the previous angle, starting at half the grid ``step``; each candidate scored
-    with its best shift. Returns (mats, scores, shifts)."""
+def refine(fp, ep, movers, mats, m, t_max, step, levels=2):
+    """Local search around each rotation (B, 3, 3) of ``movers`` onto the targets (half
+    spectra ``fp``, energies ``ep``): ``levels`` rounds of 14 neighbours at half the previous
+    angle, starting at half the grid ``step``; each candidate scored with its best shift.
+    Returns (mats, scores, shifts)."""
     b = len(mats)
-    best_s = best_t = None
     angle = step / 2
+    best_s = np.full(b, -np.inf, np.float32)
+    best_t = np.zeros((b, 3), np.int64)
     for _ in range(levels):
-        pert = _perturbations(angle)                              # (15, 3, 3)
-        cand = np.einsum("pij,bjk->bpik", pert, mats).reshape(-1, 3, 3)
-        moved = rotate_volumes(np.repeat(movers, len(pert), 0), cand, np.random.default_rng(0),
-                               noise_std=0.0)
-        sc, sh = _translation_scores(np.repeat(targets, len(pert), 0), moved, band, t_max)
-        sc = sc.reshape(b, len(pert))
-        pick = sc.argmax(1)
-        sel = np.arange(b) * len(pert) + pick
-        mats, best_s, best_t = cand[sel], sc[np.arange(b), pick], sh[sel]
+        centre = mats.copy()
+        for p, turn in enumerate(_perturbations(angle)):
+            if p == 0 and np.isfinite(best_s).all():
+                continue  # the centre was scored at the previous level
+            cand = np.einsum("ij,bjk->bik", turn, centre)
+            moved = rotate_volumes(movers, cand, np.random.default_rng(0), noise_std=0.0)
+            sc, sh = _translation_scores(fp, ep, moved, m, t_max)
+            better = sc > best_s
+            mats = np.where(better[:, None, None], cand, mats)
+            best_s, best_t = np.where(better, sc, best_s), np.where(better[:, None], sh, best_t)
         angle /= 2
     return mats, best_s, best_t
 
@@ -204,8 +246,10 @@ def align(stack, refs, grid, allowed=None, top=3, t_max=3, chunk=256):
     rot = np.empty((stack.n, 3, 3), np.float32)
     shift = np.empty((stack.n, 3), np.int64)
     score = np.empty(stack.n, np.float32)
-    band_f = stack.band_f & stack.wedge
+    m = _half(stack.band_f & stack.wedge)
     for a in range(0, stack.n, chunk):
+        fpc = _spectra(stack.full[a:a + chunk], m)
+        epc = _energy(fpc, stack.s)
         sc = (stack.coarse[a:a + chunk] @ rc.T).reshape(-1, k, len(grid))
         best_r = sc.argmax(axis=2)                              # (B, K)
         best_s = np.take_along_axis(sc, best_r[..., None], 2)[..., 0]
@@ -217,8 +261,7 @@ def align(stack, refs, grid, allowed=None, top=3, t_max=3, chunk=256):
         refs_idx, rot_idx = cand.ravel(), best_r[rows, cand.ravel()]
         rotated = rotate_volumes(refs[refs_idx] * stack.mask, grid[rot_idx],
                                  np.random.default_rng(0), noise_std=0.0)
-        parts = stack.full[a:a + chunk][rows]
-        fine, shifts = _translation_scores(parts, rotated, band_f, t_max)
+        fine, _ = _translation_scores(fpc[rows], epc[rows], rotated, m, t_max)
         fine = fine.reshape(b, top)
         if allowed is not None:
             fine = np.where(np.take_along_axis(allowed[a:a + chunk], cand, 1), fine, -np.inf)
@@ -226,22 +269,22 @@ def align(stack, refs, grid, allowed=None, top=3, t_max=3, chunk=256):
         sel = np.arange(b) * top + pick
         labels[a:a + b] = refs_idx[sel]
         mats, score[a:a + b], shift[a:a + b] = refine(
-            stack.full[a:a + chunk], refs[refs_idx[sel]] * stack.mask, grid[rot_idx[sel]], band_f,
-            t_max, grid_step(len(grid)), levels=1)
+            fpc, epc, refs[refs_idx[sel]] * stack.mask, grid[rot_idx[sel]], m, t_max,
+            grid_step(len(grid)), levels=1)
         rot[a:a + b] = mats
     return labels, rot, shift, score
 
 
-def _rotated_wedges(stack, mats):
-    """The measured-voxel mask turned by each matrix (B, s, s, s), unshifted layout. The
-    mask is rotated about the Fourier origin: padded to an odd box whose centre is the
+def _rotated_wedges(wedge, mats):
+    """A measured-voxel mask (s^3, unshifted) turned by each matrix: (B, s, s, s), unshifted.
+    The mask is rotated about the Fourier origin: padded to an odd box whose centre is the
     origin of the shifted spectrum."""
-    s = stack.s
+    s = wedge.shape[0]
     if s % 2:
-        padded = np.fft.fftshift(stack.wedge).astype(np.float32)
+        padded = np.fft.fftshift(wedge).astype(np.float32)
     else:
         padded = np.zeros((s + 1,) * 3, np.float32)
-        padded[:s, :s, :s] = np.fft.fftshift(stack.wedge)
+        padded[:s, :s, :s] = np.fft.fftshift(wedge)
     rot = rotate_volumes(np.repeat(padded[None], len(mats), 0), mats, np.random.default_rng(0),
                          noise_std=0.0)[:, :s, :s, :s]
     return np.fft.ifftshift(rot, axes=(1, 2, 3))
@@ -266,7 +309,7 @@ def averages(stack, labels, rot, shift, k):
         mats = rot[idx].transpose(0, 2, 1)
         back = rotate_volumes(vols, mats, np.random.default_rng(0), noise_std=0.0)
         f = np.fft.fftn(back, axes=(1, 2, 3)).astype(np.complex64)
-        w = _rotated_wedges(stack, mats)
+        w = _rotated_wedges(stack.wedge, mats)
         for n, i in enumerate(idx):
             num[half[i], labels[i]] += f[n]
             den[half[i], labels[i]] += w[n]
@@ -292,15 +335,18 @@ def _shell_corr(fa, fb, shells, n_shells):
 def _best_pose(stack, ref_i, ref_j, rc_j, plain_i, grid, top=4, t_max=4):
     """Reference j turned and shifted onto reference i: the best of the top coarse
     rotations, refined locally."""
+    m = _half(stack.band_f)
+    fp = _spectra(ref_i[None] * stack.mask, m)
+    ep = _energy(fp, stack.s)
     cand = np.argsort(-(rc_j @ plain_i))[:top]
-    rotated = rotate_volumes(np.repeat(ref_j[None] * stack.mask, len(cand), 0), grid[cand],
-                             np.random.default_rng(0), noise_std=0.0)
-    fine, _ = _translation_scores(np.repeat(ref_i[None] * stack.mask, len(cand), 0),
-                                  rotated, stack.band_f, t_max)
+    mover = ref_j[None] * stack.mask
+    rotated = rotate_volumes(np.repeat(mover, len(cand), 0), grid[cand], np.random.default_rng(0),
+                             noise_std=0.0)
+    fine, _ = _translation_scores(np.repeat(fp, len(cand), 0), np.repeat(ep, len(cand)), rotated,
+                                  m, t_max)
     start = grid[cand[int(np.argmax(fine))]][None]
-    mats, _, shifts = refine(ref_i[None] * stack.mask, ref_j[None] * stack.mask, start,
-                             stack.band_f, t_max, grid_step(len(grid)))
-    moved = rotate_volumes(ref_j[None] * stack.mask, mats, np.random.default_rng(0), noise_std=0.0)[0]
+    mats, _, shifts = refine(fp, ep, mover, start, m, t_max, grid_step(len(grid)))
+    moved = rotate_volumes(mover, mats, np.random.default_rng(0), noise_std=0.0)[0]
     return np.roll(moved, shifts[0], axis=(0, 1, 2))
 
 

@@ -117,11 +117,13 @@ def test_pair_ratio_is_near_one_for_one_structure_and_low_for_two():
 
 
 def test_large_sets_classify_on_a_subsample_and_assign_the_rest():
-    data, truth = _simulated(["ribosome", "rod"], 12, 1.0, 60)
-    cfg = presets.resolve("auto", align_rotations=300, align_max_n=16)
+    data, truth = _simulated(["ribosome", "rod"], 20, 1.0, 60)
+    cfg = presets.resolve("auto", align_rotations=300, align_max_n=24)
     seeds = truth.copy()  # seeds already right: the check is the assignment of the rest
     z = np.zeros((len(data), 2), np.float32)
-    labels, _ = alignment.classify(_Stack(data), seeds, z, cfg, log=lambda m: None)
+    lines = []
+    labels, _ = alignment.classify(_Stack(data), seeds, z, cfg, log=lines.append)
+    assert "random subsample of 24 of the 40" in lines[0]
     from sklearn.metrics import adjusted_rand_score
     assert len(labels) == len(data)
     assert adjusted_rand_score(truth, labels) > 0.9
