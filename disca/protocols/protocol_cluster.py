@@ -85,10 +85,13 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
                            'Extract them with "disca - extract subtomograms" after DoG picking.')
         form.addParam('preset', params.EnumParam, choices=PRESETS, default=PRESET_AUTO,
                       label='Preset',
-                      help='auto (default): DISCA seeded by over-split clusters of '
-                           'rotation-invariant descriptors; the number of clusters comes from '
-                           'a merge test (clusters that a freshly rotated copy cannot tell '
-                           'apart are joined), so no K range is needed.\n'
+                      help='auto (default): over-split clusters of rotation-invariant '
+                           'descriptors, refined by aligning every subtomogram to every '
+                           'cluster average (rotations and shifts, missing wedge compensated); '
+                           'the number of clusters comes from a merge test (two averages that '
+                           'agree as well as two averages of one structure are joined), so no '
+                           'K range is needed. The network then learns these classes, so the '
+                           'model can classify new data.\n'
                            'fast: the earlier CPU preset (small network, BIC over K 5,10,20).\n'
                            'paper: the network and schedule published by Zeng et al. 2023 '
                            '(YOPO, 10 blocks, lr 1e-5); needs a GPU and >= 21^3 boxes.')
@@ -303,6 +306,19 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
             return []
         inputSet = self.inputSubtomos.get()
         sizes = report.get('cluster_sizes') or []
+        config = report.get('config') or {}
+        if config.get('align_classes'):
+            return ['%d subtomograms%s were sorted with the auto preset of scipion-em-disca: '
+                    'over-split k-means clusters of rotation-invariant descriptors were refined '
+                    'by multi-reference alignment (%s rotations, shift search, missing-wedge '
+                    'compensated averages) and merged when two aligned averages agreed as well '
+                    'as averages of one structure would (half-set test, threshold %s), giving '
+                    '%s clusters (sizes %s); the DISCA network [Zeng2023] was then trained on '
+                    'these classes for %s iteration(s).'
+                    % (report.get('n_particles', 0),
+                       ' from %s' % setName(self.inputSubtomos) if inputSet else '',
+                       config.get('align_rotations'), config.get('align_merge'), report.get('k'),
+                       ', '.join(map(str, sizes)), len(report.get('iterations') or []))]
         return ['%d subtomograms%s were sorted with DISCA [Zeng2023] (%s preset, candidate K %s, '
                 '%d restart(s)) into %s clusters (sizes %s); the iteration with the lowest '
                 'distortion-based Davies-Bouldin index (%s, iteration %s) was kept.'

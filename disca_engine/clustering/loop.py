@@ -19,6 +19,11 @@ Per iteration (0-based ``it``; printed 1-based):
     rotated copy each (N(0,1) corner fill), shuffled, targets smoothed by a = 0.2 x 0.9^it;
  7. one progress line, the iteration's small files, an atomic checkpoint, the stop rule.
 
+The default preset (``auto``) replaces steps 3-4 of the first iteration by seed clusters of
+rotation-invariant descriptors (``seeding.py``) refined by alignment classification
+(``alignment.py``), and keeps those labels in the later iterations (``mixture: kept``): the
+network learns them, and the most trained network is saved.
+
 All randomness of an iteration comes from generators seeded by (seed, iteration, purpose),
 and the network's own random state (dropout) is part of the checkpoint, so a resumed run
 repeats an uninterrupted one exactly.
