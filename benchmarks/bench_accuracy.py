@@ -127,9 +127,11 @@ def main():
     p.add_argument("--out")
     p.add_argument("--skip-done", action="store_true")
     p.add_argument("--table", nargs="+", metavar="JSON", help="print the markdown table of result files")
+    p.add_argument("--previous", nargs="+", metavar="JSON",
+                   help="with --table: add the homogeneity of the same cells in these earlier results")
     args = p.parse_args()
     if args.table:
-        print(table(args.table))
+        print(table(args.table, args.previous))
         return
     rows = []
     if args.out and os.path.isfile(args.out):
@@ -156,25 +158,42 @@ def main():
                             json.dump({"argv": sys.argv, "rows": rows}, fh, indent=1)
 
 
-def table(paths):
-    """Markdown rows of every cell in the given result files, worst DISCA homogeneity first."""
+def _load_rows(paths):
     rows = []
-    for path in paths:
+    for path in paths or []:
         with open(path) as fh:
             rows += json.load(fh)["rows"]
-    rows.sort(key=lambda r: r["disca"]["homogeneity"])
-    out = ["| half | structures | seed | SNR | tilt | junk | N | K found (true) | DISCA homogeneity | "
-           "completeness | accuracy | iteration 1 (seeds) homogeneity | baseline told K: homogeneity "
-           "(completeness) | minutes (1 core) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    return rows
+
+
+def _cell_id(r):
+    return (r["half"], tuple(r["structures"]), r["seed"], r["snr"], r["tilt"], r["n_per_class"], r["junk"])
+
+
+def table(paths, previous=None):
+    """Markdown rows of every cell in the given result files, worst DISCA homogeneity first;
+    with ``previous``, the same cells' homogeneity (K) in earlier results beside them."""
+    rows = sorted(_load_rows(paths), key=lambda r: r["disca"]["homogeneity"])
+    before = {_cell_id(r): r for r in _load_rows(previous)}
+    head = ("| half | structures | seed | SNR | tilt | junk | N | K found (true) | homogeneity | "
+            "completeness | ARI | baseline told K: homogeneity (completeness) |")
+    head += " earlier default: homogeneity (K) |" if previous else ""
+    head += " minutes (1 core) |"
+    out = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         d, b = r["disca"], r["baseline_told_k"]
-        first = r["trajectory_k_homogeneity_ddbi"][0]
-        out.append(f"| {r['half']} | {', '.join(r['structures'])} | {r['seed']} | {r['snr']:g} | "
-                   f"+-{r['tilt']:g} | {r['junk'] or '-'} | {r['n']} | {r['k_found']} ({r['n_structures']}"
-                   f"{' + junk' if r['junk'] else ''}) | {d['homogeneity']:.3f} | {d['completeness']:.3f} | "
-                   f"{d['accuracy']:.3f} | {first[1]:.3f} (K {first[0]}) | {b['homogeneity']:.3f} "
-                   f"({b['completeness']:.3f}) | {r['minutes']:.1f} |")
+        hom = f"{d['homogeneity']:.3f}"
+        if r["junk"]:
+            hom += (f" (structures {d['structure_homogeneity']:.3f}; junk in junk clusters "
+                    f"{100 * (d['junk_isolated'] or 0):.0f}%)")
+        line = (f"| {r['half']} | {', '.join(r['structures'])} | {r['seed']} | {r['snr']:g} | "
+                f"+-{r['tilt']:g} | {r['junk'] or '-'} | {r['n']} | {r['k_found']} ({r['n_structures']}"
+                f"{' + junk' if r['junk'] else ''}) | {hom} | {d['completeness']:.3f} | "
+                f"{d['ari']:.3f} | {b['homogeneity']:.3f} ({b['completeness']:.3f}) |")
+        if previous:
+            old = before.get(_cell_id(r))
+            line += f" {old['disca']['homogeneity']:.3f} ({old['k_found']}) |" if old else " - |"
+        out.append(line + f" {r['minutes']:.1f} |")
     return "\n".join(out)
 
 

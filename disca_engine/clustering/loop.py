@@ -427,6 +427,11 @@ def run_once(net, particles, cfg, seed, restart, outdir, iter_dir, truth=None, r
 
 
 def _k_search_text(cfg, n):
+    if cfg.get("seed_labels") and cfg.get("align_classes"):
+        limit = int(cfg.get("align_max_n") or 0)
+        where = f"a random subsample of {limit}" if 0 < limit < n else f"all {n}"
+        return (f" (K: at most {max(cfg['k_range'])} seed clusters, merged by the alignment "
+                f"merge test on {where})")
     limit = int(cfg["max_fit_samples"] or 0)
     if 0 < limit < n:
         return f" (K selected on a subsample of {limit}, the winner refitted on all {n})"
