@@ -176,7 +176,7 @@ def table(paths, previous=None):
     rows = sorted(_load_rows(paths), key=lambda r: r["disca"]["homogeneity"])
     before = {_cell_id(r): r for r in _load_rows(previous)}
     head = ("| half | structures | seed | SNR | tilt | junk | N | K found (true) | homogeneity | "
-            "completeness | ARI | baseline told K: homogeneity (completeness) |")
+            "completeness | ARI | baseline told K: homogeneity (completeness, ARI) |")
     head += " earlier default: homogeneity (K) |" if previous else ""
     head += " minutes (1 core) |"
     out = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -189,7 +189,7 @@ def table(paths, previous=None):
         line = (f"| {r['half']} | {', '.join(r['structures'])} | {r['seed']} | {r['snr']:g} | "
                 f"+-{r['tilt']:g} | {r['junk'] or '-'} | {r['n']} | {r['k_found']} ({r['n_structures']}"
                 f"{' + junk' if r['junk'] else ''}) | {hom} | {d['completeness']:.3f} | "
-                f"{d['ari']:.3f} | {b['homogeneity']:.3f} ({b['completeness']:.3f}) |")
+                f"{d['ari']:.3f} | {b['homogeneity']:.3f} ({b['completeness']:.3f}, {b['ari']:.3f}) |")
         if previous:
             old = before.get(_cell_id(r))
             line += f" {old['disca']['homogeneity']:.3f} ({old['k_found']}) |" if old else " - |"
