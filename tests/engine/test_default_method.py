@@ -111,22 +111,28 @@ def test_auto_is_the_default_preset_and_paper_is_unchanged():
     assert presets.pca_components_for(cfg, 200) == 16
 
 
-def test_tiny_auto_run_aligns_the_seeds_then_keeps_the_labels(tmp_path):
-    """The default: seeds -> alignment classification -> the network learns those labels."""
+def _tiny_run(tmp_path, classes, **settings):
+    """(report, printed log) of a tiny default-preset run on 2 x 15 simulated subtomograms."""
     pytest.importorskip("tensorflow")
     from disca_engine.clustering import loop
     from disca_engine.simulate import simulate_subtomograms
     with contextlib.redirect_stdout(io.StringIO()):
-        star = simulate_subtomograms(str(tmp_path / "sim"), classes="ribosome,rod", n_per_class=15,
+        star = simulate_subtomograms(str(tmp_path / "sim"), classes=classes, n_per_class=15,
                                      snr=1.0, size=21, voxel_A=20.0, seed=1)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         report = loop.run_cluster(star, str(tmp_path / "run"), widths=[8, 8, 8], feature_dim=16,
                                   batch_size=16, head_epochs=3, threads=2, precision="float32",
-                                  seed_k_min=4, align_rotations=300)
+                                  seed_k_min=4, **settings)
+    return report, out.getvalue()
+
+
+def test_tiny_auto_run_aligns_the_seeds_then_keeps_the_labels(tmp_path):
+    """The default: seeds -> alignment classification -> the network learns those labels."""
+    report, log = _tiny_run(tmp_path, "ribosome,rod", align_rotations=300)
     recs = report["iterations"]
     assert recs[0]["mixture"] == "aligned" and recs[0]["alignment"]
-    assert "alignment round 1" in out.getvalue() and "merge test" in out.getvalue()
+    assert "alignment round 1" in log and "merge test" in log
     assert all(r["mixture"] == "kept" for r in recs[1:]) and len(recs) == 2
     assert 2 <= recs[-1]["k"] <= 4
     assert recs[-1]["ground_truth"]["homogeneity"] > 0.9  # the simulator's classes
@@ -134,23 +140,13 @@ def test_tiny_auto_run_aligns_the_seeds_then_keeps_the_labels(tmp_path):
 
 def test_tiny_network_merge_run_seeds_then_merges(tmp_path):
     """The network's rotation merge test (align_classes off) still runs as before."""
-    pytest.importorskip("tensorflow")
-    from disca_engine.clustering import loop
-    from disca_engine.simulate import simulate_subtomograms
-    with contextlib.redirect_stdout(io.StringIO()):
-        star = simulate_subtomograms(str(tmp_path / "sim"), classes="ribosome,globule", n_per_class=15,
-                                     snr=1.0, size=21, voxel_A=20.0, seed=1)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        report = loop.run_cluster(star, str(tmp_path / "run"), widths=[8, 8, 8], feature_dim=16,
-                                  max_iterations=3, batch_size=16, head_epochs=3, threads=2,
-                                  precision="float32", merge_after=1, seed_k_min=4,
-                                  align_classes=False, k_by_merging=True, merge_threshold=0.6,
-                                  seed_warmup=2)
+    report, log = _tiny_run(tmp_path, "ribosome,globule", max_iterations=3, merge_after=1,
+                            align_classes=False, k_by_merging=True, merge_threshold=0.6,
+                            seed_warmup=2)
     recs = report["iterations"]
     assert report["config"]["preset"] == "auto"
     assert recs[0]["mixture"] == "seeded" and 2 <= recs[0]["k"] <= 4  # seed K 4, tiny ones absorbed
-    assert "rotation-invariant descriptors of 30 subtomograms" in out.getvalue()
+    assert "rotation-invariant descriptors of 30 subtomograms" in log
     # after seeding, K only comes from merges: never above the seeded K
     assert all(r["k"] <= recs[0]["k"] for r in recs)
     assert sum(recs[-1]["cluster_sizes"]) == 30
