@@ -9,13 +9,14 @@ method refines its seed clusters by multi-reference alignment before the network
    then the average of its members aligned to it (two rounds, members only);
 2. hard-EM rounds over all subtomograms: each one is compared with every reference under
    every rotation of a near-uniform grid (coarse, low-passed, missing wedge applied to the
-   reference), refined by a translation search against its best references, and assigned to
-   the reference that matches best; references are re-averaged from their members;
-3. a merge test decides K: two references of the same structure agree, after the best
-   rotation, about as well as the two half-averages of one reference agree with each other
-   (Spearman-Brown: the expected correlation of two averages of n and m members follows from
-   their half-set correlations). Pairs above ``align_merge`` times that expectation merge,
-   then more rounds; repeated until nothing merges.
+   reference), then scored against its three best references at full size with a shift
+   search, the winner's rotation refined locally; it joins the reference that matches best.
+   References are re-averaged from their members, compensating the missing wedge;
+3. a merge test decides K: on each Fourier shell, the correlation of two aligned averages is
+   compared with what two averages of *one* structure would reach there (the geometric mean
+   of their reliabilities, from half-set correlations by Spearman-Brown). The shell-weighted
+   ratio is about 1 for one structure at any noise level; pairs at or above ``align_merge``
+   merge, then more rounds, until nothing merges.
 
 Conventions: volumes are [z, y, x]; a rotation matrix acts on (x, y, z) about the box
 centre and rotates the content (``augment.rotate_volumes``). Numpy/scipy only.
@@ -45,8 +46,8 @@ def grid_step(n):
 
 def _perturbations(angle):
     """15 rotations: identity and turns by ``angle`` about 14 axes (faces and corners)."""
-    axes = [a for a in np.eye(3)] + [-a for a in np.eye(3)]
-    axes += [np.array(c) / 3 ** 0.5 for c in np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).T.reshape(-1, 3)]
+    corners = np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).T.reshape(-1, 3) / 3 ** 0.5
+    axes = list(np.eye(3)) + list(-np.eye(3)) + list(corners)
     q = [np.array([1.0, 0, 0, 0])] + [np.concatenate([[np.cos(angle / 2)], np.sin(angle / 2) * a])
                                        for a in axes]
     return quaternion_matrices(np.array(q)).astype(np.float32)
