@@ -140,16 +140,15 @@ class AlignedStack:
                                              self.band_c & self.wedge_c)
                                       for i in range(0, self.n, batch_size)])
         self.mask = soft_sphere(self.s)
-        self._wedge_norms = {}
+        self._weights_grid = self._weights = None
 
     def wedge_weights(self, grid):
         """(R, c^3) the coarse measured-voxel mask as seen by a reference turned by each grid
-        rotation Q: W(Q k) (computed once per grid)."""
-        key = (len(grid), float(grid[-1, 0, 0]))
-        if key not in self._wedge_norms:
+        rotation Q: W(Q k) (computed once for the grid a classification uses)."""
+        if grid is not self._weights_grid:
             w = _rotated_wedges(self.wedge_c, grid.transpose(0, 2, 1))
-            self._wedge_norms = {key: w.reshape(len(grid), -1)}
-        return self._wedge_norms[key]
+            self._weights_grid, self._weights = grid, w.reshape(len(grid), -1)
+        return self._weights
 
 
 # ------------------------------------------------------------------ references

@@ -61,6 +61,16 @@ PRESETS = {
     },
 }
 
+# alignment classification (alignment.py); used by `auto`, off in `paper` and `fast`
+ALIGN_SETTINGS = {
+    "align_rotations": 1500,
+    "align_coarse": 12,
+    "align_init_rounds": 2,
+    "align_rounds": 12,
+    "align_merge": 0.9,
+    "align_max_n": 20000,              # larger N: classes found on a subsample of this size
+}
+
 # The default method (docs/clustering.md): seed clusters of rotation-invariant descriptors
 # (seeding.py) refined and merged by alignment classification (alignment.py); the network
 # then learns those labels (kept, not re-clustered: re-clustering briefly trained features
@@ -74,13 +84,8 @@ PRESETS["auto"] = {
     "seed_k_max": 24,
     "seed_pca": 16,
     "invariant_weight": 1.0,
+    **ALIGN_SETTINGS,
     "align_classes": True,
-    "align_rotations": 1500,
-    "align_coarse": 12,
-    "align_init_rounds": 2,
-    "align_rounds": 12,
-    "align_merge": 0.9,
-    "align_max_n": 20000,              # larger N: classes found on a subsample of this size
     "seed_warmup": 99,                 # every later iteration keeps the aligned labels
     "k_by_merging": False,
     "merge_threshold": None,
@@ -92,10 +97,9 @@ PRESETS["auto"] = {
     "max_iterations": 2,
 }
 for _name in ("paper", "fast"):
-    PRESETS[_name].update(align_classes=False, align_rotations=1500, align_coarse=12,
-                          align_init_rounds=2, align_rounds=12, align_merge=0.9, align_max_n=20000,
-                          seed_labels=False, seed_per_cluster=12, seed_k_min=6, seed_k_max=24,
-                          seed_pca=16, invariant_weight=0.0, k_by_merging=False,
+    PRESETS[_name].update(ALIGN_SETTINGS, align_classes=False, seed_labels=False,
+                          seed_per_cluster=12, seed_k_min=6, seed_k_max=24, seed_pca=16,
+                          invariant_weight=0.0, k_by_merging=False,
                           merge_threshold=None, merge_after=1, seed_warmup=0, pca_per_cluster=False)
 
 # every other setting the loop understands, with its default
