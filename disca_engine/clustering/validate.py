@@ -11,6 +11,10 @@ MINIMUM = {
     "pca_components": ("--pca-components", 1),
     "seed": ("--seed", 0),
     "threads": ("--threads", 1),
+    # alignment classification of the default preset (settings, no command-line flags)
+    "align_rotations": ("setting align_rotations", 24),
+    "align_coarse": ("setting align_coarse", 8),
+    "align_rounds": ("setting align_rounds", 1),
 }
 
 
@@ -21,6 +25,10 @@ def check_settings(cfg):
             raise EngineError(f"{flag} {value}: must be at least {low}")
     if cfg.get("learning_rate") is not None and not float(cfg["learning_rate"]) > 0:
         raise EngineError(f"--learning-rate {cfg['learning_rate']}: must be positive (e.g. 1e-3)")
+    merge = cfg.get("align_merge")
+    if merge is not None and not 0 < float(merge) <= 2:
+        raise EngineError(f"setting align_merge {merge}: must be in (0, 2] (1 = as similar as two "
+                          "averages of one structure; the default 0.9)")
     if cfg.get("precision") not in contract.PRECISIONS:
         raise EngineError(f"precision '{cfg.get('precision')}': choose one of {', '.join(contract.PRECISIONS)}")
 

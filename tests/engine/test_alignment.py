@@ -127,3 +127,14 @@ def test_large_sets_classify_on_a_subsample_and_assign_the_rest():
     from sklearn.metrics import adjusted_rand_score
     assert len(labels) == len(data)
     assert adjusted_rand_score(truth, labels) > 0.9
+
+
+def test_bad_alignment_settings_are_refused_before_anything_runs():
+    import pytest
+    from disca_engine.clustering.validate import check_settings
+    from disca_engine.errors import EngineError
+    for bad in ({"align_rotations": 0}, {"align_coarse": 2}, {"align_rounds": 0}, {"align_merge": 0},
+                {"align_merge": 5}):
+        with pytest.raises(EngineError, match="setting align_"):
+            check_settings(presets.resolve("auto", **bad))
+    check_settings(presets.resolve("auto"))  # the defaults pass
