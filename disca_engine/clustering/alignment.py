@@ -118,7 +118,8 @@ class AlignedStack:
     """The subtomograms held twice: coarse (Fourier-cropped, wedge and band filtered,
     unit norm; for the rotation search) and full size (for translations and averages)."""
 
-    def __init__(self, particles, coarse=12, k_max=None, batch_size=256, indices=None, wedge=None):
+    def __init__(self, particles, coarse=12, k_max=None, batch_size=256, indices=None, wedge=None,
+                 coarse_shift=1):
         self.s = int(particles.box)
         self.c = min(int(coarse), self.s)
         self.k_max = float(k_max or self.s / 3.0)
@@ -140,6 +141,7 @@ class AlignedStack:
                                              self.band_c & self.wedge_c)
                                       for i in range(0, self.n, batch_size)])
         self.mask = soft_sphere(self.s)
+        self.coarse_shift = int(coarse_shift)
         self._weights_grid = self._weights = None
 
     def wedge_weights(self, grid):
@@ -250,7 +252,8 @@ def align(stack, refs, grid, allowed=None, top=3, t_max=3, chunk=256):
     for a in range(0, stack.n, chunk):
         fpc = _spectra(stack.full[a:a + chunk], m)
         epc = _energy(fpc, stack.s)
-        sc = (stack.coarse[a:a + chunk] @ rc.T).reshape(-1, k, len(grid))
+        sc = _coarse_scores(stack.coarse[a:a + chunk], rc, stack.c, stack.coarse_shift)
+        sc = sc.reshape(-1, k, len(grid))
         best_r = sc.argmax(axis=2)                              # (B, K)
         best_s = np.take_along_axis(sc, best_r[..., None], 2)[..., 0]
         if allowed is not None:
@@ -273,6 +276,22 @@ def align(stack, refs, grid, allowed=None, top=3, t_max=3, chunk=256):
             grid_step(len(grid)), levels=1)
         rot[a:a + b] = mats
     return labels, rot, shift, score
+
+
+def _coarse_scores(coarse, rc, c, t_max):
+    """(B, M) correlations of coarse subtomograms (B, c^3, unit norm) with rotated coarse
+    references (M, c^3), the best over integer shifts |t| <= ``t_max`` coarse voxels of the
+    subtomograms (a picked particle and a reference average are rarely centred alike, and a
+    rotation ranked without shifts is often wrong)."""
+    if t_max <= 0:
+        return coarse @ rc.T
+    vols = coarse.reshape(-1, c, c, c)
+    best = None
+    span = range(-t_max, t_max + 1)
+    for t in ((z, y, x) for z in span for y in span for x in span):
+        sc = np.roll(vols, t, axis=(1, 2, 3)).reshape(len(vols), -1) @ rc.T
+        best = sc if best is None else np.maximum(best, sc)
+    return best
 
 
 def _rotated_wedges(wedge, mats):
@@ -332,13 +351,23 @@ def _shell_corr(fa, fb, shells, n_shells):
     return num / np.sqrt(per_shell(np.abs(fa) ** 2) * per_shell(np.abs(fb) ** 2) + 1e-20)
 
 
-def _best_pose(stack, ref_i, ref_j, rc_j, plain_i, grid, top=4, t_max=4):
-    """Reference j turned and shifted onto reference i: the best of the top coarse
-    rotations, refined locally."""
+def _best_pose(stack, ref_i, ref_j, rc_j, plain_i, grid, pose_shift, top=4, t_max=4):
+    """Reference j turned and shifted onto reference i: the top coarse rotations, each
+    scored with a coarse shift search up to ``pose_shift`` coarse voxels (two averages are
+    rarely centred alike; ranked without shifts, the right rotation was often not among
+    the top ones), then scored at full size and the best refined locally."""
     m = _half(stack.band_f)
     fp = _spectra(ref_i[None] * stack.mask, m)
     ep = _energy(fp, stack.s)
-    cand = np.argsort(-(rc_j @ plain_i))[:top]
+    if pose_shift > 0:
+        c, bc = stack.c, _half(stack.band_c)
+        fpc = _spectra(plain_i.reshape(1, c, c, c), bc)
+        rot = rc_j.reshape(-1, c, c, c)
+        coarse, _ = _translation_scores(np.repeat(fpc, len(rot), 0),
+                                        np.repeat(_energy(fpc, c), len(rot)), rot, bc, pose_shift)
+    else:
+        coarse = rc_j @ plain_i
+    cand = np.argsort(-coarse)[:top]
     mover = ref_j[None] * stack.mask
     rotated = rotate_volumes(np.repeat(mover, len(cand), 0), grid[cand], np.random.default_rng(0),
                              noise_std=0.0)
@@ -350,7 +379,7 @@ def _best_pose(stack, ref_i, ref_j, rc_j, plain_i, grid, top=4, t_max=4):
     return np.roll(moved, shifts[0], axis=(0, 1, 2))
 
 
-def pair_ratios(stack, refs, half1, half2, grid):
+def pair_ratios(stack, refs, half1, half2, grid, pose_shift=2):
     """(K, K) structural agreement of every two references, in [about -1, 1]: on each
     Fourier shell, their correlation after the best rotation and shift divided by what
     two averages of one structure would reach there (the geometric mean of their
@@ -373,7 +402,7 @@ def pair_ratios(stack, refs, half1, half2, grid):
     out = np.eye(k)
     for i in range(k):
         for j in range(i + 1, k):
-            moved = _best_pose(stack, refs[i], refs[j], rc[j], plain[i], grid)
+            moved = _best_pose(stack, refs[i], refs[j], rc[j], plain[i], grid, pose_shift)
             cc = _shell_corr(spectra[i], np.fft.fftn(moved * m), shells, n_sh)
             expect = np.sqrt(rel[i] * rel[j])
             w = count * rel[i] * rel[j]
@@ -475,14 +504,16 @@ def classify(particles, seeds, z_inv, cfg, log=print):
     labels = np.empty(particles.n, np.int64)
     for a in range(0, particles.n, limit):
         idx = np.arange(a, min(a + limit, particles.n))
-        chunk = AlignedStack(particles, coarse=stack.c, indices=idx, wedge=stack.wedge)
+        chunk = AlignedStack(particles, coarse=stack.c, indices=idx, wedge=stack.wedge,
+                             coarse_shift=stack.coarse_shift)
         labels[idx] = align(chunk, refs, grid)[0]
     return labels, history
 
 
 def _classify(particles, seeds, z_inv, cfg, log, indices):
     t0 = time.time()
-    stack = AlignedStack(particles, coarse=int(cfg.get("align_coarse") or 12), indices=indices)
+    stack = AlignedStack(particles, coarse=int(cfg.get("align_coarse") or 12), indices=indices,
+                         coarse_shift=int(cfg.get("align_coarse_shift", 1)))
     grid = rotation_grid(int(cfg.get("align_rotations") or 1500))
     min_size = int(cfg["min_subtomograms_per_cluster"])
     refs = _initial_references(stack, seeds, z_inv, grid, int(cfg.get("align_init_rounds", 2)), log)
@@ -494,7 +525,7 @@ def _classify(particles, seeds, z_inv, cfg, log, indices):
     refs, h1, h2, labels = _rounds(stack, refs, grid, seeds, min_size, budget, log, history)
     while threshold > 0 and len(refs) > 1 and len(history) < 3 * budget:
         t1 = time.time()
-        ratio = pair_ratios(stack, refs, h1, h2, grid)
+        ratio = pair_ratios(stack, refs, h1, h2, grid, int(cfg.get("align_pose_shift", 2)))
         merges = merge_pairs(ratio, threshold)
         np.fill_diagonal(ratio, 0)
         log(f"  merge test: {len(merges)} pair(s) at or above {threshold:g} x the half-set "

@@ -29,6 +29,10 @@ def check_settings(cfg):
     if merge is not None and not 0 < float(merge) <= 2:
         raise EngineError(f"setting align_merge {merge}: must be in (0, 2] (1 = as similar as two "
                           "averages of one structure; the default 0.9)")
+    for key in ("align_coarse_shift", "align_pose_shift"):
+        if cfg.get(key) is not None and not 0 <= int(cfg[key]) <= 3:
+            raise EngineError(f"setting {key} {cfg[key]}: must be 0 to 3 coarse voxels (the cost "
+                              "grows as (2t+1)^3; the default is enough for shifts of a few voxels)")
     if cfg.get("precision") not in contract.PRECISIONS:
         raise EngineError(f"precision '{cfg.get('precision')}': choose one of {', '.join(contract.PRECISIONS)}")
 
