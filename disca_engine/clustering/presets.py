@@ -67,7 +67,7 @@ ALIGN_SETTINGS = {
     "align_coarse": 12,
     "align_init_rounds": 2,
     "align_rounds": 12,
-    "align_merge": 0.9,
+    "align_merge": 0.8,
     "align_max_n": 20000,              # larger N: classes found on a subsample of this size
     "align_coarse_shift": 1,           # shift search of the rotation scan, in coarse voxels
     "align_pose_shift": 2,             # the same for the merge test's pose of two averages

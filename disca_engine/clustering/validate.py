@@ -28,7 +28,7 @@ def check_settings(cfg):
     merge = cfg.get("align_merge")
     if merge is not None and not 0 < float(merge) <= 2:
         raise EngineError(f"setting align_merge {merge}: must be in (0, 2] (1 = as similar as two "
-                          "averages of one structure; the default 0.9)")
+                          "averages of one structure; the default 0.8)")
     for key in ("align_coarse_shift", "align_pose_shift"):
         if cfg.get(key) is not None and not 0 <= int(cfg[key]) <= 3:
             raise EngineError(f"setting {key} {cfg[key]}: must be 0 to 3 coarse voxels (the cost "
