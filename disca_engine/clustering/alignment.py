@@ -21,6 +21,7 @@ method refines its seed clusters by multi-reference alignment before the network
 Conventions: volumes are [z, y, x]; a rotation matrix acts on (x, y, z) about the box
 centre and rotates the content (``augment.rotate_volumes``). Numpy/scipy only.
 """
+import copy
 import time
 
 import numpy as np
@@ -116,7 +117,8 @@ def soft_sphere(s):
 # ------------------------------------------------------------------ the data
 class AlignedStack:
     """The subtomograms held twice: coarse (Fourier-cropped, wedge and band filtered,
-    unit norm; for the rotation search) and full size (for translations and averages)."""
+    unit norm, as band coefficients; for the rotation search) and full size (for
+    translations and averages)."""
 
     def __init__(self, particles, coarse=12, k_max=None, batch_size=256, indices=None, wedge=None,
                  coarse_shift=1):
@@ -137,12 +139,25 @@ class AlignedStack:
         self.wedge_c = np.fft.ifftshift(shifted)
         self.band_c = _band(self.c, min(self.c / 2.0 - 1, self.k_max * self.c / self.s))
         self.band_f = _band(self.s, self.k_max)
-        self.coarse = np.concatenate([_apply(fourier_crop(self.full[i:i + batch_size], self.c),
-                                             self.band_c & self.wedge_c)
-                                      for i in range(0, self.n, batch_size)])
-        self.mask = soft_sphere(self.s)
+        # the coarse copies are kept as their band coefficients: a dot product over the few
+        # hundred measured band voxels equals the real-space one over c^3 voxels (Parseval)
+        measured = self.band_c & self.wedge_c
+        self.band_idx, self.band_scale = _band_basis(self.c, measured)
+        self.coarse_band = np.concatenate([
+            _band_coefficients(_apply(fourier_crop(self.full[i:i + batch_size], self.c), measured),
+                               self.c, self.band_idx, self.band_scale)
+            for i in range(0, self.n, batch_size)])
         self.coarse_shift = int(coarse_shift)
+        self.phases = _shift_phases(self.c, self.band_idx, self.coarse_shift)
+        self.mask = soft_sphere(self.s)
         self._weights_grid = self._weights = None
+
+    def subset(self, indices):
+        """The same stack restricted to ``indices`` (copies of those rows only)."""
+        sub = copy.copy(self)
+        sub.full, sub.coarse_band = self.full[indices], self.coarse_band[indices]
+        sub.n = len(sub.full)
+        return sub
 
     def wedge_weights(self, grid):
         """(R, c^3) the coarse measured-voxel mask as seen by a reference turned by each grid
@@ -243,6 +258,9 @@ def align(stack, refs, grid, allowed=None, top=3, t_max=3, chunk=256):
     ``allowed`` (N, K) bool restricts the references a subtomogram may join."""
     k = len(refs)
     rc = _rotated_coarse(refs, grid, stack).reshape(k * len(grid), -1)
+    rc = np.concatenate([_real_pair(_band_coefficients(rc[i:i + 4096], stack.c, stack.band_idx,
+                                                       stack.band_scale))
+                         for i in range(0, len(rc), 4096)])
     top = min(top, k)
     labels = np.empty(stack.n, np.int64)
     rot = np.empty((stack.n, 3, 3), np.float32)
@@ -252,7 +270,7 @@ def align(stack, refs, grid, allowed=None, top=3, t_max=3, chunk=256):
     for a in range(0, stack.n, chunk):
         fpc = _spectra(stack.full[a:a + chunk], m)
         epc = _energy(fpc, stack.s)
-        sc = _coarse_scores(stack.coarse[a:a + chunk], rc, stack.c, stack.coarse_shift)
+        sc = _coarse_scores(stack.coarse_band[a:a + chunk], rc, stack.phases)
         sc = sc.reshape(-1, k, len(grid))
         best_r = sc.argmax(axis=2)                              # (B, K)
         best_s = np.take_along_axis(sc, best_r[..., None], 2)[..., 0]
@@ -278,18 +296,49 @@ def align(stack, refs, grid, allowed=None, top=3, t_max=3, chunk=256):
     return labels, rot, shift, score
 
 
-def _coarse_scores(coarse, rc, c, t_max):
-    """(B, M) correlations of coarse subtomograms (B, c^3, unit norm) with rotated coarse
-    references (M, c^3), the best over integer shifts |t| <= ``t_max`` coarse voxels of the
-    subtomograms (a picked particle and a reference average are rarely centred alike, and a
+def _band_basis(c, mask):
+    """Where a Fourier mask (full layout, c^3) lies on the rfftn half grid (flat indices),
+    and the weights that make a dot product of band coefficients equal the real-space dot
+    product of the filtered volumes (planes other than kx = 0 and Nyquist stand for two)."""
+    half = _half(mask)
+    w = np.full(c // 2 + 1, 2.0)
+    w[0] = 1.0
+    if c % 2 == 0:
+        w[-1] = 1.0
+    idx = np.flatnonzero(half)
+    scale = np.sqrt(np.broadcast_to(w, half.shape).ravel()[idx] / c ** 3)
+    return idx, scale.astype(np.float32)
+
+
+def _band_coefficients(vols, c, idx, scale):
+    """(B, M) complex band coefficients of real volumes (B, c^3) on a ``_band_basis``."""
+    f = np.fft.rfftn(np.asarray(vols, np.float32).reshape(-1, c, c, c), axes=(1, 2, 3))
+    return (f.reshape(len(f), -1)[:, idx] * scale).astype(np.complex64)
+
+
+def _real_pair(f):
+    return np.concatenate([f.real, f.imag], axis=1).astype(np.float32)
+
+
+def _shift_phases(c, idx, t_max):
+    """(T, M) phase ramps of the integer shifts |t| <= ``t_max`` in each axis on the band
+    voxels ``idx``: multiplying band coefficients by one shifts the volume circularly."""
+    f = np.fft.fftfreq(c) * c
+    kz, ky, kx = np.meshgrid(f, f, np.fft.rfftfreq(c) * c, indexing="ij")
+    k = np.stack([kz.ravel()[idx], ky.ravel()[idx], kx.ravel()[idx]], axis=1)
+    span = np.arange(-int(t_max), int(t_max) + 1)
+    t = np.stack(np.meshgrid(span, span, span, indexing="ij"), -1).reshape(-1, 3)
+    return np.exp(-2j * np.pi * (t @ k.T) / c).astype(np.complex64)
+
+
+def _coarse_scores(coef, ref_band, phases):
+    """(B, M) correlations of coarse subtomograms (complex band coefficients (B, n)) with
+    rotated coarse references (real pairs (M, 2n)), the best over the integer shifts of
+    ``phases`` (a picked particle and a reference average are rarely centred alike, and a
     rotation ranked without shifts is often wrong)."""
-    if t_max <= 0:
-        return coarse @ rc.T
-    vols = coarse.reshape(-1, c, c, c)
     best = None
-    span = range(-t_max, t_max + 1)
-    for t in ((z, y, x) for z in span for y in span for x in span):
-        sc = np.roll(vols, t, axis=(1, 2, 3)).reshape(len(vols), -1) @ rc.T
+    for ph in phases:
+        sc = _real_pair(coef * ph) @ ref_band.T
         best = sc if best is None else np.maximum(best, sc)
     return best
 
@@ -457,6 +506,19 @@ def _drop_small(labels, min_size):
     return keep if len(keep) >= 1 else np.array([int(np.argmax(sizes))])
 
 
+def _reassign(stack, refs, grid, keep, labels, rot, shift, score):
+    """After the references ``keep`` alone are kept: the members of the others aligned
+    again to them (the rest keep their assignment, which a dropped reference did not win)."""
+    index = np.full(int(labels.max()) + 1, -1)
+    index[keep] = np.arange(len(keep))
+    labels = index[labels]
+    orphans = np.flatnonzero(labels < 0)
+    if len(orphans):
+        out = align(stack.subset(orphans), refs, grid)
+        labels[orphans], rot[orphans], shift[orphans], score[orphans] = out
+    return labels, rot, shift, score
+
+
 def _rounds(stack, refs, grid, labels, min_size, max_rounds, log, history, tol=0.02):
     """Hard-EM rounds (assign, re-average) until fewer than ``tol`` of the labels change."""
     h1 = h2 = None
@@ -466,7 +528,7 @@ def _rounds(stack, refs, grid, labels, min_size, max_rounds, log, history, tol=0
         keep = _drop_small(new, min_size)
         if len(keep) < len(refs):  # too few members to average: their members go elsewhere
             refs = refs[keep]
-            new, rot, shift, score = align(stack, refs, grid)
+            new, rot, shift, score = _reassign(stack, refs, grid, keep, new, rot, shift, score)
         present, new = np.unique(new, return_inverse=True)
         refs = refs[present]
         changed = _changed(labels, new)

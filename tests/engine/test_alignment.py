@@ -117,6 +117,12 @@ def test_pair_ratio_is_near_one_for_one_structure_and_low_for_two():
     assert ratio[0, 2] < 0.6 and ratio[1, 2] < 0.6
 
 
+def _scan(stack, refs, grid):
+    rc = alignment._rotated_coarse(refs, grid, stack, wedge=False)[0]
+    band = alignment._band_coefficients(rc, stack.c, stack.band_idx, stack.band_scale)
+    return alignment._coarse_scores(stack.coarse_band, alignment._real_pair(band), stack.phases)[0]
+
+
 def test_rotation_scan_searches_shifts_of_off_centre_particles():
     """A clean particle turned by a grid rotation and shifted by 2 voxels: the coarse scan
     with a shift search ranks that rotation first, and scores it higher than without."""
@@ -127,10 +133,42 @@ def test_rotation_scan_searches_shifts_of_off_centre_particles():
     scores = {}
     for t in (0, 1):
         stack = alignment.AlignedStack(_Stack(part), wedge=np.ones((24,) * 3, bool), coarse_shift=t)
-        rc = alignment._rotated_coarse(clean[:1], grid, stack, wedge=False)[0]
-        scores[t] = alignment._coarse_scores(stack.coarse, rc, stack.c, t)[0]
+        scores[t] = _scan(stack, clean[:1], grid)
     assert int(np.argmax(scores[1])) == 40
     assert scores[1][40] > scores[0][40] + 0.1
+
+
+def test_band_coefficient_scores_equal_real_space_dot_products_over_shifts():
+    """The scan's Fourier form (band coefficients, phase ramps) gives, for every rotation,
+    the best real-space correlation over the rolled coarse copies."""
+    rng = np.random.default_rng(3)
+    data = rng.standard_normal((3, 24, 24, 24)).astype(np.float32)
+    stack = alignment.AlignedStack(_Stack(data), coarse_shift=1)
+    c, measured = stack.c, stack.band_c & stack.wedge_c
+    coarse = alignment._apply(alignment.fourier_crop(data, c), measured).reshape(-1, c, c, c)
+    refs = rng.standard_normal((5, c ** 3)).astype(np.float32)
+    band = alignment._real_pair(alignment._band_coefficients(refs, c, stack.band_idx, stack.band_scale))
+    fast = alignment._coarse_scores(stack.coarse_band, band, stack.phases)
+    span = (-1, 0, 1)
+    slow = np.max([np.roll(coarse, (z, y, x), (1, 2, 3)).reshape(3, -1) @ refs.T
+                   for z in span for y in span for x in span], axis=0)
+    assert np.allclose(fast, slow, atol=1e-4)
+
+
+def test_members_of_a_dropped_reference_are_aligned_again_to_the_kept_ones():
+    data, truth = _simulated(["ribosome", "rod"], 6, 2.0, 60)
+    stack = alignment.AlignedStack(_Stack(data))
+    grid = alignment.rotation_grid(300)
+    refs = np.stack([data[truth == 0].mean(0), data[truth == 1].mean(0), data[0]])
+    labels, rot, shift, score = alignment.align(stack, refs, grid)
+    labels[:3] = 2  # as if the third reference had won these and were then dropped
+    before = labels.copy()
+    out = alignment._reassign(stack, refs[:2], grid, np.array([0, 1]), labels, rot, shift, score)
+    orphans = np.flatnonzero(before == 2)
+    assert set(out[0].tolist()) <= {0, 1}
+    stayed = before != 2
+    assert (out[0][stayed] == before[stayed]).all()
+    assert (out[0][orphans] == alignment.align(stack.subset(orphans), refs[:2], grid)[0]).all()
 
 
 def test_large_sets_classify_on_a_subsample_and_assign_the_rest():
