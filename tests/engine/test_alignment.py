@@ -6,14 +6,10 @@ from disca_engine.clustering import alignment, presets
 from disca_engine.clustering.augment import rotate_volumes
 
 
-class _Stack:
-    def __init__(self, data):
-        self.data, self.n, self.box = data, len(data), data.shape[1]
-
-    def iter_batches(self, indices=None, batch_size=64):
-        idx = np.arange(self.n) if indices is None else np.asarray(indices)
-        for a in range(0, len(idx), batch_size):
-            yield self.data[idx[a:a + batch_size]]
+def _Stack(data):
+    """Subtomograms held in memory, as the engine's particle set (no STAR file)."""
+    from disca_engine.clustering.dataset import ParticleSet
+    return ParticleSet(None, None, np.asarray(data, np.float32))
 
 
 def _simulated(names, n, snr, tilt, seed=0):

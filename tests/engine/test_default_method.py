@@ -12,13 +12,10 @@ from disca_engine.clustering.merging import confident, merge_groups, pair_confus
 from disca_engine.clustering.seeding import seed_k, seed_labels
 
 
-class _Stack:
-    def __init__(self, data):
-        self.data, self.n, self.box = data, len(data), data.shape[1]
-
-    def iter_batches(self, indices=None, batch_size=64):
-        for a in range(0, self.n, batch_size):
-            yield self.data[a:a + batch_size]
+def _Stack(data):
+    """Subtomograms held in memory, as the engine's particle set (no STAR file)."""
+    from disca_engine.clustering.dataset import ParticleSet
+    return ParticleSet(None, None, np.asarray(data, np.float32))
 
 
 def _clean(names, n, snr=None, seed=0):
