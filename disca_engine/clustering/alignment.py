@@ -198,11 +198,17 @@ def _spectra(vols, m):
 def _energy(f, s):
     """Energy of each full spectrum from its rfftn half (B, s, s, s//2 + 1): planes other
     than kx = 0 and Nyquist stand for two."""
+    return ((f.real ** 2 + f.imag ** 2) * _half_weights(s)).sum((1, 2, 3))
+
+
+def _half_weights(s):
+    """How many full-spectrum voxels each kx plane of an rfftn half grid stands for: two,
+    except kx = 0 and (even s) Nyquist."""
     w = np.full(s // 2 + 1, 2.0, np.float32)
     w[0] = 1.0
     if s % 2 == 0:
         w[-1] = 1.0
-    return ((f.real ** 2 + f.imag ** 2) * w).sum((1, 2, 3))
+    return w
 
 
 def _window(s, t_max):
@@ -301,12 +307,8 @@ def _band_basis(c, mask):
     and the weights that make a dot product of band coefficients equal the real-space dot
     product of the filtered volumes (planes other than kx = 0 and Nyquist stand for two)."""
     half = _half(mask)
-    w = np.full(c // 2 + 1, 2.0)
-    w[0] = 1.0
-    if c % 2 == 0:
-        w[-1] = 1.0
     idx = np.flatnonzero(half)
-    scale = np.sqrt(np.broadcast_to(w, half.shape).ravel()[idx] / c ** 3)
+    scale = np.sqrt(np.broadcast_to(_half_weights(c), half.shape).ravel()[idx] / c ** 3)
     return idx, scale.astype(np.float32)
 
 
