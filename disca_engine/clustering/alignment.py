@@ -76,12 +76,15 @@ def fourier_crop(vols, c):
 
 def estimate_wedge(power, s):
     """Measured Fourier voxels (full fftn layout, s^3): where the mean power of the data is
-    above a tenth of its shell's median (the missing wedge holds almost none)."""
+    above a tenth of its shell's 90th percentile (the missing wedge holds almost none).
+    Not the median: a tilt range narrower than about +-45 degrees leaves more than half of
+    every shell unmeasured, the median falls inside the wedge, and the whole shell would
+    count as measured."""
     r = np.rint(_freq_radius(s)).astype(int)
     measured = np.ones((s, s, s), bool)
     for k in range(1, r.max() + 1):
         shell = r == k
-        measured[shell] = power[shell] > 0.1 * np.median(power[shell])
+        measured[shell] = power[shell] > 0.1 * np.percentile(power[shell], 90)
     return measured
 
 
@@ -361,11 +364,12 @@ def _rotated_wedges(wedge, mats):
 
 
 def averages(stack, labels, rot, shift, k):
-    """(full, half1, half2) averages (K, s, s, s) of the members aligned back to their
-    reference's frame (shift undone, then the inverse rotation), each Fourier voxel divided
-    by the number of members that measured it (missing-wedge compensation: without it an
-    average of members in similar orientations carries their wedge, and attracts
-    subtomograms by orientation instead of structure). Halves alternate members."""
+    """(full, half1, half2, counts): averages (K, s, s, s) of the members aligned back to
+    their reference's frame (shift undone, then the inverse rotation), each Fourier voxel
+    divided by the number of members that measured it (missing-wedge compensation: without
+    it an average of members in similar orientations carries their wedge, and attracts
+    subtomograms by orientation instead of structure), and those numbers (K, s, s, s,
+    unshifted Fourier layout). Halves alternate members."""
     s = stack.s
     half = np.zeros(stack.n, np.int64)
     for j in range(k):
@@ -385,7 +389,8 @@ def averages(stack, labels, rot, shift, k):
             den[half[i], labels[i]] += w[n]
     def real(nu, de):
         return np.fft.ifftn(nu / np.maximum(de, 1.0), axes=(1, 2, 3)).real.astype(np.float32)
-    return real(num.sum(0), den.sum(0)), real(num[0], den[0]), real(num[1], den[1])
+    counts = den.sum(0)
+    return real(num.sum(0), counts), real(num[0], den[0]), real(num[1], den[1]), counts
 
 
 # ------------------------------------------------------------------ merge test
@@ -394,8 +399,12 @@ def _shell_index(s, k_max):
     return np.where((r >= 1) & (r <= k_max), r, 0)
 
 
-def _shell_corr(fa, fb, shells, n_shells):
-    """Correlation of two spectra on each Fourier shell 1..n_shells."""
+def _shell_corr(fa, fb, shells, n_shells, where=None):
+    """Correlation of two spectra on each Fourier shell 1..n_shells, over the voxels
+    ``where`` (bool, all when None)."""
+    if where is not None:
+        shells = np.where(where, shells, 0)
+
     def per_shell(v):
         return np.bincount(shells.ravel(), v.ravel(), minlength=n_shells + 1)[1:]
     num = per_shell(np.real(fa * np.conj(fb)))
@@ -427,17 +436,22 @@ def _best_pose(stack, ref_i, ref_j, rc_j, plain_i, grid, pose_shift, top=4, t_ma
     start = grid[cand[int(np.argmax(fine))]][None]
     mats, _, shifts = refine(fp, ep, mover, start, m, t_max, grid_step(len(grid)))
     moved = rotate_volumes(mover, mats, np.random.default_rng(0), noise_std=0.0)[0]
-    return np.roll(moved, shifts[0], axis=(0, 1, 2))
+    return np.roll(moved, shifts[0], axis=(0, 1, 2)), mats
 
 
-def pair_ratios(stack, refs, half1, half2, grid, pose_shift=2):
+def pair_ratios(stack, refs, half1, half2, grid, pose_shift=2, counts=None, min_count=1.0):
     """(K, K) structural agreement of every two references, in [about -1, 1]: on each
     Fourier shell, their correlation after the best rotation and shift divided by what
     two averages of one structure would reach there (the geometric mean of their
     reliabilities, from half-set correlations by Spearman-Brown), averaged over shells
     with weights N_shell x rel_i x rel_j (the shells both averages measure well). Two
     averages of one structure score about 1 at any noise level; the score of two
-    structures is their true similarity at the resolution the data support."""
+    structures is their true similarity at the resolution the data support.
+    With ``counts`` (how many members measured each Fourier voxel, ``averages``), the
+    correlation is taken over the voxels both averages measured (at least ``min_count``
+    members each, j's counts turned with j): a cluster whose members share few
+    orientations misses part of Fourier space, which would otherwise dilute the
+    correlation of two clusters of one structure seen from different sides."""
     k, s = len(refs), stack.s
     n_sh = int(stack.k_max)
     shells = _shell_index(s, n_sh)
@@ -453,8 +467,12 @@ def pair_ratios(stack, refs, half1, half2, grid, pose_shift=2):
     out = np.eye(k)
     for i in range(k):
         for j in range(i + 1, k):
-            moved = _best_pose(stack, refs[i], refs[j], rc[j], plain[i], grid, pose_shift)
-            cc = _shell_corr(spectra[i], np.fft.fftn(moved * m), shells, n_sh)
+            moved, mats = _best_pose(stack, refs[i], refs[j], rc[j], plain[i], grid, pose_shift)
+            both = None
+            if counts is not None:
+                both = (counts[i] >= min_count) & \
+                       (_rotated_wedges(counts[j], mats)[0] >= min_count)
+            cc = _shell_corr(spectra[i], np.fft.fftn(moved * m), shells, n_sh, both)
             expect = np.sqrt(rel[i] * rel[j])
             w = count * rel[i] * rel[j]
             out[i, j] = out[j, i] = float(np.sum(w * cc / expect) / np.sum(w))
@@ -523,7 +541,7 @@ def _reassign(stack, refs, grid, keep, labels, rot, shift, score):
 
 def _rounds(stack, refs, grid, labels, min_size, max_rounds, log, history, tol=0.02):
     """Hard-EM rounds (assign, re-average) until fewer than ``tol`` of the labels change."""
-    h1 = h2 = None
+    h1 = h2 = counts = None
     for _ in range(max_rounds):
         t1 = time.time()
         new, rot, shift, score = align(stack, refs, grid)
@@ -535,7 +553,7 @@ def _rounds(stack, refs, grid, labels, min_size, max_rounds, log, history, tol=0
         refs = refs[present]
         changed = _changed(labels, new)
         labels = new
-        refs, h1, h2 = averages(stack, labels, rot, shift, len(refs))
+        refs, h1, h2, counts = averages(stack, labels, rot, shift, len(refs))
         sizes = np.bincount(labels).tolist()
         history.append({"round": len(history) + 1, "k": len(refs), "changed": changed,
                         "mean_score": float(score.mean()), "sizes": sizes,
@@ -545,7 +563,7 @@ def _rounds(stack, refs, grid, labels, min_size, max_rounds, log, history, tol=0
             f"({time.time() - t1:.1f}s)")
         if changed < tol:
             break
-    return refs, h1, h2, labels
+    return refs, h1, h2, counts, labels
 
 
 def _changed(old, new):
@@ -586,10 +604,13 @@ def _classify(particles, seeds, z_inv, cfg, log, indices):
     threshold = float(cfg.get("align_merge") or 0)
     budget = int(cfg.get("align_rounds", 12))
     history = []
-    refs, h1, h2, labels = _rounds(stack, refs, grid, seeds, min_size, budget, log, history)
+    refs, h1, h2, counts, labels = _rounds(stack, refs, grid, seeds, min_size, budget, log,
+                                           history)
+    joint = bool(cfg.get("align_merge_joint", False))
     while threshold > 0 and len(refs) > 1 and len(history) < 3 * budget:
         t1 = time.time()
-        ratio = pair_ratios(stack, refs, h1, h2, grid, int(cfg.get("align_pose_shift", 2)))
+        ratio = pair_ratios(stack, refs, h1, h2, grid, int(cfg.get("align_pose_shift", 2)),
+                            counts if joint else None)
         merges = merge_pairs(ratio, threshold)
         np.fill_diagonal(ratio, 0)
         log(f"  merge test: {len(merges)} pair(s) at or above {threshold:g} x the half-set "
@@ -599,8 +620,8 @@ def _classify(particles, seeds, z_inv, cfg, log, indices):
             break
         labels = _relabel(labels, merges)
         refs = _merged_refs(refs, merges, len(refs))
-        refs, h1, h2, labels = _rounds(stack, refs, grid, labels, min_size, budget // 3 or 1,
-                                       log, history)
+        refs, h1, h2, counts, labels = _rounds(stack, refs, grid, labels, min_size,
+                                               budget // 3 or 1, log, history)
     return labels, history, refs, stack, grid
 
 

@@ -42,6 +42,13 @@ def test_missing_wedge_is_found_from_the_data():
     stack = alignment.AlignedStack(_Stack(data))
     # +-60 degree tilt: a third of the kx-kz plane's directions are missing
     assert 0.2 < 1 - stack.wedge.mean() < 0.45
+    # +-40 and +-30: more than half of every shell is missing (the simulator's own mask)
+    from disca_engine.simulate.optics import wedge_mask
+    band = alignment._band(24, 11)
+    for tilt in (40, 30):
+        found = alignment.AlignedStack(_Stack(_simulated(["ribosome"], 12, 1.0, tilt)[0])).wedge
+        half = wedge_mask((24,) * 3, tilt) > 0.5
+        assert np.mean(alignment._half(found)[alignment._half(band)] != half[alignment._half(band)]) < 0.02
     assert alignment.AlignedStack(_Stack(_simulated(["ribosome"], 6, 1.0, 90)[0])).wedge.mean() > 0.95
 
 
@@ -189,3 +196,32 @@ def test_bad_alignment_settings_are_refused_before_anything_runs():
         with pytest.raises(EngineError, match="setting align_"):
             check_settings(presets.resolve("auto", **bad))
     check_settings(presets.resolve("auto"))  # the defaults pass
+
+
+def test_merge_test_over_jointly_measured_voxels_joins_one_structure_seen_from_two_sides():
+    """Two averages of one structure whose members shared one orientation each (so each
+    misses a +-40 wedge, in its own frame): over all voxels they agree less than their
+    half-sets predict; over the voxels both measured they agree as one structure, while
+    two structures stay apart."""
+    clean, _ = _simulated(["ribosome", "rod"], 1, 1000.0, 90)
+    rng = np.random.default_rng(0)
+    grid = alignment.rotation_grid(300)
+    f = np.fft.fftfreq(24)
+    kz, _, kx = np.meshgrid(f, f, f, indexing="ij")
+    wedge = np.abs(kz) <= np.tan(np.radians(40)) * np.abs(kx) + 1e-9
+
+    def measured(v):
+        return np.fft.ifftn(np.fft.fftn(v) * wedge).real.astype(np.float32)
+    turned = np.roll(rotate_volumes(clean[:1], grid[7:8], rng, noise_std=0)[0], (2, -1, 1), (0, 1, 2))
+    halves = [(measured(v + 0.5 * rng.standard_normal(v.shape)),
+               measured(v + 0.5 * rng.standard_normal(v.shape)))
+              for v in (clean[0], turned, clean[1])]
+    h1 = np.stack([a for a, _ in halves])
+    h2 = np.stack([b for _, b in halves])
+    refs = (h1 + h2) / 2
+    counts = np.repeat(20.0 * wedge[None], 3, 0).astype(np.float32)
+    stack = alignment.AlignedStack(_Stack(refs), wedge=np.ones((24,) * 3, bool))
+    plain = alignment.pair_ratios(stack, refs, h1, h2, grid)
+    joint = alignment.pair_ratios(stack, refs, h1, h2, grid, counts=counts)
+    assert joint[0, 1] > 0.8 > plain[0, 1]
+    assert joint[0, 2] < 0.6 and joint[1, 2] < 0.6
