@@ -93,8 +93,14 @@ class InvariantDescriptor:
                 n += 1
         mean = total / max(n, 1)
         # unmeasured directions hold (almost) no power; measured ones are within ~10x of
-        # the shell median (structure factors vary less than that on average)
-        self.measured = mean > 0.1 * np.median(mean, axis=1, keepdims=True)
+        # the shell median (structure factors vary less than that on average). When more
+        # than half of a shell is missing (tilt ranges narrower than about +-40) the median
+        # lies in the wedge: the 90th percentile is the reference there instead
+        high = mean > 0.1 * np.percentile(mean, 90, axis=1, keepdims=True)
+        typical = np.where(high.mean(1, keepdims=True) < 0.5,
+                           np.percentile(mean, 90, axis=1, keepdims=True),
+                           np.median(mean, axis=1, keepdims=True))
+        self.measured = mean > 0.1 * typical
         return self
 
     # ---------------------------------------------------------------- descriptors
