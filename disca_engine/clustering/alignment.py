@@ -260,11 +260,12 @@ def refine(fp, ep, movers, mats, m, t_max, step, levels=2):
     return mats, best_s, best_t
 
 
-def align(stack, refs, grid, allowed=None, top=3, t_max=3, chunk=256):
+def align(stack, refs, grid, allowed=None, top=3, t_max=3, chunk=256, weight=None):
     """Best reference, rotation (N, 3, 3), shift and score of every subtomogram: the best
     grid rotation of each of its ``top`` best references (coarse), scored with a shift
     search at full size; the winner's rotation refined locally (one level).
-    ``allowed`` (N, K) bool restricts the references a subtomogram may join."""
+    ``allowed`` (N, K) bool restricts the references a subtomogram may join; ``weight``
+    (K,) multiplies each reference's scores when they are compared (``disattenuation``)."""
     k = len(refs)
     rc = _rotated_coarse(refs, grid, stack).reshape(k * len(grid), -1)
     rc = np.concatenate([_real_pair(_band_coefficients(rc[i:i + 4096], stack.c, stack.band_idx,
@@ -283,6 +284,8 @@ def align(stack, refs, grid, allowed=None, top=3, t_max=3, chunk=256):
         sc = sc.reshape(-1, k, len(grid))
         best_r = sc.argmax(axis=2)                              # (B, K)
         best_s = np.take_along_axis(sc, best_r[..., None], 2)[..., 0]
+        if weight is not None:
+            best_s = best_s * weight
         if allowed is not None:
             best_s = np.where(allowed[a:a + chunk], best_s, -np.inf)
         cand = np.argsort(-best_s, axis=1)[:, :top]             # (B, top)
@@ -293,6 +296,8 @@ def align(stack, refs, grid, allowed=None, top=3, t_max=3, chunk=256):
                                  np.random.default_rng(0), noise_std=0.0)
         fine, _ = _translation_scores(fpc[rows], epc[rows], rotated, m, t_max)
         fine = fine.reshape(b, top)
+        if weight is not None:
+            fine = fine * weight[cand]
         if allowed is not None:
             fine = np.where(np.take_along_axis(allowed[a:a + chunk], cand, 1), fine, -np.inf)
         pick = fine.argmax(axis=1)
@@ -526,7 +531,7 @@ def _drop_small(labels, min_size):
     return keep if len(keep) >= 1 else np.array([int(np.argmax(sizes))])
 
 
-def _reassign(stack, refs, grid, keep, labels, rot, shift, score):
+def _reassign(stack, refs, grid, keep, labels, rot, shift, score, weight=None):
     """After the references ``keep`` alone are kept: the members of the others aligned
     again to them (the rest keep their assignment, which a dropped reference did not win)."""
     index = np.full(int(labels.max()) + 1, -1)
@@ -534,26 +539,49 @@ def _reassign(stack, refs, grid, keep, labels, rot, shift, score):
     labels = index[labels]
     orphans = np.flatnonzero(labels < 0)
     if len(orphans):
-        out = align(stack.subset(orphans), refs, grid)
+        out = align(stack.subset(orphans), refs, grid, weight=weight)
         labels[orphans], rot[orphans], shift[orphans], score[orphans] = out
     return labels, rot, shift, score
 
 
-def _rounds(stack, refs, grid, labels, min_size, max_rounds, log, history, tol=0.02):
-    """Hard-EM rounds (assign, re-average) until fewer than ``tol`` of the labels change."""
+def disattenuation(stack, half1, half2):
+    """(K,) 1 / sqrt(reliability) of each average: its correlation with the noiseless
+    structure is about sqrt(rel) (rel = 2 r / (1 + r) from the correlation r of its two
+    half-set averages over the band), so a subtomogram's score against a noisy average (a
+    small cluster) is lower than against a clean one of the same structure. Dividing by it
+    (Spearman's correction for attenuation) compares subtomograms with the structures
+    rather than with averages of unequal quality."""
+    m = _half(stack.band_f)
+    fa, fb = _spectra(half1 * stack.mask, m), _spectra(half2 * stack.mask, m)
+    w = _half_weights(stack.s)
+    num = (np.real(fa * np.conj(fb)) * w).sum((1, 2, 3))
+    r = num / np.sqrt(_energy(fa, stack.s) * _energy(fb, stack.s) + 1e-20)
+    rel = np.clip(2 * r / (1 + np.clip(r, 0, None)), 0.05, 1.0)
+    return (1 / np.sqrt(rel)).astype(np.float32)
+
+
+def _rounds(stack, refs, grid, labels, min_size, max_rounds, log, history, tol=0.02,
+            disattenuate=False, halves=None):
+    """Hard-EM rounds (assign, re-average) until fewer than ``tol`` of the labels change.
+    With ``disattenuate``, scores are compared after ``disattenuation`` of the references
+    (from their half-set averages: ``halves`` for the first round, when known)."""
     h1 = h2 = counts = None
     for _ in range(max_rounds):
         t1 = time.time()
-        new, rot, shift, score = align(stack, refs, grid)
+        weight = disattenuation(stack, *halves) if disattenuate and halves is not None else None
+        new, rot, shift, score = align(stack, refs, grid, weight=weight)
         keep = _drop_small(new, min_size)
         if len(keep) < len(refs):  # too few members to average: their members go elsewhere
             refs = refs[keep]
-            new, rot, shift, score = _reassign(stack, refs, grid, keep, new, rot, shift, score)
+            weight = None if weight is None else weight[keep]
+            new, rot, shift, score = _reassign(stack, refs, grid, keep, new, rot, shift, score,
+                                               weight)
         present, new = np.unique(new, return_inverse=True)
         refs = refs[present]
         changed = _changed(labels, new)
         labels = new
         refs, h1, h2, counts = averages(stack, labels, rot, shift, len(refs))
+        halves = (h1, h2)
         sizes = np.bincount(labels).tolist()
         history.append({"round": len(history) + 1, "k": len(refs), "changed": changed,
                         "mean_score": float(score.mean()), "sizes": sizes,
@@ -604,8 +632,9 @@ def _classify(particles, seeds, z_inv, cfg, log, indices):
     threshold = float(cfg.get("align_merge") or 0)
     budget = int(cfg.get("align_rounds", 12))
     history = []
+    dis = bool(cfg.get("align_disattenuate", False))
     refs, h1, h2, counts, labels = _rounds(stack, refs, grid, seeds, min_size, budget, log,
-                                           history)
+                                           history, disattenuate=dis)
     joint = bool(cfg.get("align_merge_joint", False))
     while threshold > 0 and len(refs) > 1 and len(history) < 3 * budget:
         t1 = time.time()
@@ -619,14 +648,15 @@ def _classify(particles, seeds, z_inv, cfg, log, indices):
         if not merges:
             break
         labels = _relabel(labels, merges)
-        refs = _merged_refs(refs, merges, len(refs))
-        refs, h1, h2, counts, labels = _rounds(stack, refs, grid, labels, min_size,
-                                               budget // 3 or 1, log, history)
+        kept = _kept_after_merging(merges, len(refs))
+        refs, h1, h2, counts, labels = _rounds(stack, refs[kept], grid, labels, min_size,
+                                               budget // 3 or 1, log, history, disattenuate=dis,
+                                               halves=(h1[kept], h2[kept]))
     return labels, history, refs, stack, grid
 
 
-def _merged_refs(refs, merges, k):
-    """References after merging: the first of each pair is kept (its members re-align to
-    it in the next round); the merged-away ones are removed."""
+def _kept_after_merging(merges, k):
+    """Indices of the references kept after merging: the first of each pair (its members
+    re-align to it in the next round); the merged-away ones are removed."""
     gone = {j for _, j, _ in merges}
-    return refs[[i for i in range(k) if i not in gone]]
+    return [i for i in range(k) if i not in gone]

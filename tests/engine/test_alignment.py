@@ -225,3 +225,24 @@ def test_merge_test_over_jointly_measured_voxels_joins_one_structure_seen_from_t
     joint = alignment.pair_ratios(stack, refs, h1, h2, grid, counts=counts)
     assert joint[0, 1] > 0.8 > plain[0, 1]
     assert joint[0, 2] < 0.6 and joint[1, 2] < 0.6
+
+
+def test_disattenuation_weighs_noisy_averages_up_by_their_reliability():
+    """Half-set averages of one structure with little and with much noise: the noisy
+    average's weight is higher, both are at least 1, and a subtomogram's disattenuated
+    scores against the two averages agree better than the raw ones."""
+    clean, _ = _simulated(["ribosome"], 1, 1000.0, 90)
+    rng = np.random.default_rng(0)
+    v = clean[0]
+
+    def noisy(sigma):
+        return (v + sigma * rng.standard_normal(v.shape)).astype(np.float32)
+    h1 = np.stack([noisy(0.3), noisy(3.0)])
+    h2 = np.stack([noisy(0.3), noisy(3.0)])
+    stack = alignment.AlignedStack(_Stack(h1), wedge=np.ones((24,) * 3, bool))
+    w = alignment.disattenuation(stack, h1, h2)
+    assert 1.0 <= w[0] < w[1]
+    part = noisy(2.0)
+    band = alignment._band(24, stack.k_max)
+    raw = np.array([_corr(part, (a + b) / 2 * stack.mask, band) for a, b in zip(h1, h2)])
+    assert abs(raw[0] * w[0] - raw[1] * w[1]) < 0.5 * abs(raw[0] - raw[1])
