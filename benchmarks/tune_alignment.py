@@ -31,6 +31,7 @@ def main():
     ap.add_argument("--snr", type=float, default=0.1)
     ap.add_argument("--tilt", type=float, default=60)
     ap.add_argument("--n-per-class", type=int, default=40)
+    ap.add_argument("--junk", type=float, default=0.0, help="fraction of junk boxes")
     ap.add_argument("--settings", default="{}", help="JSON of preset settings to override")
     ap.add_argument("--work", default="tune-alignment-work")
     args = ap.parse_args()
@@ -43,10 +44,12 @@ def main():
 
     names = structure_set("tuning", args.structures, args.seed)
     folder = os.path.join(args.work, f"tuning_s{args.structures}_seed{args.seed}_snr{args.snr}_"
-                                     f"tilt{args.tilt:g}_n{args.n_per_class}")
+                                     f"tilt{args.tilt:g}_n{args.n_per_class}"
+                                     + (f"_junk{args.junk:g}" if args.junk else ""))
+    extra = {"junk_fraction": args.junk} if args.junk else {}
     with contextlib.redirect_stdout(io.StringIO()):
         star = simulate_subtomograms(folder, classes=",".join(names), n_per_class=args.n_per_class,
-                                     snr=args.snr, tilt=args.tilt, size=24, seed=args.seed)
+                                     snr=args.snr, tilt=args.tilt, size=24, seed=args.seed, **extra)
     parts = load_particles(star, progress=False)
     truth = parts.table.column(contract.TRUE_CLASS, int, star)
     cfg = presets.resolve("auto", **json.loads(args.settings))

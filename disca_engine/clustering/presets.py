@@ -72,7 +72,7 @@ ALIGN_SETTINGS = {
     "align_coarse_shift": 1,           # shift search of the rotation scan, in coarse voxels
     "align_pose_shift": 2,             # the same for the merge test's pose of two averages
     "align_merge_joint": False,        # merge test over the Fourier voxels both averages measured
-    "align_disattenuate": False,       # scores divided by sqrt(reliability) of each average
+    "align_disattenuate": True,        # scores divided by sqrt(reliability) of each average
 }
 
 # The default method (docs/clustering.md): seed clusters of rotation-invariant descriptors
