@@ -96,9 +96,8 @@ class InvariantDescriptor:
         # the shell median (structure factors vary less than that on average). When more
         # than half of a shell is missing (tilt ranges narrower than about +-40) the median
         # lies in the wedge: the 90th percentile is the reference there instead
-        high = mean > 0.1 * np.percentile(mean, 90, axis=1, keepdims=True)
-        typical = np.where(high.mean(1, keepdims=True) < 0.5,
-                           np.percentile(mean, 90, axis=1, keepdims=True),
+        p90 = np.percentile(mean, 90, axis=1, keepdims=True)
+        typical = np.where((mean > 0.1 * p90).mean(1, keepdims=True) < 0.5, p90,
                            np.median(mean, axis=1, keepdims=True))
         self.measured = mean > 0.1 * typical
         return self
