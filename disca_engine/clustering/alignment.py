@@ -27,6 +27,7 @@ import time
 import numpy as np
 
 from .augment import quaternion_matrices, rotate_volumes
+from .pool import ordered_map, resolve_workers
 
 PHI, PSI = 2 ** 0.5, 1.533751168755204288118041  # super-Fibonacci constants (Alexa 2022)
 
@@ -124,7 +125,8 @@ class AlignedStack:
     translations and averages)."""
 
     def __init__(self, particles, coarse=12, k_max=None, batch_size=256, indices=None, wedge=None,
-                 coarse_shift=1):
+                 coarse_shift=1, workers=1):
+        self.workers = max(1, int(workers))     # threads of the scans, averages, merge tests
         self.s = int(particles.box)
         self.c = min(int(coarse), self.s)
         self.k_max = float(k_max or self.s / 3.0)
@@ -184,7 +186,8 @@ def _rotated_coarse(refs, grid, stack, wedge=True):
     small = np.fft.ifftn(spec, axes=(1, 2, 3)).real.astype(np.float32)
     k, r = len(small), len(grid)
     rot = rotate_volumes(np.repeat(small, r, axis=0), np.tile(grid, (k, 1, 1)),
-                         np.random.default_rng(0), noise_std=0.0).reshape(k, r, -1)
+                         np.random.default_rng(0), noise_std=0.0,
+                         workers=stack.workers).reshape(k, r, -1)
     if wedge:
         power = (np.abs(spec) ** 2).reshape(k, -1).astype(np.float32)
         norm = np.sqrt(np.maximum(power @ stack.wedge_weights(grid).T, 0) / c ** 3)   # (K, R)
@@ -265,49 +268,65 @@ def align(stack, refs, grid, allowed=None, top=3, t_max=3, chunk=256, weight=Non
     grid rotation of each of its ``top`` best references (coarse), scored with a shift
     search at full size; the winner's rotation refined locally (one level).
     ``allowed`` (N, K) bool restricts the references a subtomogram may join; ``weight``
-    (K,) multiplies each reference's scores when they are compared (``disattenuation``)."""
+    (K,) multiplies each reference's scores when they are compared (``disattenuation``).
+    Chunks of ``chunk`` subtomograms (fewer, so that every worker has one) run in
+    ``stack.workers`` threads; every subtomogram's result is the same for any chunking."""
     k = len(refs)
     rc = _rotated_coarse(refs, grid, stack).reshape(k * len(grid), -1)
-    rc = np.concatenate([_real_pair(_band_coefficients(rc[i:i + 4096], stack.c, stack.band_idx,
-                                                       stack.band_scale))
-                         for i in range(0, len(rc), 4096)])
-    top = min(top, k)
-    labels = np.empty(stack.n, np.int64)
-    rot = np.empty((stack.n, 3, 3), np.float32)
-    shift = np.empty((stack.n, 3), np.int64)
-    score = np.empty(stack.n, np.float32)
-    m = _half(stack.band_f & stack.wedge)
-    for a in range(0, stack.n, chunk):
-        fpc = _spectra(stack.full[a:a + chunk], m)
+    rc = np.concatenate(ordered_map(
+        lambda i: _real_pair(_band_coefficients(rc[i:i + 4096], stack.c, stack.band_idx,
+                                                stack.band_scale)),
+        range(0, len(rc), 4096), stack.workers))
+    out = (np.empty(stack.n, np.int64), np.empty((stack.n, 3, 3), np.float32),
+           np.empty((stack.n, 3), np.int64), np.empty(stack.n, np.float32))
+    chunk = max(1, min(chunk, -(-stack.n // stack.workers)))
+    scan = _ChunkScan(stack, refs, grid, rc, min(top, k), t_max, allowed, weight, chunk, out)
+    ordered_map(scan, range(0, stack.n, chunk), stack.workers)
+    return out
+
+
+class _ChunkScan:
+    """``align`` on the rows a:a + chunk of the stack, written into ``out`` (labels,
+    rotations, shifts, scores)."""
+
+    def __init__(self, stack, refs, grid, rc, top, t_max, allowed, weight, chunk, out):
+        self.stack, self.refs, self.grid, self.rc = stack, refs, grid, rc
+        self.top, self.t_max, self.allowed, self.weight = top, t_max, allowed, weight
+        self.chunk, self.out = chunk, out
+        self.m = _half(stack.band_f & stack.wedge)
+
+    def __call__(self, a):
+        stack, grid, m, top, weight = self.stack, self.grid, self.m, self.top, self.weight
+        k = len(self.refs)
+        b = min(stack.n, a + self.chunk) - a
+        allowed = None if self.allowed is None else self.allowed[a:a + b]
+        fpc = _spectra(stack.full[a:a + b], m)
         epc = _energy(fpc, stack.s)
-        sc = _coarse_scores(stack.coarse_band[a:a + chunk], rc, stack.phases)
+        sc = _coarse_scores(stack.coarse_band[a:a + b], self.rc, stack.phases)
         sc = sc.reshape(-1, k, len(grid))
         best_r = sc.argmax(axis=2)                              # (B, K)
         best_s = np.take_along_axis(sc, best_r[..., None], 2)[..., 0]
         if weight is not None:
             best_s = best_s * weight
         if allowed is not None:
-            best_s = np.where(allowed[a:a + chunk], best_s, -np.inf)
+            best_s = np.where(allowed, best_s, -np.inf)
         cand = np.argsort(-best_s, axis=1)[:, :top]             # (B, top)
-        b = len(best_s)
         rows = np.repeat(np.arange(b), top)
         refs_idx, rot_idx = cand.ravel(), best_r[rows, cand.ravel()]
-        rotated = rotate_volumes(refs[refs_idx] * stack.mask, grid[rot_idx],
+        rotated = rotate_volumes(self.refs[refs_idx] * stack.mask, grid[rot_idx],
                                  np.random.default_rng(0), noise_std=0.0)
-        fine, _ = _translation_scores(fpc[rows], epc[rows], rotated, m, t_max)
+        fine, _ = _translation_scores(fpc[rows], epc[rows], rotated, m, self.t_max)
         fine = fine.reshape(b, top)
         if weight is not None:
             fine = fine * weight[cand]
         if allowed is not None:
-            fine = np.where(np.take_along_axis(allowed[a:a + chunk], cand, 1), fine, -np.inf)
-        pick = fine.argmax(axis=1)
-        sel = np.arange(b) * top + pick
+            fine = np.where(np.take_along_axis(allowed, cand, 1), fine, -np.inf)
+        sel = np.arange(b) * top + fine.argmax(axis=1)
+        labels, rot, shift, score = self.out
         labels[a:a + b] = refs_idx[sel]
-        mats, score[a:a + b], shift[a:a + b] = refine(
-            fpc, epc, refs[refs_idx[sel]] * stack.mask, grid[rot_idx[sel]], m, t_max,
+        rot[a:a + b], score[a:a + b], shift[a:a + b] = refine(
+            fpc, epc, self.refs[refs_idx[sel]] * stack.mask, grid[rot_idx[sel]], m, self.t_max,
             grid_step(len(grid)), levels=1)
-        rot[a:a + b] = mats
-    return labels, rot, shift, score
 
 
 def _band_basis(c, mask):
@@ -382,16 +401,22 @@ def averages(stack, labels, rot, shift, k):
         half[members[1::2]] = 1
     num = np.zeros((2, k, s, s, s), np.complex64)
     den = np.zeros((2, k, s, s, s), np.float32)
-    for a in range(0, stack.n, 128):
+
+    def aligned_back(a):  # the members a:a + 128 in their reference's frame, and their wedges
         idx = np.arange(a, min(a + 128, stack.n))
         vols = np.stack([np.roll(stack.full[i], -shift[i], axis=(0, 1, 2)) for i in idx])
         mats = rot[idx].transpose(0, 2, 1)
         back = rotate_volumes(vols, mats, np.random.default_rng(0), noise_std=0.0)
-        f = np.fft.fftn(back, axes=(1, 2, 3)).astype(np.complex64)
-        w = _rotated_wedges(stack.wedge, mats)
-        for n, i in enumerate(idx):
-            num[half[i], labels[i]] += f[n]
-            den[half[i], labels[i]] += w[n]
+        return idx, np.fft.fftn(back, axes=(1, 2, 3)).astype(np.complex64), \
+            _rotated_wedges(stack.wedge, mats)
+
+    starts = list(range(0, stack.n, 128))
+    for g in range(0, len(starts), stack.workers):   # summed in order: the same for any workers
+        for idx, f, w in ordered_map(aligned_back, starts[g:g + stack.workers], stack.workers):
+            for n, i in enumerate(idx):
+                num[half[i], labels[i]] += f[n]
+                den[half[i], labels[i]] += w[n]
+
     def real(nu, de):
         return np.fft.ifftn(nu / np.maximum(de, 1.0), axes=(1, 2, 3)).real.astype(np.float32)
     counts = den.sum(0)
@@ -469,18 +494,21 @@ def pair_ratios(stack, refs, half1, half2, grid, pose_shift=2, counts=None, min_
     rc = _rotated_coarse(refs, grid, stack, wedge=False)
     plain = _apply(fourier_crop(refs * m, stack.c), stack.band_c)
     spectra = [np.fft.fftn(r * m) for r in refs]
+    def agreement(pair):
+        i, j = pair
+        moved, mats = _best_pose(stack, refs[i], refs[j], rc[j], plain[i], grid, pose_shift)
+        both = None
+        if counts is not None:
+            both = (counts[i] >= min_count) & (_rotated_wedges(counts[j], mats)[0] >= min_count)
+        cc = _shell_corr(spectra[i], np.fft.fftn(moved * m), shells, n_sh, both)
+        expect = np.sqrt(rel[i] * rel[j])
+        w = count * rel[i] * rel[j]
+        return float(np.sum(w * cc / expect) / np.sum(w))
+
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
     out = np.eye(k)
-    for i in range(k):
-        for j in range(i + 1, k):
-            moved, mats = _best_pose(stack, refs[i], refs[j], rc[j], plain[i], grid, pose_shift)
-            both = None
-            if counts is not None:
-                both = (counts[i] >= min_count) & \
-                       (_rotated_wedges(counts[j], mats)[0] >= min_count)
-            cc = _shell_corr(spectra[i], np.fft.fftn(moved * m), shells, n_sh, both)
-            expect = np.sqrt(rel[i] * rel[j])
-            w = count * rel[i] * rel[j]
-            out[i, j] = out[j, i] = float(np.sum(w * cc / expect) / np.sum(w))
+    for (i, j), value in zip(pairs, ordered_map(agreement, pairs, stack.workers)):
+        out[i, j] = out[j, i] = value
     return out
 
 
@@ -615,7 +643,7 @@ def classify(particles, seeds, z_inv, cfg, log=print):
     for a in range(0, particles.n, limit):
         idx = np.arange(a, min(a + limit, particles.n))
         chunk = AlignedStack(particles, coarse=stack.c, indices=idx, wedge=stack.wedge,
-                             coarse_shift=stack.coarse_shift)
+                             coarse_shift=stack.coarse_shift, workers=stack.workers)
         labels[idx] = align(chunk, refs, grid)[0]
     return labels, history
 
@@ -623,12 +651,14 @@ def classify(particles, seeds, z_inv, cfg, log=print):
 def _classify(particles, seeds, z_inv, cfg, log, indices):
     t0 = time.time()
     stack = AlignedStack(particles, coarse=int(cfg.get("align_coarse") or 12), indices=indices,
-                         coarse_shift=int(cfg.get("align_coarse_shift", 1)))
+                         coarse_shift=int(cfg.get("align_coarse_shift", 1)),
+                         workers=resolve_workers(cfg.get("threads")))
     grid = rotation_grid(int(cfg.get("align_rotations") or 1500))
     min_size = int(cfg["min_subtomograms_per_cluster"])
     refs = _initial_references(stack, seeds, z_inv, grid, int(cfg.get("align_init_rounds", 2)), log)
     log(f"alignment: {stack.n} subtomograms, {len(refs)} seed references, {len(grid)} rotations, "
-        f"wedge {100 * (1 - stack.wedge.mean()):.0f}% of Fourier space ({time.time() - t0:.1f}s)")
+        f"wedge {100 * (1 - stack.wedge.mean()):.0f}% of Fourier space, {stack.workers} thread(s) "
+        f"({time.time() - t0:.1f}s)")
     threshold = float(cfg.get("align_merge") or 0)
     budget = int(cfg.get("align_rounds", 12))
     history = []
