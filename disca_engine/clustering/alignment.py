@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from .augment import quaternion_matrices, rotate_volumes
-from .pool import ordered_map, resolve_workers
+from ..pool import ordered_map, resolve_workers
 
 PHI, PSI = 2 ** 0.5, 1.533751168755204288118041  # super-Fibonacci constants (Alexa 2022)
 
@@ -277,56 +277,52 @@ def align(stack, refs, grid, allowed=None, top=3, t_max=3, chunk=256, weight=Non
         lambda i: _real_pair(_band_coefficients(rc[i:i + 4096], stack.c, stack.band_idx,
                                                 stack.band_scale)),
         range(0, len(rc), 4096), stack.workers))
-    out = (np.empty(stack.n, np.int64), np.empty((stack.n, 3, 3), np.float32),
-           np.empty((stack.n, 3), np.int64), np.empty(stack.n, np.float32))
+    labels, rot = np.empty(stack.n, np.int64), np.empty((stack.n, 3, 3), np.float32)
+    shift, score = np.empty((stack.n, 3), np.int64), np.empty(stack.n, np.float32)
+    m = _half(stack.band_f & stack.wedge)
+    top = min(top, k)
     chunk = max(1, min(chunk, -(-stack.n // stack.workers)))
-    scan = _ChunkScan(stack, refs, grid, rc, min(top, k), t_max, allowed, weight, chunk, out)
+
+    def scan(a):  # each chunk writes its own rows
+        rows = slice(a, a + chunk)
+        labels[rows], rot[rows], shift[rows], score[rows] = _align_rows(
+            stack, rows, refs, grid, rc, m, top, t_max,
+            None if allowed is None else allowed[rows], weight)
+
     ordered_map(scan, range(0, stack.n, chunk), stack.workers)
-    return out
+    return labels, rot, shift, score
 
 
-class _ChunkScan:
-    """``align`` on the rows a:a + chunk of the stack, written into ``out`` (labels,
-    rotations, shifts, scores)."""
-
-    def __init__(self, stack, refs, grid, rc, top, t_max, allowed, weight, chunk, out):
-        self.stack, self.refs, self.grid, self.rc = stack, refs, grid, rc
-        self.top, self.t_max, self.allowed, self.weight = top, t_max, allowed, weight
-        self.chunk, self.out = chunk, out
-        self.m = _half(stack.band_f & stack.wedge)
-
-    def __call__(self, a):
-        stack, grid, m, top, weight = self.stack, self.grid, self.m, self.top, self.weight
-        k = len(self.refs)
-        b = min(stack.n, a + self.chunk) - a
-        allowed = None if self.allowed is None else self.allowed[a:a + b]
-        fpc = _spectra(stack.full[a:a + b], m)
-        epc = _energy(fpc, stack.s)
-        sc = _coarse_scores(stack.coarse_band[a:a + b], self.rc, stack.phases)
-        sc = sc.reshape(-1, k, len(grid))
-        best_r = sc.argmax(axis=2)                              # (B, K)
-        best_s = np.take_along_axis(sc, best_r[..., None], 2)[..., 0]
-        if weight is not None:
-            best_s = best_s * weight
-        if allowed is not None:
-            best_s = np.where(allowed, best_s, -np.inf)
-        cand = np.argsort(-best_s, axis=1)[:, :top]             # (B, top)
-        rows = np.repeat(np.arange(b), top)
-        refs_idx, rot_idx = cand.ravel(), best_r[rows, cand.ravel()]
-        rotated = rotate_volumes(self.refs[refs_idx] * stack.mask, grid[rot_idx],
-                                 np.random.default_rng(0), noise_std=0.0)
-        fine, _ = _translation_scores(fpc[rows], epc[rows], rotated, m, self.t_max)
-        fine = fine.reshape(b, top)
-        if weight is not None:
-            fine = fine * weight[cand]
-        if allowed is not None:
-            fine = np.where(np.take_along_axis(allowed, cand, 1), fine, -np.inf)
-        sel = np.arange(b) * top + fine.argmax(axis=1)
-        labels, rot, shift, score = self.out
-        labels[a:a + b] = refs_idx[sel]
-        rot[a:a + b], score[a:a + b], shift[a:a + b] = refine(
-            fpc, epc, self.refs[refs_idx[sel]] * stack.mask, grid[rot_idx[sel]], m, self.t_max,
-            grid_step(len(grid)), levels=1)
+def _align_rows(stack, rows, refs, grid, rc, m, top, t_max, allowed, weight):
+    """``align`` of the subtomograms ``rows`` (a slice) against the rotated coarse references
+    ``rc`` (band coefficients): (labels, rotations, shifts, scores) of those rows."""
+    k = len(refs)
+    fpc = _spectra(stack.full[rows], m)
+    epc = _energy(fpc, stack.s)
+    sc = _coarse_scores(stack.coarse_band[rows], rc, stack.phases)
+    sc = sc.reshape(-1, k, len(grid))
+    best_r = sc.argmax(axis=2)                              # (B, K)
+    best_s = np.take_along_axis(sc, best_r[..., None], 2)[..., 0]
+    if weight is not None:
+        best_s = best_s * weight
+    if allowed is not None:
+        best_s = np.where(allowed, best_s, -np.inf)
+    cand = np.argsort(-best_s, axis=1)[:, :top]             # (B, top)
+    b = len(best_s)
+    pairs = np.repeat(np.arange(b), top)
+    refs_idx, rot_idx = cand.ravel(), best_r[pairs, cand.ravel()]
+    rotated = rotate_volumes(refs[refs_idx] * stack.mask, grid[rot_idx],
+                             np.random.default_rng(0), noise_std=0.0)
+    fine, _ = _translation_scores(fpc[pairs], epc[pairs], rotated, m, t_max)
+    fine = fine.reshape(b, top)
+    if weight is not None:
+        fine = fine * weight[cand]
+    if allowed is not None:
+        fine = np.where(np.take_along_axis(allowed, cand, 1), fine, -np.inf)
+    sel = np.arange(b) * top + fine.argmax(axis=1)
+    mats, score, shift = refine(fpc, epc, refs[refs_idx[sel]] * stack.mask, grid[rot_idx[sel]],
+                                m, t_max, grid_step(len(grid)), levels=1)
+    return refs_idx[sel], mats, shift, score
 
 
 def _band_basis(c, mask):
@@ -494,6 +490,7 @@ def pair_ratios(stack, refs, half1, half2, grid, pose_shift=2, counts=None, min_
     rc = _rotated_coarse(refs, grid, stack, wedge=False)
     plain = _apply(fourier_crop(refs * m, stack.c), stack.band_c)
     spectra = [np.fft.fftn(r * m) for r in refs]
+
     def agreement(pair):
         i, j = pair
         moved, mats = _best_pose(stack, refs[i], refs[j], rc[j], plain[i], grid, pose_shift)

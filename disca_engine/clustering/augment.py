@@ -14,6 +14,8 @@ import functools
 
 import numpy as np
 
+from ..pool import ordered_map
+
 
 def random_rotation_matrices(n, rng):
     """``n`` rotation matrices (n, 3, 3) uniform on SO(3): normalised 4-D Gaussian vectors
@@ -77,14 +79,7 @@ def rotate_volumes(volumes, matrices, rng, order=1, noise_std=1.0, workers=1):
         _rotate_chunk(chunk, mats[a:a + step], out[a:a + step].reshape(len(chunk), -1),
                       np.random.default_rng(seed), order, noise_std)
 
-    jobs = list(zip(starts, seeds))
-    if workers > 1 and len(jobs) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-        with ThreadPoolExecutor(min(int(workers), len(jobs))) as pool:
-            list(pool.map(work, jobs))
-    else:
-        for job in jobs:
-            work(job)
+    ordered_map(work, zip(starts, seeds), int(workers))
     return out
 
 

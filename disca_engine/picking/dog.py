@@ -17,10 +17,11 @@ seams and the FFT's periodic wrap never reach the kept planes.
 
 ``sign`` = +1 gives the plain DoG (bright blobs positive); -1 makes dark blobs positive.
 """
-import os
 
 import numpy as np
 import scipy.fft as sfft
+
+from ..pool import available_cores
 
 # Complex buffer per chunk (cropped spectrum of the padded chunk).
 DEFAULT_CHUNK_BYTES = 1024 ** 3
@@ -31,12 +32,6 @@ _BATCH_VOXELS = 32 * 1024 * 1024  # fewer planes per batch when planes are huge 
 
 def halo_for(sigma2):
     return int(np.ceil(4.0 * sigma2))
-
-
-def default_workers():
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
 
 
 def _gauss_tf(freqs, sigma):
@@ -135,7 +130,7 @@ def dog_volume(source, sigma1, sigma2, sign=1.0, z_range=None, workers=None,
     volume's faces, so the result does not depend on the chunking (up to the Gaussian
     tail beyond 4 sigma2, about 1e-4 of the signal).
     """
-    workers = workers or default_workers()
+    workers = workers or available_cores()
     nz, ny, nx = source.shape
     za, zb = (0, nz) if z_range is None else (max(0, int(z_range[0])), min(nz, int(z_range[1])))
     h = halo_for(sigma2)

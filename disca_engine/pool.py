@@ -1,4 +1,4 @@
-"""Threads for the numpy stages of the alignment classification.
+"""Threads for numpy work (alignment classification, rotations, DoG picking).
 
 numpy releases the GIL in its FFTs, gathers and arithmetic, so chunks of subtomograms (or
 pairs of references) run side by side in threads and use every core the run was given.
