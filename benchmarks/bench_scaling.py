@@ -7,6 +7,13 @@ preset) on a particles STAR: loading into the memory-mapped cache, features, PCA
 mixtures/K search, DDBI, head, training, checkpoint and the output files, from the loop's
 own per-stage timers (checkpoint and outputs timed by wrapping them here).
 
+``stages``: every stage of one default iteration at a large N, for when the whole iteration
+does not fit the machine's time: on all N, the rotation-invariant descriptors, the seed
+k-means, the alignment classification's stack, its initial references and **one** of its
+rounds (a run makes 16-32 rounds and merge tests), the network features, PCA, the mixture
+of the labels, DDBI, the head and the checkpoint; training (one epoch of 2N in the default)
+on the first ``--train-n`` subtomograms, whose rate gives the epoch's time at N.
+
 ``stream``: features + K search + prediction with the stack memory-mapped from disk (never
 whole in RAM): features of all N streamed through the network (untrained weights: the
 cost is that of any iteration), PCA, the K search of the preset, then the prediction
@@ -20,6 +27,7 @@ Peak RSS is ru_maxrss after each stage (monotonic); the load average is read bef
 after. Usage:
     python benchmarks/bench_scaling.py iteration --star S.star --work DIR --out R.json
     python benchmarks/bench_scaling.py stream --star S.star --work DIR --out R.json [--predict-n M]
+    python benchmarks/bench_scaling.py stages --star S.star --work DIR --out R.json [--train-n M]
 (``--preset NAME`` measures another preset.)
 """
 import argparse
@@ -203,6 +211,88 @@ def run_stream(args):
     return result
 
 
+class Stages:
+    """Wall and CPU seconds, anonymous RSS after, of named stages run one after another."""
+
+    def __init__(self):
+        self.seconds, self.cpu, self.anon = {}, {}, {}
+
+    def run(self, name, fn, *a, **k):
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = fn(*a, **k)
+        self.seconds[name] = round(time.perf_counter() - t0, 2)
+        self.cpu[name] = round(time.process_time() - c0, 2)
+        self.anon[name] = round(anon_mb(), 1)
+        print(f"[stages] {name}: {self.seconds[name]:.1f} s", flush=True)
+        return out
+
+
+def run_stages(args):
+    import numpy as np
+    from disca_engine.clustering import loop, presets, training
+    from disca_engine.clustering.alignment import classify
+    from disca_engine.clustering.dataset import ParticleSet, load_particles
+    from disca_engine.clustering.ddbi import ddbi
+    from disca_engine.clustering.labels import label_smoothing
+    from disca_engine.clustering.seeding import invariant_space, seed_k, seed_labels
+    from disca_engine.clustering.stats import fit_pca
+    preset = args.preset or default_preset()
+    cfg = presets.resolve(preset, threads=args.threads)
+    st, cache, out = Stages(), os.path.join(args.work, "cache"), os.path.join(args.work, "run")
+    shutil.rmtree(out, ignore_errors=True)
+    particles = st.run("load_to_cache", load_particles, args.star, cache_dir=cache, min_box=None,
+                       min_particles=2)
+    n = particles.n
+    z_inv = st.run("invariant_descriptors", invariant_space, particles, cfg, 0)
+    seeds = st.run("seed_kmeans", seed_labels, z_inv, seed_k(cfg, n), 0,
+                   int(cfg["min_subtomograms_per_cluster"]))
+    lines = []
+
+    def log(message):  # the rounds' own timers, kept for the JSON
+        print(message, flush=True)
+        lines.append(message)
+
+    one_round = dict(cfg, align_rounds=1, align_merge=0)  # stack + initial references + 1 round
+    labels, history = st.run("alignment_stack_references_and_one_round", classify, particles, seeds,
+                             z_inv, one_round, log=log)
+    k = int(labels.max()) + 1
+    training.configure_runtime(args.threads, None, 0)
+    precision, _ = training.choose_precision("auto", 0.0)
+    training.set_precision(precision)
+    net = st.run("network_build", training.Network, cfg, particles.box, precision,
+                 training.make_strategy()[0])
+    net.reinitialise(0)
+    features = st.run("features", loop.compute_features, net, particles, cfg["batch_size"])
+    pca = st.run("pca", fit_pca, features, presets.pca_components_for(cfg, n, k), seed=0)
+    Z = pca.transform(features).astype(np.float32)
+    mixture = st.run("mixture_of_the_labels", loop.mixture_from_labels, Z, labels, k, cfg["reg_covar"])
+    space = loop._clustering_space(Z, z_inv, cfg)
+    score = st.run("ddbi", ddbi, space, labels)
+    alpha = label_smoothing(0, cfg["label_smoothing"], cfg["smoothing_decay"])
+    st.run("head", loop.train_head, net, features, labels, k, alpha, cfg, 0, 0)
+    m = min(args.train_n, n)
+    subset = ParticleSet(particles.table, particles.star_path, particles.volumes[:m], particles.voxel_size)
+    st.run("train_subset", loop.train_network, net, subset, labels[:m], k, alpha, cfg, 0, 0)
+    proba = mixture.predict_proba(Z)
+    best = {"iteration": 1, "ddbi": float(score), "k": k, "labels": labels,
+            "posterior": proba[np.arange(n), labels].astype(np.float32), "pca": pca,
+            "mixture": mixture, "features": features, "features_pca": Z,
+            "weights": [np.array(w) for w in net.model.get_weights()]}
+    state = {"iteration": 0, "prev_k": k, "prev_labels": labels, "records": [], "stop_rule": {},
+             "finished": False, "seed": 0}
+    st.run("checkpoint", loop.Checkpoint(out, 0).save, net, state, best)
+    per_sample = st.seconds["train_subset"] / (2 * m * int(cfg["epochs_per_iteration"]))
+    rounds = [h for h in history if "round" in h]
+    return {"mode": "stages", "preset": preset, "n": n, "box": particles.box, "precision": precision,
+            "threads": args.threads, "seed_k": int(seeds.max()) + 1, "k_after_one_round": k,
+            "seconds": st.seconds, "cpu_seconds": st.cpu, "anon_rss_mb_after": st.anon,
+            "alignment_rounds": rounds, "alignment_log": lines,
+            "train_subset_n": m, "train_samples_per_second": round(1 / per_sample, 2),
+            "train_epoch_of_2n_projected_seconds": round(per_sample * 2 * n * int(cfg["epochs_per_iteration"]), 1),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+            "disk_mb": {"cache": round(du_mb(cache), 1), "checkpoint": round(du_mb(out), 1)}}
+
+
 def repeated_star(path, times):
     """The STAR ``path`` with its data rows written ``times`` times (same folder, so the
     relative image paths still resolve)."""
@@ -218,12 +308,13 @@ def repeated_star(path, times):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=("iteration", "stream"))
+    p.add_argument("mode", choices=("iteration", "stream", "stages"))
     p.add_argument("--star", required=True)
     p.add_argument("--work", required=True, help="scratch folder (cache, run output)")
     p.add_argument("--out", required=True)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--predict-n", type=int, default=0)
+    p.add_argument("--train-n", type=int, default=2000, help="stages: train on this many")
     p.add_argument("--repeat", type=int, default=1, help="measure this many copies of the rows")
     p.add_argument("--preset", help="default: the preset `disca-engine cluster` uses by default")
     args = p.parse_args()
@@ -233,7 +324,7 @@ def main():
     load_before = os.getloadavg()
     sampler = RssSampler()
     sampler.start()
-    result = (run_iteration if args.mode == "iteration" else run_stream)(args)
+    result = {"iteration": run_iteration, "stream": run_stream, "stages": run_stages}[args.mode](args)
     result.update(sampler.mb())
     result.update({"load_average_before": load_before, "load_average_after": os.getloadavg(),
                    "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
