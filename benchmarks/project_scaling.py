@@ -6,7 +6,10 @@ Measured inputs (benchmarks/results/):
 - network_paper.json: paper YOPO float32 forward and training rates on this CPU (read);
 - stats.md: PCA + K search (K = 2..20 selected on 20,000, refit on all) at N = 200,000
   on this CPU (host-side cost, the same with GPUs; constants below);
-- augment.md: random rotations of 24^3, about 2,000 per CPU-second (host side).
+- augment.md: random rotations of 24^3, about 2,000 per CPU-second (host side);
+- gpu/network_paper_keras_jax.json: paper YOPO forward and training rates on a lent
+  NVIDIA H200, measured through Keras on JAX (bench_network_keras.py; that machine has no
+  TensorFlow): the H200 rows use them, the A100 rows the assumptions below.
 Usage: python benchmarks/project_scaling.py [--n 198715] [--iterations 20]
 """
 import argparse
@@ -15,7 +18,7 @@ import os
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
-# ---- assumptions (not measured here: no GPU was available to this work) ----------------
+# ---- assumptions (the A100 rows; the H200 rows use measured network rates) -------------
 GPU_CLASS = "NVIDIA A100 SXM 40 GB"
 GPU_PEAK_TFLOPS = {"float32 (TF32 tensor cores)": 156.0, "mixed bfloat16": 312.0}  # dense, vendor sheet
 GPU_EFFICIENCY = (0.10, 0.30)  # fraction of peak reached by YOPO's 3D convolutions: low, high
@@ -39,6 +42,25 @@ def network_rates():
 # and refitted on all 200,000 took 46-97 s; PCA(16) of 20,000 x 1024 took 9.5 s (linear in N)
 K_SEARCH_200K_S = 97.4
 PCA_20K_S = 9.49
+
+
+def measured_gpu_rows(n, host):
+    """(name, seconds per iteration) from the network rates measured on a GPU (box 24):
+    1 GPU as measured, 4 GPUs at MULTI_GPU_SCALING of linear (an assumption)."""
+    path = os.path.join(RESULTS, "gpu", "network_paper_keras_jax.json")
+    if not os.path.isfile(path):
+        return []
+    data = load(os.path.join("gpu", "network_paper_keras_jax.json"))
+    rot = n / (ROTATIONS_PER_CORE_S * HOST_CORES)
+    rows = []
+    for gpus in (1, 4):
+        scale = gpus * MULTI_GPU_SCALING if gpus > 1 else 1.0
+        for r in (r for r in data["rows"] if r["box"] == 24 and r["precision"] != "float16"):
+            net = n / (r["forward_per_s"] * scale) + 2 * n / (r["train_per_s"] * scale)
+            how = "measured rates" if gpus == 1 else f"measured rates x {scale:.1f}"
+            rows.append((f"{gpus} x {data['device']}, {r['precision']}, {how} (Keras on "
+                         f"{data['backend']})", net + rot + host))
+    return rows
 
 
 def host_seconds(n):
@@ -66,6 +88,7 @@ def main():
                 rot = n / (ROTATIONS_PER_CORE_S * HOST_CORES)
                 rows.append((f"{gpus} x {GPU_CLASS}, {precision}, {int(100 * eff)}% of peak",
                              net + rot + host))
+    rows += measured_gpu_rows(n, host)
     print(f"N = {n:,}, paper preset, up to {its} iterations (1 epoch on 2N per iteration); "
           f"forward {gflop:.2f} GFLOP, training {train_gflop:.1f} GFLOP per subtomogram; "
           f"host PCA + K search {host:.0f} s per iteration")
