@@ -11,6 +11,9 @@
 #
 # Needs an engine environment with the CUDA build of TensorFlow (the device machine has no
 # internet: bring it, or point ENGINE_PY at one): ENGINE_PY=/path/to/bin/python.
+# Without one, only the network is measured, through Keras on JAX with the machine's own
+# python3 (bench_network_keras.py; keras, namex and optree installed beforehand, e.g. from
+# carried wheels): how the lent H200 was measured on 2026-11-30 (docs/clustering.md).
 set -uo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${OUT:-$REPO/benchmarks/results/gpu}"
@@ -19,9 +22,16 @@ mkdir -p "$OUT"
 cd "$REPO"
 log() { echo "[gpu_check $(date -u +%H:%M:%S)] $*" | tee -a "$OUT/gpu_check.log"; }
 
-[ -x "$PY" ] || { log "no engine python (set ENGINE_PY)"; exit 2; }
 nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv | tee "$OUT/nvidia-smi.csv"
-"$PY" - <<'EOF' || { log "TensorFlow sees no GPU: install the CUDA build (DISCA_CUDA=1)"; exit 2; }
+keras_on_jax() {
+    log "no TensorFlow with a GPU here: the network alone, through Keras on JAX"
+    PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" KERAS_BACKEND=jax timeout 420 python3 \
+        benchmarks/bench_network_keras.py --box 24,32 --precisions float32,bfloat16,float16 \
+        --seconds 3 --batch 64 --out "$OUT/network_paper_keras_jax.json" 2>&1 | tee -a "$OUT/gpu_check.log"
+    exit 3
+}
+[ -x "$PY" ] || keras_on_jax
+"$PY" - <<'EOF' || keras_on_jax
 import tensorflow as tf, sys
 gpus = tf.config.list_physical_devices("GPU")
 print("tensorflow", tf.__version__, "cuda build", tf.test.is_built_with_cuda(), "GPUs", gpus)
