@@ -23,19 +23,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from bench_network import rate  # noqa: E402  (same timing rule as the TensorFlow benchmark)
 
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-
-
-def rate(fn, batch, seconds):
-    """Subtomograms per second of ``fn`` (one batch per call) after two warm-up calls."""
-    fn()
-    fn()
-    reps, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds or reps < 3:
-        fn()
-        reps += 1
-    return batch * reps / (time.perf_counter() - t0)
 
 
 def bench(box, precision, batch, seconds):
