@@ -41,8 +41,9 @@ def sphere_points(n):
 class InvariantDescriptor:
     """Computes the descriptor of a batch of s^3 subtomograms (fit the wedge mask first)."""
 
-    def __init__(self, box, n_directions=256, k_min=1, k_max=None):
+    def __init__(self, box, n_directions=256, k_min=1, k_max=None, angular=True):
         self.box = int(box)
+        self.angular = bool(angular)  # without it: radial power spectrum and profile only
         self.k_max = int(k_max or max(3, round(self.box / 3)))
         self.shells = np.arange(int(k_min), self.k_max + 1)
         self.dirs, polar, azimuth = sphere_points(n_directions)
@@ -119,18 +120,22 @@ class InvariantDescriptor:
         rps = np.bincount(self.radius_bin, flat, minlength=c + 1) / np.maximum(self.radius_count, 1)
         rps = np.log(rps[self.shells] + 1e-12)
         prof = np.bincount(self.radius_bin, vol.ravel(), minlength=c + 1)[: c] / self.radius_count[: c]
+        if not self.angular:
+            return np.concatenate([rps, prof])
         ang = self._angular_power(self._shell_values(power))
         return np.concatenate([rps, ang, prof])
 
     def transform(self, batches):
-        if self.measured is None:
+        if self.angular and self.measured is None:
             raise RuntimeError("fit_wedge must run before transform")
         return np.array([self.describe(v) for batch in batches for v in batch], np.float32)
 
 
-def invariant_features(particles, batch_size=64):
-    """Standardised rotation-invariant descriptors (N, d) of a ``ParticleStack``."""
-    desc = InvariantDescriptor(particles.box)
-    desc.fit_wedge(particles.iter_batches(None, batch_size))
+def invariant_features(particles, batch_size=64, angular=True):
+    """Standardised rotation-invariant descriptors (N, d) of a ``ParticleStack``; without
+    ``angular``, the radial power spectrum and the density profile alone."""
+    desc = InvariantDescriptor(particles.box, angular=angular)
+    if angular:
+        desc.fit_wedge(particles.iter_batches(None, batch_size))
     x = desc.transform(particles.iter_batches(None, batch_size)).astype(np.float64)
     return ((x - x.mean(0)) / (x.std(0) + 1e-9)).astype(np.float32)

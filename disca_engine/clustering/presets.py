@@ -88,6 +88,7 @@ PRESETS["auto"] = {
     "seed_k_max": 24,
     "seed_pca": 16,
     "invariant_weight": 1.0,
+    "invariant_angular": True,         # angular power in the descriptors (tune_seeds.py)
     **ALIGN_SETTINGS,
     "align_classes": True,
     "seed_warmup": 99,                 # every later iteration keeps the aligned labels
@@ -103,7 +104,7 @@ PRESETS["auto"] = {
 for _name in ("paper", "fast"):
     PRESETS[_name].update(ALIGN_SETTINGS, align_classes=False, seed_labels=False,
                           seed_per_cluster=12, seed_k_min=6, seed_k_max=24, seed_pca=16,
-                          invariant_weight=0.0, k_by_merging=False,
+                          invariant_weight=0.0, invariant_angular=True, k_by_merging=False,
                           merge_threshold=None, merge_after=1, seed_warmup=0, pca_per_cluster=False)
 
 # every other setting the loop understands, with its default

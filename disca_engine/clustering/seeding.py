@@ -25,7 +25,8 @@ def invariant_space(particles, cfg, seed):
     """PCA-reduced invariant descriptors (N, d) used for seeding. Not whitened: the weak
     components are mostly noise and must not weigh as much as the strong ones."""
     from .stats import fit_pca
-    x = invariant_features(particles, batch_size=cfg["batch_size"])
+    x = invariant_features(particles, batch_size=cfg["batch_size"],
+                           angular=bool(cfg.get("invariant_angular", True)))
     d = max(2, min(int(cfg["seed_pca"]), x.shape[1], particles.n - 1))
     pca = fit_pca(x, d, seed=seed)
     return pca.transform(x).astype(np.float32)

@@ -37,6 +37,21 @@ def test_descriptor_is_rotation_invariant_and_tells_shapes_apart():
     assert np.linalg.norm(a - other) > 5 * same
 
 
+def test_descriptor_without_angular_power_keeps_radial_parts_only():
+    """``invariant_angular`` false: the radial power spectrum and the density profile, the
+    same values as in the full descriptor, without fitting the wedge."""
+    data, _ = _clean(["rod", "shell"], 2)
+    full = InvariantDescriptor(24).fit_wedge([data])
+    radial = InvariantDescriptor(24, angular=False)
+    a, b = full.describe(data[0]), radial.describe(data[0])
+    n = len(full.shells)
+    assert len(b) == len(a) - n * 3
+    assert np.allclose(b, np.concatenate([a[:n], a[n + 3 * n:]]))
+    assert radial.transform([data]).shape == (len(data), len(b))
+    with pytest.raises(RuntimeError, match="fit_wedge"):
+        full.__class__(24).transform([data])
+
+
 def test_wedge_directions_are_found_from_the_data():
     """+-60, and +-30 where more than half of every shell is missing."""
     from disca_engine.simulate import generate_subtomograms
