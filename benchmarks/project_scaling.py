@@ -44,14 +44,16 @@ K_SEARCH_200K_S = 97.4
 PCA_20K_S = 9.49
 
 
-def measured_gpu_rows(n, host):
+GPU_RATES = os.path.join("gpu", "network_paper_keras_jax.json")
+
+
+def measured_gpu_rows(n, host, rot):
     """(name, seconds per iteration) from the network rates measured on a GPU (box 24):
-    1 GPU as measured, 4 GPUs at MULTI_GPU_SCALING of linear (an assumption)."""
-    path = os.path.join(RESULTS, "gpu", "network_paper_keras_jax.json")
-    if not os.path.isfile(path):
+    1 GPU as measured, 4 GPUs at MULTI_GPU_SCALING of linear (an assumption); ``host`` and
+    ``rot`` are the host-side seconds, as in the A100 rows."""
+    if not os.path.isfile(os.path.join(RESULTS, GPU_RATES)):
         return []
-    data = load(os.path.join("gpu", "network_paper_keras_jax.json"))
-    rot = n / (ROTATIONS_PER_CORE_S * HOST_CORES)
+    data = load(GPU_RATES)
     rows = []
     for gpus in (1, 4):
         scale = gpus * MULTI_GPU_SCALING if gpus > 1 else 1.0
@@ -80,15 +82,15 @@ def main():
     rows = []
     cpu_iter = n / fwd + 2 * n / train + host + n / ROTATIONS_PER_CORE_S / 2
     rows.append(("this CPU (2 cores, Zen 4), float32, measured rates", cpu_iter))
+    rot = n / (ROTATIONS_PER_CORE_S * HOST_CORES)  # rotations on the GPU node's host cores
     for gpus in (1, 4):
         for precision, peak in GPU_PEAK_TFLOPS.items():
             for eff in GPU_EFFICIENCY:
                 rate = peak * eff * 1e3 * (gpus * MULTI_GPU_SCALING if gpus > 1 else 1)  # GFLOP/s
                 net = (n * gflop + 2 * n * train_gflop) / rate
-                rot = n / (ROTATIONS_PER_CORE_S * HOST_CORES)
                 rows.append((f"{gpus} x {GPU_CLASS}, {precision}, {int(100 * eff)}% of peak",
                              net + rot + host))
-    rows += measured_gpu_rows(n, host)
+    rows += measured_gpu_rows(n, host, rot)
     print(f"N = {n:,}, paper preset, up to {its} iterations (1 epoch on 2N per iteration); "
           f"forward {gflop:.2f} GFLOP, training {train_gflop:.1f} GFLOP per subtomogram; "
           f"host PCA + K search {host:.0f} s per iteration")

@@ -21,26 +21,22 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-DEGREE_VARIANTS = {"default": None, "degree2": (2,), "degree24": (2, 4)}
+DEGREE_VARIANTS = {"degree2": (2,), "degree24": (2, 4)}
 
 
 def seed_homogeneity(data, truth, variant, seed):
+    """(seed K, homogeneity, ARI) of the seed clusters `auto` makes with that descriptor."""
     from sklearn.metrics import adjusted_rand_score, homogeneity_score
     from disca_engine.clustering import invariants, presets, seeding
     from disca_engine.clustering.dataset import ParticleSet
-    cfg = presets.resolve("auto")
-    parts = ParticleSet(None, None, data)
+    cfg = presets.resolve("auto", invariant_angular=variant != "no_angular")
     saved = invariants.DEGREES
+    invariants.DEGREES = DEGREE_VARIANTS.get(variant, saved)
     try:
-        if variant in DEGREE_VARIANTS and DEGREE_VARIANTS[variant]:
-            invariants.DEGREES = DEGREE_VARIANTS[variant]
-        x = invariants.invariant_features(parts, angular=variant != "no_angular")
+        z = seeding.invariant_space(ParticleSet(None, None, data), cfg, seed)
     finally:
         invariants.DEGREES = saved
-    from disca_engine.clustering.stats import fit_pca
-    d = max(2, min(int(cfg["seed_pca"]), x.shape[1], len(x) - 1))
-    z = fit_pca(x, d, seed=seed).transform(x).astype(np.float32)
-    labels = seeding.seed_labels(z, seeding.seed_k(cfg, len(x)), seed,
+    labels = seeding.seed_labels(z, seeding.seed_k(cfg, len(z)), seed,
                                  min_size=int(cfg["min_subtomograms_per_cluster"]))
     return int(labels.max()) + 1, homogeneity_score(truth, labels), adjusted_rand_score(truth, labels)
 
