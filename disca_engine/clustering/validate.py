@@ -17,6 +17,9 @@ MINIMUM = {
     "align_rounds": ("setting align_rounds", 1),
 }
 
+# on/off settings of the default method: a JSON string such as "false" would count as on
+SWITCHES = ("invariant_angular", "align_classes", "align_disattenuate", "align_merge_joint")
+
 
 def check_settings(cfg):
     for key, (flag, low) in MINIMUM.items():
@@ -33,6 +36,10 @@ def check_settings(cfg):
         if cfg.get(key) is not None and not 0 <= int(cfg[key]) <= 3:
             raise EngineError(f"setting {key} {cfg[key]}: must be 0 to 3 coarse voxels (the cost "
                               "grows as (2t+1)^3; the default is enough for shifts of a few voxels)")
+    for key in SWITCHES:
+        if key in cfg and not isinstance(cfg[key], bool):
+            raise EngineError(f"setting {key} {cfg[key]!r}: must be true or false (JSON booleans, "
+                              "not strings or numbers)")
     if cfg.get("precision") not in contract.PRECISIONS:
         raise EngineError(f"precision '{cfg.get('precision')}': choose one of {', '.join(contract.PRECISIONS)}")
 
