@@ -35,7 +35,7 @@ def main():
     ap.add_argument("--settings", default="{}", help="JSON of preset settings to override")
     ap.add_argument("--work", default="tune-alignment-work")
     args = ap.parse_args()
-    from sklearn.metrics import completeness_score, homogeneity_score
+    from sklearn.metrics import adjusted_rand_score, completeness_score, homogeneity_score
     from disca_engine import contract
     from disca_engine.clustering import alignment, presets, seeding
     from disca_engine.clustering.dataset import load_particles
@@ -63,6 +63,7 @@ def main():
     labels, _ = alignment.classify(parts, seeds, z, cfg, log=lambda m: print(m, flush=True))
     print(f"RESULT K {labels.max() + 1} (true {len(names)}) homogeneity "
           f"{homogeneity_score(truth, labels):.3f} completeness {completeness_score(truth, labels):.3f} "
+          f"ARI {adjusted_rand_score(truth, labels):.3f} "
           f"({time.time() - t0:.0f} s)")
     for c in range(labels.max() + 1):
         print(c + 1, dict(collections.Counter(truth[labels == c].tolist())))

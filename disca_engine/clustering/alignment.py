@@ -437,11 +437,14 @@ def _shell_corr(fa, fb, shells, n_shells, where=None):
     return num / np.sqrt(per_shell(np.abs(fa) ** 2) * per_shell(np.abs(fb) ** 2) + 1e-20)
 
 
-def _best_pose(stack, ref_i, ref_j, rc_j, plain_i, grid, pose_shift, top=4, t_max=4):
+def _best_pose(stack, ref_i, ref_j, rc_j, plain_i, grid, pose_shift, top=4, t_max=4, cover=None):
     """Reference j turned and shifted onto reference i: the top coarse rotations, each
     scored with a coarse shift search up to ``pose_shift`` coarse voxels (two averages are
     rarely centred alike; ranked without shifts, the right rotation was often not among
-    the top ones), then scored at full size and the best refined locally."""
+    the top ones), then scored at full size and the best refined locally.
+    ``cover`` (mask_i, counts_j, min_count): the full-size scores are taken only over the
+    Fourier voxels both averages measured (j's counts turned with each candidate), so that
+    the pose matches the structures rather than the regions the two clusters measured."""
     m = _half(stack.band_f)
     fp = _spectra(ref_i[None] * stack.mask, m)
     ep = _energy(fp, stack.s)
@@ -457,15 +460,23 @@ def _best_pose(stack, ref_i, ref_j, rc_j, plain_i, grid, pose_shift, top=4, t_ma
     mover = ref_j[None] * stack.mask
     rotated = rotate_volumes(np.repeat(mover, len(cand), 0), grid[cand], np.random.default_rng(0),
                              noise_std=0.0)
-    fine, _ = _translation_scores(np.repeat(fp, len(cand), 0), np.repeat(ep, len(cand)), rotated,
-                                  m, t_max)
-    start = grid[cand[int(np.argmax(fine))]][None]
-    mats, _, shifts = refine(fp, ep, mover, start, m, t_max, grid_step(len(grid)))
+    fp, ep = np.repeat(fp, len(cand), 0), np.repeat(ep, len(cand))
+    if cover is not None:
+        mask_i, counts_j, min_count = cover
+        m = _half(stack.band_f & mask_i & (_rotated_wedges(counts_j, grid[cand]) >= min_count))
+        fp = _spectra(ref_i[None] * stack.mask, m)
+        ep = _energy(fp, stack.s)
+    fine, _ = _translation_scores(fp, ep, rotated, m, t_max)
+    b = int(np.argmax(fine))
+    one = slice(b, b + 1)
+    mats, _, shifts = refine(fp[one], ep[one], mover, grid[cand[b]][None],
+                             m[one] if m.ndim == 4 else m, t_max, grid_step(len(grid)))
     moved = rotate_volumes(mover, mats, np.random.default_rng(0), noise_std=0.0)[0]
     return np.roll(moved, shifts[0], axis=(0, 1, 2)), mats
 
 
-def pair_ratios(stack, refs, half1, half2, grid, pose_shift=2, counts=None, min_count=1.0):
+def pair_ratios(stack, refs, half1, half2, grid, pose_shift=2, counts=None, min_count=1.0,
+                pose_top=4):
     """(K, K) structural agreement of every two references, in [about -1, 1]: on each
     Fourier shell, their correlation after the best rotation and shift divided by what
     two averages of one structure would reach there (the geometric mean of their
@@ -477,7 +488,8 @@ def pair_ratios(stack, refs, half1, half2, grid, pose_shift=2, counts=None, min_
     correlation is taken over the voxels both averages measured (at least ``min_count``
     members each, j's counts turned with j): a cluster whose members share few
     orientations misses part of Fourier space, which would otherwise dilute the
-    correlation of two clusters of one structure seen from different sides."""
+    correlation of two clusters of one structure seen from different sides; the pose is
+    then searched over those voxels too, among the ``pose_top`` best coarse rotations."""
     k, s = len(refs), stack.s
     n_sh = int(stack.k_max)
     shells = _shell_index(s, n_sh)
@@ -493,7 +505,9 @@ def pair_ratios(stack, refs, half1, half2, grid, pose_shift=2, counts=None, min_
 
     def agreement(pair):
         i, j = pair
-        moved, mats = _best_pose(stack, refs[i], refs[j], rc[j], plain[i], grid, pose_shift)
+        cover = None if counts is None else (counts[i] >= min_count, counts[j], min_count)
+        moved, mats = _best_pose(stack, refs[i], refs[j], rc[j], plain[i], grid, pose_shift,
+                                 pose_top, cover=cover)
         both = None
         if counts is not None:
             both = (counts[i] >= min_count) & (_rotated_wedges(counts[j], mats)[0] >= min_count)
@@ -666,7 +680,9 @@ def _classify(particles, seeds, z_inv, cfg, log, indices):
     while threshold > 0 and len(refs) > 1 and len(history) < 3 * budget:
         t1 = time.time()
         ratio = pair_ratios(stack, refs, h1, h2, grid, int(cfg.get("align_pose_shift", 2)),
-                            counts if joint else None)
+                            counts if joint else None,
+                            float(cfg.get("align_merge_min_count", 1.0)),
+                            int(cfg.get("align_pose_top", 4)))
         merges = merge_pairs(ratio, threshold)
         np.fill_diagonal(ratio, 0)
         log(f"  merge test: {len(merges)} pair(s) at or above {threshold:g} x the half-set "

@@ -72,6 +72,8 @@ ALIGN_SETTINGS = {
     "align_coarse_shift": 1,           # shift search of the rotation scan, in coarse voxels
     "align_pose_shift": 2,             # the same for the merge test's pose of two averages
     "align_merge_joint": False,        # merge test over the Fourier voxels both averages measured
+    "align_merge_min_count": 1.0,      # ... by at least this many members each
+    "align_pose_top": 4,               # coarse rotations of two averages scored at full size
     "align_disattenuate": True,        # scores divided by sqrt(reliability) of each average
 }
 

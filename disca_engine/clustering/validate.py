@@ -15,6 +15,7 @@ MINIMUM = {
     "align_rotations": ("setting align_rotations", 24),
     "align_coarse": ("setting align_coarse", 8),
     "align_rounds": ("setting align_rounds", 1),
+    "align_pose_top": ("setting align_pose_top", 1),
 }
 
 # on/off settings of the default method: a JSON string such as "false" would count as on
@@ -36,6 +37,10 @@ def check_settings(cfg):
         if cfg.get(key) is not None and not 0 <= int(cfg[key]) <= 3:
             raise EngineError(f"setting {key} {cfg[key]}: must be 0 to 3 coarse voxels (the cost "
                               "grows as (2t+1)^3; the default is enough for shifts of a few voxels)")
+    count = cfg.get("align_merge_min_count")
+    if count is not None and not 0 < float(count) <= 100:
+        raise EngineError(f"setting align_merge_min_count {count}: must be in (0, 100] members "
+                          "(Fourier voxels measured by fewer members are left out of the merge test)")
     for key in SWITCHES:
         if key in cfg and not isinstance(cfg[key], bool):
             raise EngineError(f"setting {key} {cfg[key]!r}: must be true or false (JSON booleans, "
