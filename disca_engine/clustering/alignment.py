@@ -677,6 +677,7 @@ def _classify(particles, seeds, z_inv, cfg, log, indices):
     refs, h1, h2, counts, labels = _rounds(stack, refs, grid, seeds, min_size, budget, log,
                                            history, disattenuate=dis)
     joint = bool(cfg.get("align_merge_joint", False))
+    keep_larger = bool(cfg.get("align_merge_keep_larger", False))
     while threshold > 0 and len(refs) > 1 and len(history) < 3 * budget:
         t1 = time.time()
         ratio = pair_ratios(stack, refs, h1, h2, grid, int(cfg.get("align_pose_shift", 2)),
@@ -690,12 +691,21 @@ def _classify(particles, seeds, z_inv, cfg, log, indices):
         history.append({"merge_test": True, "merges": merges, "highest_ratio": float(ratio.max())})
         if not merges:
             break
+        if keep_larger:
+            merges = _larger_first(merges, labels)
         labels = _relabel(labels, merges)
         kept = _kept_after_merging(merges, len(refs))
         refs, h1, h2, counts, labels = _rounds(stack, refs[kept], grid, labels, min_size,
                                                budget // 3 or 1, log, history, disattenuate=dis,
                                                halves=(h1[kept], h2[kept]))
     return labels, history, refs, stack, grid
+
+
+def _larger_first(merges, labels):
+    """Each merged pair ordered (larger cluster, smaller): the larger one's reference, the
+    more reliable average, is kept and the smaller one's members re-align to it."""
+    sizes = np.bincount(labels)
+    return [(i, j, v) if sizes[i] >= sizes[j] else (j, i, v) for i, j, v in merges]
 
 
 def _kept_after_merging(merges, k):

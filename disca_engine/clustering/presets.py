@@ -74,6 +74,7 @@ ALIGN_SETTINGS = {
     "align_merge_joint": False,        # merge test over the Fourier voxels both averages measured
     "align_merge_min_count": 1.0,      # ... by at least this many members each
     "align_pose_top": 4,               # coarse rotations of two averages scored at full size
+    "align_merge_keep_larger": False,  # a merged pair keeps the larger cluster's reference
     "align_disattenuate": True,        # scores divided by sqrt(reliability) of each average
 }
 

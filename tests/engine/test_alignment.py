@@ -80,6 +80,14 @@ def test_merge_pairs_take_each_reference_once_best_first():
     assert list(alignment._relabel(np.array([0, 1, 2, 3, 3]), pairs)) == [0, 0, 1, 1, 1]
 
 
+def test_a_merged_pair_keeps_the_larger_clusters_reference():
+    labels = np.array([0, 1, 1, 1, 2, 2, 3])
+    merges = alignment._larger_first([(0, 1, 0.9), (2, 3, 0.85)], labels)
+    assert merges == [(1, 0, 0.9), (2, 3, 0.85)]
+    assert alignment._kept_after_merging(merges, 4) == [1, 2]
+    assert alignment._relabel(labels, merges).tolist() == [0, 0, 0, 0, 1, 1, 1]
+
+
 def test_classification_purifies_noisy_over_split_seeds():
     """Two structures, 20 each, seeded as 4 clusters with a fifth of the labels wrong:
     alignment classification ends purer than its seeds, without merging the structures."""
