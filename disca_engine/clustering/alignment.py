@@ -670,20 +670,41 @@ def _classify(particles, seeds, z_inv, cfg, log, indices):
     log(f"alignment: {stack.n} subtomograms, {len(refs)} seed references, {len(grid)} rotations, "
         f"wedge {100 * (1 - stack.wedge.mean()):.0f}% of Fourier space, {stack.workers} thread(s) "
         f"({time.time() - t0:.1f}s)")
-    threshold = float(cfg.get("align_merge") or 0)
     budget = int(cfg.get("align_rounds", 12))
     history = []
     dis = bool(cfg.get("align_disattenuate", False))
-    refs, h1, h2, counts, labels = _rounds(stack, refs, grid, seeds, min_size, budget, log,
-                                           history, disattenuate=dis)
+    state = _rounds(stack, refs, grid, seeds, min_size, budget, log, history, disattenuate=dis)
+    state = _merge_until_stable(stack, grid, state, cfg, log, history)
+    for _ in range(int(cfg.get("align_split_passes", 0))):
+        split = _split_mixed(stack, grid, state, z_inv, cfg, log)
+        if split is None:
+            break
+        state = _rounds(stack, split[0], grid, split[1], min_size, budget // 3 or 1, log, history,
+                        disattenuate=dis)
+        state = _merge_until_stable(stack, grid, state, cfg, log, history)
+    return state[-1], history, state[0], stack, grid
+
+
+def _ratios(stack, grid, refs, h1, h2, counts, cfg):
+    """``pair_ratios`` with the merge-test settings of ``cfg``."""
     joint = bool(cfg.get("align_merge_joint", False))
+    return pair_ratios(stack, refs, h1, h2, grid, int(cfg.get("align_pose_shift", 2)),
+                       counts if joint else None, float(cfg.get("align_merge_min_count", 1.0)),
+                       int(cfg.get("align_pose_top", 4)))
+
+
+def _merge_until_stable(stack, grid, state, cfg, log, history):
+    """Merge tests, each followed by a few rounds, until no pair merges; returns the state
+    (refs, half1, half2, counts, labels) of the last rounds."""
+    threshold = float(cfg.get("align_merge") or 0)
+    budget = int(cfg.get("align_rounds", 12))
+    min_size = int(cfg["min_subtomograms_per_cluster"])
+    dis = bool(cfg.get("align_disattenuate", False))
     keep_larger = bool(cfg.get("align_merge_keep_larger", False))
+    refs, h1, h2, counts, labels = state
     while threshold > 0 and len(refs) > 1 and len(history) < 3 * budget:
         t1 = time.time()
-        ratio = pair_ratios(stack, refs, h1, h2, grid, int(cfg.get("align_pose_shift", 2)),
-                            counts if joint else None,
-                            float(cfg.get("align_merge_min_count", 1.0)),
-                            int(cfg.get("align_pose_top", 4)))
+        ratio = _ratios(stack, grid, refs, h1, h2, counts, cfg)
         merges = merge_pairs(ratio, threshold)
         np.fill_diagonal(ratio, 0)
         log(f"  merge test: {len(merges)} pair(s) at or above {threshold:g} x the half-set "
@@ -698,7 +719,51 @@ def _classify(particles, seeds, z_inv, cfg, log, indices):
         refs, h1, h2, counts, labels = _rounds(stack, refs[kept], grid, labels, min_size,
                                                budget // 3 or 1, log, history, disattenuate=dis,
                                                halves=(h1[kept], h2[kept]))
-    return labels, history, refs, stack, grid
+    return refs, h1, h2, counts, labels
+
+
+def _split_mixed(stack, grid, state, z_inv, cfg, log):
+    """The split test, the merge test's converse: each cluster large enough is cut in two
+    (k-means of its members' invariant descriptors, then alignment rounds on its members
+    alone with two references); if the two parts would not merge (ratio below
+    ``align_merge``), the cluster held two structures and is split. Once two structures
+    share a cluster, nothing else separates them: every round re-averages them together.
+    Returns (refs, labels) with the splits, or None when no cluster splits."""
+    from sklearn.cluster import KMeans
+    refs, _, _, _, labels = state
+    threshold = float(cfg.get("align_merge") or 0)
+    min_size = int(cfg["min_subtomograms_per_cluster"])
+    smallest = max(min_size, int(cfg.get("align_split_min", 10)))
+    new_refs, labels = list(refs), labels.copy()
+    for c in range(len(refs)):
+        t1 = time.time()
+        members = np.flatnonzero(labels == c)
+        if len(members) < 2 * smallest:
+            continue
+        z = z_inv[members]
+        parts = KMeans(2, n_init=4, random_state=int(cfg["seed"]) % (2 ** 31)).fit_predict(z)
+        if np.bincount(parts, minlength=2).min() < smallest:
+            continue
+        sub = stack.subset(members)
+        pair = _initial_references(sub, parts, z, grid, 1, log)
+        pair, h1, h2, counts, parts = _rounds(sub, pair, grid, parts, smallest, 4,
+                                              lambda m: None, [])
+        if len(pair) < 2:   # the members gathered on one reference: one structure
+            log(f"  split test of cluster {c + 1} ({len(members)}): one part absorbed the other: "
+                f"kept ({time.time() - t1:.1f}s)")
+            continue
+        ratio = float(_ratios(sub, grid, pair, h1, h2, counts, cfg)[0, 1])
+        sizes = np.bincount(parts).tolist()
+        verdict = "split" if ratio < threshold else "kept"
+        log(f"  split test of cluster {c + 1} ({len(members)}): parts {sizes}, ratio "
+            f"{ratio:.2f}: {verdict} ({time.time() - t1:.1f}s)")
+        if ratio < threshold:
+            labels[members[parts == 1]] = len(new_refs)
+            new_refs[c] = pair[0]
+            new_refs.append(pair[1])
+    if len(new_refs) == len(refs):
+        return None
+    return np.stack(new_refs), labels
 
 
 def _larger_first(merges, labels):

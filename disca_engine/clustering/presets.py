@@ -75,6 +75,8 @@ ALIGN_SETTINGS = {
     "align_merge_min_count": 1.0,      # ... by at least this many members each
     "align_pose_top": 4,               # coarse rotations of two averages scored at full size
     "align_merge_keep_larger": False,  # a merged pair keeps the larger cluster's reference
+    "align_split_passes": 0,           # split tests of clusters that may hold two structures
+    "align_split_min": 10,             # ... each part at least this many subtomograms
     "align_disattenuate": True,        # scores divided by sqrt(reliability) of each average
 }
 

@@ -107,6 +107,32 @@ def test_classification_purifies_noisy_over_split_seeds():
     assert any("merge test" in line for line in lines) and history
 
 
+def test_split_test_separates_a_cluster_of_two_structures_and_keeps_a_pure_one():
+    """A cluster holding two structures (12 each) is cut in two and its parts would not
+    merge, so it splits; a cluster of one structure (30) cut in two would merge, so it stays."""
+    data, truth = _simulated(["ribosome", "rod", "globule"], 12, 2.0, 60)
+    data = np.concatenate([data, _simulated(["globule"], 18, 2.0, 60, seed=1)[0]])
+    truth = np.concatenate([truth, np.full(18, 2)])
+    labels = np.where(truth == 2, 1, 0)                      # cluster 0 mixed, cluster 1 pure
+    z = np.eye(3, dtype=np.float32)[truth] + 0.3 * np.random.default_rng(0).standard_normal((len(truth), 3))
+    cfg = presets.resolve("auto", align_rotations=400, align_merge_joint=True,
+                          align_merge_min_count=3.0, align_pose_top=16)
+    stack = alignment.AlignedStack(_Stack(data), workers=1)
+    grid = alignment.rotation_grid(400)
+    refs = alignment.averages(stack, labels, np.repeat(np.eye(3, dtype=np.float32)[None], len(data), 0),
+                              np.zeros((len(data), 3), np.int64), 2)[0]
+    lines = []
+    out = alignment._split_mixed(stack, grid, (refs, None, None, None, labels), z, cfg, lines.append)
+    assert out is not None, lines
+    new_refs, new_labels = out
+    assert len(new_refs) == 3
+    mixed = new_labels[truth < 2]
+    assert set(np.unique(mixed)) == {0, 2}
+    assert all(np.bincount(mixed[truth[truth < 2] == t]).max() >= 11 for t in (0, 1))
+    assert (new_labels[truth == 2] == 1).all()
+    assert "split" in lines[0] and "kept" in lines[1]
+
+
 def test_pair_ratio_is_near_one_for_one_structure_and_low_for_two():
     """Averages of one structure in two orientations with independent noise agree as
     their half-sets predict (ratio near 1); averages of two structures do not."""
