@@ -13,8 +13,6 @@ variant costs seconds, so merge-test settings are compared on identical clusters
 classification (``tune_alignment.py``) then says what a setting does to the final classes.
 """
 import argparse
-import contextlib
-import io
 import json
 import os
 import sys
@@ -22,6 +20,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tuning_cell import add_cell_arguments, load_cell  # noqa: E402  (beside this script)
 
 
 class _FirstMergeTest(Exception):
@@ -32,29 +31,14 @@ class _FirstMergeTest(Exception):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--structures", type=int, default=5)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--snr", type=float, default=0.1)
-    ap.add_argument("--tilt", type=float, default=60)
-    ap.add_argument("--n-per-class", type=int, default=40)
+    add_cell_arguments(ap)
     ap.add_argument("--variant", action="append", default=[],
                     help="label=JSON of merge-test settings (repeatable)")
     ap.add_argument("--work", default="diag-merge-work")
     args = ap.parse_args()
-    from disca_engine import contract
     from disca_engine.clustering import alignment, presets, seeding
-    from disca_engine.clustering.dataset import load_particles
-    from disca_engine.simulate import simulate_subtomograms
-    from disca_engine.simulate.templates import structure_set
 
-    names = structure_set("tuning", args.structures, args.seed)
-    folder = os.path.join(args.work, f"tuning_s{args.structures}_seed{args.seed}_snr{args.snr}_"
-                                     f"tilt{args.tilt:g}_n{args.n_per_class}")
-    with contextlib.redirect_stdout(io.StringIO()):
-        star = simulate_subtomograms(folder, classes=",".join(names), n_per_class=args.n_per_class,
-                                     snr=args.snr, tilt=args.tilt, size=24, seed=args.seed)
-    parts = load_particles(star, progress=False)
-    truth = parts.table.column(contract.TRUE_CLASS, int, star)
+    names, parts, truth = load_cell(args, args.work)
     cfg = presets.resolve("auto", threads=1)
     z = seeding.invariant_space(parts, cfg, args.seed)
     seeds = seeding.seed_labels(z, seeding.seed_k(cfg, parts.n), args.seed,

@@ -12,8 +12,6 @@ the composition of every cluster. The threshold in `presets.py` was chosen from 
 """
 import argparse
 import collections
-import contextlib
-import io
 import json
 import os
 import sys
@@ -22,36 +20,20 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tuning_cell import add_cell_arguments, load_cell  # noqa: E402  (beside this script)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--structures", type=int, default=5)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--snr", type=float, default=0.1)
-    ap.add_argument("--tilt", type=float, default=60)
-    ap.add_argument("--n-per-class", type=int, default=40)
+    add_cell_arguments(ap)
     ap.add_argument("--junk", type=float, default=0.0, help="fraction of junk boxes")
     ap.add_argument("--settings", default="{}", help="JSON of preset settings to override")
     ap.add_argument("--work", default="tune-alignment-work")
     args = ap.parse_args()
     from sklearn.metrics import adjusted_rand_score, completeness_score, homogeneity_score
-    from disca_engine import contract
     from disca_engine.clustering import alignment, presets, seeding
-    from disca_engine.clustering.dataset import load_particles
-    from disca_engine.simulate import simulate_subtomograms
-    from disca_engine.simulate.templates import structure_set
 
-    names = structure_set("tuning", args.structures, args.seed)
-    folder = os.path.join(args.work, f"tuning_s{args.structures}_seed{args.seed}_snr{args.snr}_"
-                                     f"tilt{args.tilt:g}_n{args.n_per_class}"
-                                     + (f"_junk{args.junk:g}" if args.junk else ""))
-    extra = {"junk_fraction": args.junk} if args.junk else {}
-    with contextlib.redirect_stdout(io.StringIO()):
-        star = simulate_subtomograms(folder, classes=",".join(names), n_per_class=args.n_per_class,
-                                     snr=args.snr, tilt=args.tilt, size=24, seed=args.seed, **extra)
-    parts = load_particles(star, progress=False)
-    truth = parts.table.column(contract.TRUE_CLASS, int, star)
+    names, parts, truth = load_cell(args, args.work, args.junk)
     cfg = presets.resolve("auto", **json.loads(args.settings))
     t0 = time.time()
     z = seeding.invariant_space(parts, cfg, args.seed)

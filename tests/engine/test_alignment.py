@@ -20,6 +20,13 @@ def _simulated(names, n, snr, tilt, seed=0):
     return data, np.asarray(g["labels"])
 
 
+def _wedge_40(s=24):
+    """Fourier voxels (unshifted layout) measured by a +-40 degree tilt series about y."""
+    f = np.fft.fftfreq(s)
+    kz, _, kx = np.meshgrid(f, f, f, indexing="ij")
+    return np.abs(kz) <= np.tan(np.radians(40)) * np.abs(kx) + 1e-9
+
+
 def _corr(a, b, band):
     fa, fb = np.fft.fftn(a) * band, np.fft.fftn(b) * band
     return float(np.real(np.vdot(fa, fb)) / (np.linalg.norm(fa) * np.linalg.norm(fb)))
@@ -244,9 +251,7 @@ def test_merge_test_over_jointly_measured_voxels_joins_one_structure_seen_from_t
     clean, _ = _simulated(["ribosome", "rod"], 1, 1000.0, 90)
     rng = np.random.default_rng(0)
     grid = alignment.rotation_grid(300)
-    f = np.fft.fftfreq(24)
-    kz, _, kx = np.meshgrid(f, f, f, indexing="ij")
-    wedge = np.abs(kz) <= np.tan(np.radians(40)) * np.abs(kx) + 1e-9
+    wedge = _wedge_40()
 
     def measured(v):
         return np.fft.ifftn(np.fft.fftn(v) * wedge).real.astype(np.float32)
@@ -310,9 +315,7 @@ def test_joint_pose_of_two_wedge_limited_averages_is_the_true_relative_rotation(
     clean, _ = _simulated(["ribosome"], 1, 1000.0, 90)
     rng = np.random.default_rng(1)
     grid = alignment.rotation_grid(300)
-    f = np.fft.fftfreq(24)
-    kz, _, kx = np.meshgrid(f, f, f, indexing="ij")
-    wedge = np.abs(kz) <= np.tan(np.radians(40)) * np.abs(kx) + 1e-9
+    wedge = _wedge_40()
 
     def measured(v):
         v = v + 0.3 * rng.standard_normal(v.shape)
