@@ -29,6 +29,9 @@ def main():
     ap.add_argument("--junk", type=float, default=0.0, help="fraction of junk boxes")
     ap.add_argument("--settings", default="{}", help="JSON of preset settings to override")
     ap.add_argument("--work", default="tune-alignment-work")
+    ap.add_argument("--seeding-seed", type=int, default=None,
+                    help="random seed of the seed k-means only (default --seed): the same data "
+                         "seeded differently, to see how much one cell moves by chance")
     args = ap.parse_args()
     from sklearn.metrics import adjusted_rand_score, completeness_score, homogeneity_score
     from disca_engine.clustering import alignment, presets, seeding
@@ -36,8 +39,9 @@ def main():
     names, parts, truth = load_cell(args, args.work, args.junk)
     cfg = presets.resolve("auto", **json.loads(args.settings))
     t0 = time.time()
-    z = seeding.invariant_space(parts, cfg, args.seed)
-    seeds = seeding.seed_labels(z, seeding.seed_k(cfg, parts.n), args.seed,
+    seeding_seed = args.seed if args.seeding_seed is None else args.seeding_seed
+    z = seeding.invariant_space(parts, cfg, seeding_seed)
+    seeds = seeding.seed_labels(z, seeding.seed_k(cfg, parts.n), seeding_seed,
                                 min_size=int(cfg["min_subtomograms_per_cluster"]))
     print(f"{names}: N {parts.n}, seeds K {seeds.max() + 1}, homogeneity "
           f"{homogeneity_score(truth, seeds):.3f}", flush=True)
