@@ -503,14 +503,16 @@ def pair_ratios(stack, refs, half1, half2, grid, pose_shift=2, counts=None, min_
     plain = _apply(fourier_crop(refs * m, stack.c), stack.band_c)
     spectra = [np.fft.fftn(r * m) for r in refs]
 
+    measured = None if counts is None else counts >= min_count      # (K, s, s, s)
+
     def agreement(pair):
         i, j = pair
-        cover = None if counts is None else (counts[i] >= min_count, counts[j], min_count)
+        cover = None if counts is None else (measured[i], counts[j], min_count)
         moved, mats = _best_pose(stack, refs[i], refs[j], rc[j], plain[i], grid, pose_shift,
                                  pose_top, cover=cover)
         both = None
         if counts is not None:
-            both = (counts[i] >= min_count) & (_rotated_wedges(counts[j], mats)[0] >= min_count)
+            both = measured[i] & (_rotated_wedges(counts[j], mats)[0] >= min_count)
         cc = _shell_corr(spectra[i], np.fft.fftn(moved * m), shells, n_sh, both)
         expect = np.sqrt(rel[i] * rel[j])
         w = count * rel[i] * rel[j]
