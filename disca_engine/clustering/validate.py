@@ -16,6 +16,8 @@ MINIMUM = {
     "align_coarse": ("setting align_coarse", 8),
     "align_rounds": ("setting align_rounds", 1),
     "align_pose_top": ("setting align_pose_top", 1),
+    "align_split_passes": ("setting align_split_passes", 0),
+    "align_split_min": ("setting align_split_min", 2),
 }
 
 # on/off settings of the default method: a JSON string such as "false" would count as on
