@@ -32,6 +32,9 @@ def main():
     ap.add_argument("--seeding-seed", type=int, default=None,
                     help="random seed of the seed k-means only (default --seed): the same data "
                          "seeded differently, to see how much one cell moves by chance")
+    ap.add_argument("--save-labels", default=None,
+                    help="write the seeds, final labels and truth to this .npz (for studies of "
+                         "a step after the classification, e.g. benchmarks/tune_polish.py)")
     args = ap.parse_args()
     from sklearn.metrics import adjusted_rand_score, completeness_score, homogeneity_score
     from disca_engine.clustering import alignment, presets, seeding
@@ -53,6 +56,9 @@ def main():
           f"({time.time() - t0:.0f} s)")
     for c in range(labels.max() + 1):
         print(c + 1, dict(collections.Counter(truth[labels == c].tolist())))
+    if args.save_labels:
+        np.savez(args.save_labels, seeds=seeds, labels=labels, truth=truth, z=z,
+                 settings=args.settings)
 
 
 def _watch_merge_tests(alignment, truth):

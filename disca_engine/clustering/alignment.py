@@ -325,6 +325,35 @@ def _align_rows(stack, rows, refs, grid, rc, m, top, t_max, allowed, weight):
     return refs_idx[sel], mats, shift, score
 
 
+def score_matrix(stack, refs, grid, weight=None, t_max=3):
+    """(N, K) score of every subtomogram against every reference: each reference at its best
+    coarse grid rotation, scored at full size with a shift search (as ``align`` scores its
+    top candidates), multiplied by ``weight`` (K,) when given (``disattenuation``)."""
+    k = len(refs)
+    rc = _rotated_coarse(refs, grid, stack).reshape(k * len(grid), -1)
+    rc = np.concatenate([_real_pair(_band_coefficients(rc[i:i + 4096], stack.c, stack.band_idx,
+                                                       stack.band_scale))
+                         for i in range(0, len(rc), 4096)])
+    m = _half(stack.band_f & stack.wedge)
+    out = np.empty((stack.n, k), np.float32)
+    chunk = max(1, min(1024 // k, -(-stack.n // stack.workers)))
+
+    def scan(a):  # each chunk writes its own rows
+        rows = slice(a, min(a + chunk, stack.n))
+        fpc = _spectra(stack.full[rows], m)
+        epc = _energy(fpc, stack.s)
+        sc = _coarse_scores(stack.coarse_band[rows], rc, stack.phases).reshape(-1, k, len(grid))
+        b = len(sc)
+        best_r = sc.argmax(axis=2)                               # (B, K)
+        pairs = np.repeat(np.arange(b), k)
+        rotated = rotate_volumes(np.tile(refs * stack.mask, (b, 1, 1, 1)),
+                                 grid[best_r.ravel()], np.random.default_rng(0), noise_std=0.0)
+        out[rows] = _translation_scores(fpc[pairs], epc[pairs], rotated, m, t_max)[0].reshape(b, k)
+
+    ordered_map(scan, range(0, stack.n, chunk), stack.workers)
+    return out if weight is None else out * weight[None]
+
+
 def _band_basis(c, mask):
     """Where a Fourier mask (full layout, c^3) lies on the rfftn half grid (flat indices),
     and the weights that make a dot product of band coefficients equal the real-space dot
@@ -684,7 +713,30 @@ def _classify(particles, seeds, z_inv, cfg, log, indices):
         state = _rounds(stack, split[0], grid, split[1], min_size, budget // 3 or 1, log, history,
                         disattenuate=dis)
         state = _merge_until_stable(stack, grid, state, cfg, log, history)
+    if cfg.get("align_polish"):
+        return _polished(stack, grid, state[-1], z_inv, cfg, log, history)
     return state[-1], history, state[0], stack, grid
+
+
+def _polished(stack, grid, labels, z_inv, cfg, log, history):
+    """The two-view relabelling of the final labels (``polish.py``), with the references
+    of the relabelled clusters; returns what ``_classify`` returns."""
+    from .polish import canonical, references_from_labels, two_view_labels
+    t1 = time.time()
+    labels = canonical(labels)
+    refs, weight = references_from_labels(stack, labels, z_inv, grid)
+    scores = score_matrix(stack, refs, grid, weight)
+    new, passes = two_view_labels(z_inv, scores, labels, seed=int(cfg["seed"]),
+                                  min_size=int(cfg["min_subtomograms_per_cluster"]))
+    changed = _changed(labels, new)
+    sizes = np.bincount(new).tolist()
+    history.append({"polish": True, "k": len(sizes), "changed": changed, "passes": passes,
+                    "sizes": sizes, "seconds": round(time.time() - t1, 2)})
+    log(f"  two-view relabelling: K={len(sizes)} changed={100 * changed:.1f}% in {passes} "
+        f"pass(es) sizes=[{','.join(map(str, sizes))}] ({time.time() - t1:.1f}s)")
+    if not np.array_equal(new, labels):
+        refs = references_from_labels(stack, new, z_inv, grid)[0]
+    return new, history, refs, stack, grid
 
 
 def _ratios(stack, grid, refs, h1, h2, counts, cfg):

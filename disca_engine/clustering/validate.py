@@ -22,7 +22,7 @@ MINIMUM = {
 
 # on/off settings of the default method: a JSON string such as "false" would count as on
 SWITCHES = ("invariant_angular", "align_classes", "align_disattenuate", "align_merge_joint",
-            "align_merge_keep_larger")
+            "align_merge_keep_larger", "align_polish")
 
 
 def check_settings(cfg):

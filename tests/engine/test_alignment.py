@@ -235,7 +235,8 @@ def test_bad_alignment_settings_are_refused_before_anything_runs():
     for bad in ({"align_rotations": 0}, {"align_coarse": 2}, {"align_rounds": 0}, {"align_merge": 0},
                 {"align_merge": 5}, {"align_coarse_shift": -1}, {"align_pose_shift": 4},
                 {"align_disattenuate": "false"}, {"align_pose_top": 0},
-                {"align_merge_min_count": 0}, {"align_split_passes": -1}, {"align_split_min": 1}):
+                {"align_merge_min_count": 0}, {"align_split_passes": -1}, {"align_split_min": 1},
+                {"align_polish": "yes"}):
         with pytest.raises(EngineError, match="setting align_"):
             check_settings(presets.resolve("auto", **bad))
     with pytest.raises(EngineError, match="setting invariant_angular 'false': must be true or false"):

@@ -1,0 +1,77 @@
+"""Two-view relabelling after the alignment classification (polish.py, ``align_polish``)."""
+import numpy as np
+
+from disca_engine.clustering import alignment, polish, presets
+
+from test_alignment import _simulated, _Stack
+
+
+def test_canonical_labels_do_not_depend_on_cluster_ids():
+    a = np.array([2, 2, 0, 1, 0, 2])
+    b = np.array([5, 5, 3, 9, 3, 5])
+    assert polish.canonical(a).tolist() == [0, 0, 1, 2, 1, 0]
+    assert np.array_equal(polish.canonical(a), polish.canonical(b))
+
+
+def test_two_views_correct_labels_that_both_views_contradict():
+    """Three classes, 30 each, separated in both views (a descriptor and a score block);
+    a tenth of the labels wrong: the relabelling puts them back."""
+    rng = np.random.default_rng(0)
+    truth = np.repeat(np.arange(3), 30)
+    z = 3.0 * np.eye(3)[truth] + rng.standard_normal((90, 3))
+    scores = 0.3 + 0.2 * np.eye(3)[truth] + 0.05 * rng.standard_normal((90, 3))
+    labels = truth.copy()
+    wrong = rng.choice(90, 9, replace=False)
+    labels[wrong] = (truth[wrong] + 1) % 3
+    new, passes = polish.two_view_labels(z, scores, labels)
+    assert np.mean(new == truth) > 0.97 > np.mean(labels == truth)
+    assert 1 <= passes <= 10
+
+
+def test_a_view_without_information_does_not_move_correct_labels():
+    """Correct labels, a score block that separates the classes and a descriptor block of
+    pure noise: the labels stay (the discriminant gives the noise no weight)."""
+    rng = np.random.default_rng(1)
+    truth = np.repeat(np.arange(4), 25)
+    z = rng.standard_normal((100, 8))
+    scores = 0.3 + 0.2 * np.eye(4)[truth] + 0.05 * rng.standard_normal((100, 4))
+    new, _ = polish.two_view_labels(z, scores, truth)
+    assert np.mean(new == truth) >= 0.97
+
+
+def test_classes_left_too_small_are_dissolved():
+    rng = np.random.default_rng(2)
+    truth = np.repeat(np.arange(2), 30)
+    z = 3.0 * np.eye(2)[truth] + rng.standard_normal((60, 2))
+    scores = 0.3 + 0.2 * np.eye(2)[truth] + 0.05 * rng.standard_normal((60, 2))
+    labels = truth.copy()
+    labels[:6] = 2                       # a third "class" of six members of class 0
+    new, _ = polish.two_view_labels(z, scores, labels, min_size=7)
+    assert new.max() == 1 and np.mean(new == truth) > 0.95
+
+
+def test_score_matrix_ranks_each_subtomograms_own_structure_first():
+    data, truth = _simulated(["ribosome", "rod"], 10, 2.0, 60)
+    stack = alignment.AlignedStack(_Stack(data), workers=1)
+    grid = alignment.rotation_grid(400)
+    refs, weight = polish.references_from_labels(stack, truth, np.zeros((20, 2), np.float32), grid)
+    scores = alignment.score_matrix(stack, refs, grid, weight)
+    assert scores.shape == (20, 2) and np.isfinite(scores).all()
+    assert np.mean(scores.argmax(1) == truth) >= 0.95
+    # the same scores, whatever the number of threads
+    stack2 = alignment.AlignedStack(_Stack(data), workers=2)
+    assert np.allclose(alignment.score_matrix(stack2, refs, grid, weight), scores, atol=1e-5)
+
+
+def test_classification_with_polish_logs_the_relabelling():
+    from sklearn.metrics import homogeneity_score
+    data, truth = _simulated(["ribosome", "rod"], 15, 2.0, 60)
+    rng = np.random.default_rng(0)
+    seeds = truth * 2 + np.arange(len(data)) % 2
+    z = np.eye(2, dtype=np.float32)[truth] + 0.5 * rng.standard_normal((30, 2)).astype(np.float32)
+    cfg = presets.resolve("auto", align_rotations=400, align_polish=True)
+    lines = []
+    labels, history = alignment.classify(_Stack(data), seeds, z, cfg, log=lines.append)
+    assert homogeneity_score(truth, labels) > 0.95
+    assert any("two-view relabelling" in line for line in lines)
+    assert any(h.get("polish") for h in history)
