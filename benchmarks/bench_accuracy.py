@@ -177,7 +177,7 @@ def table(paths, previous=None):
     before = {_cell_id(r): r for r in _load_rows(previous)}
     head = ("| half | structures | seed | SNR | tilt | junk | N | K found (true) | homogeneity | "
             "completeness | ARI | baseline told K: homogeneity (completeness, ARI) |")
-    head += " earlier default: homogeneity (K) |" if previous else ""
+    head += " earlier default: homogeneity, ARI (K) |" if previous else ""
     head += " minutes (1 core) |"
     out = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
@@ -192,7 +192,8 @@ def table(paths, previous=None):
                 f"{d['ari']:.3f} | {b['homogeneity']:.3f} ({b['completeness']:.3f}, {b['ari']:.3f}) |")
         if previous:
             old = before.get(_cell_id(r))
-            line += f" {old['disca']['homogeneity']:.3f} ({old['k_found']}) |" if old else " - |"
+            line += (f" {old['disca']['homogeneity']:.3f}, {old['disca']['ari']:.3f} ({old['k_found']}) |"
+                     if old else " - |")
         out.append(line + f" {r['minutes']:.1f} |")
     return "\n".join(out)
 

@@ -59,6 +59,10 @@ def main():
                                ("both, until stable", z, scores, 10)]:
         lab, p = polish.two_view_labels(a, b, labels, max_passes=passes)
         show(f"{name} ({p})", lab)
+    for outer in (2, 3):  # references recomputed from the relabelled clusters, then again
+        refs, weight = polish.references_from_labels(stack, lab, z, grid)
+        lab, p = polish.two_view_labels(z, alignment.score_matrix(stack, refs, grid, weight), lab)
+        show(f"both, until stable, x{outer} ({p})", lab)
 
 
 if __name__ == "__main__":

@@ -312,13 +312,17 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
                     'over-split k-means clusters of rotation-invariant descriptors were refined '
                     'by multi-reference alignment (%s rotations, shift search, missing-wedge '
                     'compensated averages) and merged when two aligned averages agreed as well '
-                    'as averages of one structure would (half-set test, threshold %s), giving '
+                    'as averages of one structure would (half-set test, threshold %s)%s, giving '
                     '%s clusters (sizes %s); the DISCA network [Zeng2023] was then trained on '
                     'these classes for %s iteration(s).'
                     % (report.get('n_particles', 0),
                        ' from %s' % setName(self.inputSubtomos) if inputSet else '',
-                       config.get('align_rotations'), config.get('align_merge'), report.get('k'),
-                       ', '.join(map(str, sizes)), len(report.get('iterations') or []))]
+                       config.get('align_rotations'), config.get('align_merge'),
+                       '; the classes were then relabelled by a cross-validated linear '
+                       'discriminant of the descriptors and the alignment scores'
+                       if config.get('align_polish') else '',
+                       report.get('k'), ', '.join(map(str, sizes)),
+                       len(report.get('iterations') or []))]
         return ['%d subtomograms%s were sorted with DISCA [Zeng2023] (%s preset, candidate K %s, '
                 '%d restart(s)) into %s clusters (sizes %s); the iteration with the lowest '
                 'distortion-based Davies-Bouldin index (%s, iteration %s) was kept.'

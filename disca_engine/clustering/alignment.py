@@ -718,6 +718,14 @@ def _classify(particles, seeds, z_inv, cfg, log, indices):
     return state[-1], history, state[0], stack, grid
 
 
+def _moved(old, new):
+    """Fraction of subtomograms outside the old cluster that contributes most to their new
+    one (well defined when K changed, unlike a one-to-one matching of the ids)."""
+    table = np.zeros((int(new.max()) + 1, int(old.max()) + 1), np.int64)
+    np.add.at(table, (new, old), 1)
+    return 1.0 - table.max(1).sum() / len(new)
+
+
 def _polished(stack, grid, labels, z_inv, cfg, log, history):
     """The two-view relabelling of the final labels (``polish.py``), with the references
     of the relabelled clusters; returns what ``_classify`` returns."""
@@ -728,7 +736,7 @@ def _polished(stack, grid, labels, z_inv, cfg, log, history):
     scores = score_matrix(stack, refs, grid, weight)
     new, passes = two_view_labels(z_inv, scores, labels, seed=int(cfg["seed"]),
                                   min_size=int(cfg["min_subtomograms_per_cluster"]))
-    changed = _changed(labels, new)
+    changed = _moved(labels, new)
     sizes = np.bincount(new).tolist()
     history.append({"polish": True, "k": len(sizes), "changed": changed, "passes": passes,
                     "sizes": sizes, "seconds": round(time.time() - t1, 2)})

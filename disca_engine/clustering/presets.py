@@ -78,7 +78,7 @@ ALIGN_SETTINGS = {
     "align_split_passes": 0,           # split tests of clusters that may hold two structures
     "align_split_min": 10,             # ... each part at least this many subtomograms
     "align_disattenuate": True,        # scores divided by sqrt(reliability) of each average
-    "align_polish": False,             # two-view relabelling at the end (polish.py)
+    "align_polish": True,              # two-view relabelling at the end (polish.py)
 }
 
 # The default method (docs/clustering.md): seed clusters of rotation-invariant descriptors

@@ -75,3 +75,12 @@ def test_classification_with_polish_logs_the_relabelling():
     assert homogeneity_score(truth, labels) > 0.95
     assert any("two-view relabelling" in line for line in lines)
     assert any(h.get("polish") for h in history)
+
+
+def test_moved_fraction_is_right_when_two_clusters_merge_and_ids_change():
+    old = np.repeat(np.arange(11), 10)
+    new = (old + 3) % 11
+    new[new == 10] = 0                   # two clusters of 10 merged, the ids permuted
+    new = np.unique(new, return_inverse=True)[1]
+    assert abs(alignment._moved(old, new) - 10 / 110) < 1e-9
+    assert alignment._moved(old, old) == 0.0
