@@ -25,12 +25,16 @@ def main():
     add_cell_arguments(ap)
     ap.add_argument("--labels", required=True, help=".npz written by tune_alignment.py --save-labels")
     ap.add_argument("--work", default="tune-alignment-work")
+    ap.add_argument("--junk", type=float, default=0.0, help="fraction of junk boxes (as simulated)")
+    ap.add_argument("--models", default="lda", help="discriminants to compare, each model or "
+                    "model:most passes (the first is used in the view study): lda,lda:3,scaled")
+    ap.add_argument("--outer", type=int, default=1, help="rounds of references and relabelling")
     args = ap.parse_args()
     from disca_engine.clustering import alignment, polish, presets
     from sklearn.metrics import adjusted_rand_score, completeness_score, homogeneity_score
 
     saved = np.load(args.labels)
-    names, parts, truth = load_cell(args, args.work)
+    names, parts, truth = load_cell(args, args.work, args.junk)
     if not np.array_equal(truth, saved["truth"]):
         raise SystemExit(f"{args.labels} was not made from this cell (the truths differ)")
     cfg = presets.resolve("auto", **json.loads(str(saved["settings"])))
@@ -59,7 +63,11 @@ def main():
                                ("both, until stable", z, scores, 10)]:
         lab, p = polish.two_view_labels(a, b, labels, max_passes=passes)
         show(f"{name} ({p})", lab)
-    for outer in (2, 3):  # references recomputed from the relabelled clusters, then again
+    for spec in args.models.split(",")[1:]:   # model or model:passes
+        model, passes = (spec.split(":") + ["10"])[:2]
+        lab, p = polish.two_view_labels(z, scores, labels, model=model, max_passes=int(passes))
+        show(f"both, {spec} ({p})", lab)
+    for outer in range(2, args.outer + 1):  # references of the relabelled clusters, again
         refs, weight = polish.references_from_labels(stack, lab, z, grid)
         lab, p = polish.two_view_labels(z, alignment.score_matrix(stack, refs, grid, weight), lab)
         show(f"both, until stable, x{outer} ({p})", lab)

@@ -36,6 +36,9 @@ def add_parser(subparsers):
                    help="skip the HTML report (make it later with: disca-engine report OUTDIR)")
     p.add_argument("--no-decoder", action="store_true",
                    help="report without the feature decoder (saves about a minute on a CPU)")
+    p.add_argument("--no-relabel", action="store_true",
+                   help="auto preset: keep the alignment classes, without the two-view "
+                        "relabelling (docs/clustering.md)")
     p.add_argument("--name", help="the run's name, for the report's title")
     p.add_argument("--input-label", help="what is clustered, for the report's title "
                                          "(default: the input STAR path)")
@@ -54,6 +57,7 @@ def run(args):
         "resume": args.resume or None, "overwrite": args.overwrite or None,
         "init_model": args.init_model, "gpus": args.gpus, "threads": args.threads,
         "cache_dir": args.cache_dir,
+        "align_polish": False if args.no_relabel else None,
     }
     report = run_cluster(args.input, args.output, preset=args.preset, **settings)
     gt = report.get("ground_truth")

@@ -211,3 +211,13 @@ def test_finished_run_needs_overwrite(data, tmp_path):
 
 def test_bad_k_range_syntax(data, tmp_path):
     _one_line_error(cli("cluster", "--input", data, "--output", tmp_path, "--k-range", "two:five"), "--k-range")
+
+
+def test_no_relabel_switches_the_two_view_relabelling_off(data, reference, tmp_path):
+    with open(reference / "report.json") as fh:
+        assert json.load(fh)["config"]["align_polish"] is True     # the default
+    out = tmp_path / "run"
+    r = cli("cluster", "--input", data, "--output", out, *RUN, "--max-iterations", "1", "--no-relabel")
+    assert r.returncode == 0, r.stderr[-2000:]
+    with open(out / "report.json") as fh:
+        assert json.load(fh)["config"]["align_polish"] is False

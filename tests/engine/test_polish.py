@@ -84,3 +84,10 @@ def test_moved_fraction_is_right_when_two_clusters_merge_and_ids_change():
     new = np.unique(new, return_inverse=True)[1]
     assert abs(alignment._moved(old, new) - 10 / 110) < 1e-9
     assert alignment._moved(old, old) == 0.0
+
+
+def test_a_single_class_is_returned_as_it_is():
+    rng = np.random.default_rng(3)
+    labels = np.zeros(20, np.int64)
+    new, passes = polish.two_view_labels(rng.standard_normal((20, 3)), rng.random((20, 1)), labels)
+    assert np.array_equal(new, labels) and passes == 0
