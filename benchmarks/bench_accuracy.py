@@ -74,12 +74,17 @@ def simulate(folder, names, args, snr, tilt, seed):
                                      snr=snr, tilt=tilt, size=24, seed=seed, **kw)
 
 
+def cell_tag(half, n_structures, seed, snr, tilt, n_per_class, junk):
+    """The name of a cell's folders under --work (``sim_<tag>``, ``<preset>_<label>_<tag>``)."""
+    return (f"{half}_s{n_structures}_seed{seed}_snr{snr:g}_tilt{tilt:g}_n{n_per_class}"
+            + (f"_junk{junk:g}" if junk else ""))
+
+
 def cell(args, n_structures, seed, snr, tilt):
     from disca_engine.clustering.loop import run_cluster
     from disca_engine.io.star import read_star
     names = structure_names(args, n_structures, seed)
-    tag = f"{args.half}_s{len(names)}_seed{seed}_snr{snr:g}_tilt{tilt:g}_n{args.n_per_class}" + (
-        f"_junk{args.junk:g}" if args.junk else "")
+    tag = cell_tag(args.half, len(names), seed, snr, tilt, args.n_per_class, args.junk)
     sim = os.path.join(args.work, "sim_" + tag)
     star = os.path.join(sim, "particles.star")
     if not os.path.isfile(star):

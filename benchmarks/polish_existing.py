@@ -23,12 +23,12 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, ".."))
-from bench_accuracy import scores  # noqa: E402  (beside this script)
+from bench_accuracy import cell_tag, scores  # noqa: E402  (beside this script)
 
 
 def tag_of(r):
-    return (f"{r['half']}_s{r['n_structures']}_seed{r['seed']}_snr{r['snr']:g}_tilt{r['tilt']:g}"
-            f"_n{r['n_per_class']}" + (f"_junk{r['junk']:g}" if r["junk"] else ""))
+    return cell_tag(r["half"], r["n_structures"], r["seed"], r["snr"], r["tilt"], r["n_per_class"],
+                    r["junk"])
 
 
 def polish_cell(r, work, label, threads):
@@ -45,11 +45,9 @@ def polish_cell(r, work, label, threads):
     t0 = time.time()
     parts = load_particles(star, progress=False)
     z = invariant_space(parts, cfg, r["seed"])
-    stack = alignment.AlignedStack(parts, coarse=int(cfg["align_coarse"]),
-                                   coarse_shift=int(cfg["align_coarse_shift"]), workers=threads)
-    grid = alignment.rotation_grid(int(cfg["align_rotations"]))
+    stack, grid = alignment.aligned_stack(parts, cfg)
     lines = []
-    new = alignment._polished(stack, grid, labels, z, cfg, lines.append, [])[0]
+    new = alignment._polished(stack, grid, labels, z, cfg, lines.append, [], want_refs=False)[0]
     minutes = (time.time() - t0) / 60
     junk_class = r["n_structures"] if r["junk"] else None
     out = dict(r, settings=settings, k_found=int(new.max()) + 1,

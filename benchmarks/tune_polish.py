@@ -6,7 +6,8 @@
 Re-simulates the same tuning cell, recomputes the references of the saved final labels,
 scores every subtomogram against every reference, and prints K, homogeneity, completeness
 and ARI of the labels before and after relabelling by linear discriminants on: the
-descriptors alone, the scores alone, and both (one pass, and until stable).
+descriptors alone, the scores alone, and both (one pass, and until stable). ``--models``
+adds pass caps and ``ScaledDiscriminant`` (below: one covariance shape, a scale per class).
 """
 import argparse
 import json
@@ -40,8 +41,7 @@ def main():
     cfg = presets.resolve("auto", **json.loads(str(saved["settings"])))
     labels, z = polish.canonical(saved["labels"]), saved["z"]
     t0 = time.time()
-    stack = alignment.AlignedStack(parts, coarse=int(cfg["align_coarse"]), coarse_shift=1, workers=1)
-    grid = alignment.rotation_grid(int(cfg["align_rotations"]))
+    stack, grid = alignment.aligned_stack(parts, cfg)
     refs, weight = polish.references_from_labels(stack, labels, z, grid)
     scores = alignment.score_matrix(stack, refs, grid, weight)
     print(f"{names}: N {parts.n}, K {labels.max() + 1}; scores of all references in "
@@ -65,12 +65,43 @@ def main():
         show(f"{name} ({p})", lab)
     for spec in args.models.split(",")[1:]:   # model or model:passes
         model, passes = (spec.split(":") + ["10"])[:2]
-        lab, p = polish.two_view_labels(z, scores, labels, model=model, max_passes=int(passes))
+        make = {"lda": polish.shrunk_lda, "scaled": ScaledDiscriminant}[model]
+        lab, p = polish.two_view_labels(z, scores, labels, max_passes=int(passes), discriminant=make)
         show(f"both, {spec} ({p})", lab)
     for outer in range(2, args.outer + 1):  # references of the relabelled clusters, again
         refs, weight = polish.references_from_labels(stack, lab, z, grid)
         lab, p = polish.two_view_labels(z, alignment.score_matrix(stack, refs, grid, weight), lab)
         show(f"both, until stable, x{outer} ({p})", lab)
+
+
+class ScaledDiscriminant:
+    """Gaussian classes sharing one covariance shape (Ledoit-Wolf, pooled within classes),
+    each with its own scale: the mean squared Mahalanobis distance of its members over the
+    dimension. A heterogeneous class (junk picks) is broad and keeps its far members; with
+    one shared covariance they would join whichever tight class lies nearest."""
+
+    def fit(self, x, y):
+        from sklearn.covariance import LedoitWolf
+        self.classes_ = np.unique(y)
+        self.means_ = np.stack([x[y == c].mean(0) for c in self.classes_])
+        index = np.searchsorted(self.classes_, y)
+        cov = LedoitWolf().fit(x - self.means_[index]).covariance_
+        self._inv = np.linalg.inv(cov)
+        d2 = self._mahalanobis(x)[np.arange(len(x)), index]
+        dim = x.shape[1]
+        self.scales_ = np.array([max(d2[index == k].mean() / dim, 1e-3)
+                                 for k in range(len(self.classes_))])
+        self.log_priors_ = np.log(np.bincount(index) / len(x))
+        return self
+
+    def _mahalanobis(self, x):
+        diff = x[:, None, :] - self.means_[None]
+        return np.einsum("nki,ij,nkj->nk", diff, self._inv, diff)
+
+    def predict_log_proba(self, x):
+        dim = x.shape[1]
+        ll = -0.5 * (self._mahalanobis(x) / self.scales_ + dim * np.log(self.scales_)) + self.log_priors_
+        return ll - np.logaddexp.reduce(ll, axis=1, keepdims=True)
 
 
 if __name__ == "__main__":

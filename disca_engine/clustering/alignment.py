@@ -263,6 +263,17 @@ def refine(fp, ep, movers, mats, m, t_max, step, levels=2):
     return mats, best_s, best_t
 
 
+def _rotated_band(stack, refs, grid):
+    """(K x R, 2n) band coefficients (real pairs) of every reference turned by every grid
+    rotation, on the coarse copy with the missing wedge applied: what the rotation scans of
+    ``align`` and ``score_matrix`` compare subtomograms with."""
+    rc = _rotated_coarse(refs, grid, stack).reshape(len(refs) * len(grid), -1)
+    return np.concatenate(ordered_map(
+        lambda i: _real_pair(_band_coefficients(rc[i:i + 4096], stack.c, stack.band_idx,
+                                                stack.band_scale)),
+        range(0, len(rc), 4096), stack.workers))
+
+
 def align(stack, refs, grid, allowed=None, top=3, t_max=3, chunk=256, weight=None):
     """Best reference, rotation (N, 3, 3), shift and score of every subtomogram: the best
     grid rotation of each of its ``top`` best references (coarse), scored with a shift
@@ -272,11 +283,7 @@ def align(stack, refs, grid, allowed=None, top=3, t_max=3, chunk=256, weight=Non
     Chunks of ``chunk`` subtomograms (fewer, so that every worker has one) run in
     ``stack.workers`` threads; every subtomogram's result is the same for any chunking."""
     k = len(refs)
-    rc = _rotated_coarse(refs, grid, stack).reshape(k * len(grid), -1)
-    rc = np.concatenate(ordered_map(
-        lambda i: _real_pair(_band_coefficients(rc[i:i + 4096], stack.c, stack.band_idx,
-                                                stack.band_scale)),
-        range(0, len(rc), 4096), stack.workers))
+    rc = _rotated_band(stack, refs, grid)
     labels, rot = np.empty(stack.n, np.int64), np.empty((stack.n, 3, 3), np.float32)
     shift, score = np.empty((stack.n, 3), np.int64), np.empty(stack.n, np.float32)
     m = _half(stack.band_f & stack.wedge)
@@ -330,10 +337,8 @@ def score_matrix(stack, refs, grid, weight=None, t_max=3):
     coarse grid rotation, scored at full size with a shift search (as ``align`` scores its
     top candidates), multiplied by ``weight`` (K,) when given (``disattenuation``)."""
     k = len(refs)
-    rc = _rotated_coarse(refs, grid, stack).reshape(k * len(grid), -1)
-    rc = np.concatenate([_real_pair(_band_coefficients(rc[i:i + 4096], stack.c, stack.band_idx,
-                                                       stack.band_scale))
-                         for i in range(0, len(rc), 4096)])
+    rc = _rotated_band(stack, refs, grid)
+    masked = refs * stack.mask
     m = _half(stack.band_f & stack.wedge)
     out = np.empty((stack.n, k), np.float32)
     chunk = max(1, min(1024 // k, -(-stack.n // stack.workers)))
@@ -346,7 +351,7 @@ def score_matrix(stack, refs, grid, weight=None, t_max=3):
         b = len(sc)
         best_r = sc.argmax(axis=2)                               # (B, K)
         pairs = np.repeat(np.arange(b), k)
-        rotated = rotate_volumes(np.tile(refs * stack.mask, (b, 1, 1, 1)),
+        rotated = rotate_volumes(np.tile(masked, (b, 1, 1, 1)),
                                  grid[best_r.ravel()], np.random.default_rng(0), noise_std=0.0)
         out[rows] = _translation_scores(fpc[pairs], epc[pairs], rotated, m, t_max)[0].reshape(b, k)
 
@@ -690,12 +695,17 @@ def classify(particles, seeds, z_inv, cfg, log=print):
     return labels, history
 
 
-def _classify(particles, seeds, z_inv, cfg, log, indices):
-    t0 = time.time()
+def aligned_stack(particles, cfg, indices=None):
+    """The ``AlignedStack`` and rotation grid a classification with settings ``cfg`` uses."""
     stack = AlignedStack(particles, coarse=int(cfg.get("align_coarse") or 12), indices=indices,
                          coarse_shift=int(cfg.get("align_coarse_shift", 1)),
                          workers=resolve_workers(cfg.get("threads")))
-    grid = rotation_grid(int(cfg.get("align_rotations") or 1500))
+    return stack, rotation_grid(int(cfg.get("align_rotations") or 1500))
+
+
+def _classify(particles, seeds, z_inv, cfg, log, indices):
+    t0 = time.time()
+    stack, grid = aligned_stack(particles, cfg, indices)
     min_size = int(cfg["min_subtomograms_per_cluster"])
     refs = _initial_references(stack, seeds, z_inv, grid, int(cfg.get("align_init_rounds", 2)), log)
     log(f"alignment: {stack.n} subtomograms, {len(refs)} seed references, {len(grid)} rotations, "
@@ -714,21 +724,22 @@ def _classify(particles, seeds, z_inv, cfg, log, indices):
                         disattenuate=dis)
         state = _merge_until_stable(stack, grid, state, cfg, log, history)
     if cfg.get("align_polish"):
-        return _polished(stack, grid, state[-1], z_inv, cfg, log, history)
+        return _polished(stack, grid, state[-1], z_inv, cfg, log, history,
+                         want_refs=indices is not None)
     return state[-1], history, state[0], stack, grid
 
 
 def _moved(old, new):
     """Fraction of subtomograms outside the old cluster that contributes most to their new
     one (well defined when K changed, unlike a one-to-one matching of the ids)."""
-    table = np.zeros((int(new.max()) + 1, int(old.max()) + 1), np.int64)
-    np.add.at(table, (new, old), 1)
-    return 1.0 - table.max(1).sum() / len(new)
+    from .labels import contingency
+    return 1.0 - contingency(new, old).max(1).sum() / len(new)
 
 
-def _polished(stack, grid, labels, z_inv, cfg, log, history):
-    """The two-view relabelling of the final labels (``polish.py``), with the references
-    of the relabelled clusters; returns what ``_classify`` returns."""
+def _polished(stack, grid, labels, z_inv, cfg, log, history, want_refs=True):
+    """The two-view relabelling of the final labels (``polish.py``); returns what
+    ``_classify`` returns, the references of the relabelled clusters only ``want_refs``
+    (they cost about three rounds; only the subsample path assigns the rest to them)."""
     from .polish import canonical, references_from_labels, two_view_labels
     t1 = time.time()
     labels = canonical(labels)
@@ -742,7 +753,9 @@ def _polished(stack, grid, labels, z_inv, cfg, log, history):
                     "sizes": sizes, "seconds": round(time.time() - t1, 2)})
     log(f"  two-view relabelling: K={len(sizes)} changed={100 * changed:.1f}% in {passes} "
         f"pass(es) sizes=[{','.join(map(str, sizes))}] ({time.time() - t1:.1f}s)")
-    if not np.array_equal(new, labels):
+    if not want_refs:
+        refs = None
+    elif not np.array_equal(new, labels):
         refs = references_from_labels(stack, new, z_inv, grid)[0]
     return new, history, refs, stack, grid
 

@@ -34,18 +34,22 @@ def references_from_labels(stack, labels, z, grid, rounds=2):
     return refs, alignment.disattenuation(stack, h1, h2)
 
 
-def two_view_labels(z, scores, labels, seed=0, folds=5, max_passes=10, min_size=5, model="lda"):
-    """Labels from the discriminant of [descriptors, scores] (see module doc), re-fitted on
-    its own labels until fewer than 1% change; returns (labels, passes). ``model``: "lda"
-    (one shared covariance) or "scaled" (the shared covariance times a scale per class)."""
+def shrunk_lda():
+    """The discriminant of the relabelling: one shared covariance, Ledoit-Wolf shrinkage."""
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    return LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
+
+
+def two_view_labels(z, scores, labels, seed=0, folds=5, max_passes=10, min_size=5,
+                    discriminant=shrunk_lda):
+    """Labels from the discriminant of [descriptors, scores] (see module doc), re-fitted on
+    its own labels until fewer than 1% change; returns (labels, passes). ``discriminant``
+    makes an unfitted model with ``fit`` and ``predict_log_proba`` (studies try others)."""
     x = np.concatenate([_standard(z), _standard(scores)], axis=1)
     lab, passes = labels.copy(), 0
     while passes < max_passes and lab.max() >= 1:   # one class left: nothing to discriminate
         passes += 1
-        est = (LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto") if model == "lda"
-               else ScaledDiscriminant())
-        new = _cross_predicted(est, x, lab, folds, seed)
+        new = _cross_predicted(discriminant(), x, lab, folds, seed)
         new = _dissolve_small(x, new, min_size)
         changed = float(np.mean(new != lab))
         lab = new
@@ -85,32 +89,3 @@ def _dissolve_small(x, labels, min_size):
         labels[small] = big[np.argmin(((x[small][:, None] - centres[None]) ** 2).sum(-1), 1)]
     return np.unique(labels, return_inverse=True)[1].astype(np.int64)
 
-
-class ScaledDiscriminant:
-    """Gaussian classes sharing one covariance shape (Ledoit-Wolf, pooled within classes),
-    each with its own scale: the mean squared Mahalanobis distance of its members over the
-    dimension. A heterogeneous class (junk picks) is broad and keeps its far members; with
-    one shared covariance they would join whichever tight class lies nearest."""
-
-    def fit(self, x, y):
-        from sklearn.covariance import LedoitWolf
-        self.classes_ = np.unique(y)
-        self.means_ = np.stack([x[y == c].mean(0) for c in self.classes_])
-        index = np.searchsorted(self.classes_, y)
-        cov = LedoitWolf().fit(x - self.means_[index]).covariance_
-        self._inv = np.linalg.inv(cov)
-        d2 = self._mahalanobis(x)[np.arange(len(x)), index]
-        dim = x.shape[1]
-        self.scales_ = np.array([max(d2[index == k].mean() / dim, 1e-3)
-                                 for k in range(len(self.classes_))])
-        self.log_priors_ = np.log(np.bincount(index) / len(x))
-        return self
-
-    def _mahalanobis(self, x):
-        diff = x[:, None, :] - self.means_[None]
-        return np.einsum("nki,ij,nkj->nk", diff, self._inv, diff)
-
-    def predict_log_proba(self, x):
-        dim = x.shape[1]
-        ll = -0.5 * (self._mahalanobis(x) / self.scales_ + dim * np.log(self.scales_)) + self.log_priors_
-        return ll - np.logaddexp.reduce(ll, axis=1, keepdims=True)
