@@ -126,6 +126,14 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
                            'better on simulated data it was not tuned on; on data where junk '
                            'picks of many kinds are half the boxes it can pull junk into a '
                            'structure\'s cluster: switch it off to keep the alignment classes.')
+        form.addParam('junkSplit', params.BooleanParam, default=True,
+                      condition='preset == %d' % PRESET_AUTO, expertLevel=LEVEL_ADVANCED,
+                      label='Split junk off classes (auto)',
+                      help='Last step: in each class whose members\' scores against the class '
+                           'average form two groups, the lower group becomes a class of its own '
+                           'when it matches the average little better than a structureless '
+                           'volume of the same power spectrum (junk picks that no class took). '
+                           'No: keep the classes as the previous steps left them.')
 
         form.addSection(label='Advanced')
         form.addParam('pcaComponents', params.StringParam, default=_pcaAuto(),
@@ -197,6 +205,8 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
         args += ['--name', self.getRunName(), '--input-label', self._inputLabel()]
         if self.preset.get() == PRESET_AUTO and not self.relabel.get():
             args.append('--no-relabel')
+        if self.preset.get() == PRESET_AUTO and not self.junkSplit.get():
+            args.append('--no-junk-split')
         if not self.writeReport.get():
             args.append('--no-report')
         elif not self.decoder.get():
@@ -330,9 +340,12 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
                     % (report.get('n_particles', 0),
                        ' from %s' % setName(self.inputSubtomos) if inputSet else '',
                        config.get('align_rotations'), config.get('align_merge'),
-                       '; the classes were then relabelled by a cross-validated linear '
-                       'discriminant of the descriptors and the alignment scores'
-                       if config.get('align_polish') else '',
+                       ('; the classes were then relabelled by a cross-validated linear '
+                        'discriminant of the descriptors and the alignment scores'
+                        if config.get('align_polish') else '')
+                       + ('; low-scoring groups that matched their class average little better '
+                          'than noise were split off as classes of their own'
+                          if config.get('align_junk_split') else ''),
                        report.get('k'), ', '.join(map(str, sizes)),
                        len(report.get('iterations') or []))]
         return ['%d subtomograms%s were sorted with DISCA [Zeng2023] (%s preset, candidate K %s, '

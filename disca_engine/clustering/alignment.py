@@ -723,10 +723,14 @@ def _classify(particles, seeds, z_inv, cfg, log, indices):
         state = _rounds(stack, split[0], grid, split[1], min_size, budget // 3 or 1, log, history,
                         disattenuate=dis)
         state = _merge_until_stable(stack, grid, state, cfg, log, history)
+    labels, refs = state[-1], state[0]
     if cfg.get("align_polish"):
-        return _polished(stack, grid, state[-1], z_inv, cfg, log, history,
-                         want_refs=indices is not None)
-    return state[-1], history, state[0], stack, grid
+        labels, history, refs, stack, grid = _polished(stack, grid, labels, z_inv, cfg, log,
+                                                       history, want_refs=indices is not None)
+    if cfg.get("align_junk_split"):
+        labels, refs = _junk_split(stack, grid, labels, refs, z_inv, cfg, log, history,
+                                   want_refs=indices is not None)
+    return labels, history, refs, stack, grid
 
 
 def _moved(old, new):
@@ -758,6 +762,29 @@ def _polished(stack, grid, labels, z_inv, cfg, log, history, want_refs=True):
     elif not np.array_equal(new, labels):
         refs = references_from_labels(stack, new, z_inv, grid)[0]
     return new, history, refs, stack, grid
+
+
+def _junk_split(stack, grid, labels, refs, z_inv, cfg, log, history, want_refs=True):
+    """The junk split of the final labels (``junk_split.py``); returns (labels, references
+    of the new classes when ``want_refs``, else ``refs`` unchanged or None)."""
+    from .junk_split import null_scores, own_scores, split_low_groups
+    t1 = time.time()
+    scores, averages_ = own_scores(stack, labels, z_inv, grid)
+    null = null_scores(stack, labels, averages_, grid, seed=int(cfg["seed"]))
+    new, splits = split_low_groups(scores, labels, int(cfg["min_subtomograms_per_cluster"]),
+                                   seed=int(cfg["seed"]), null=null,
+                                   position=float(cfg["align_junk_split"]))
+    sizes = np.bincount(new).tolist()
+    history.append({"junk_split": True, "k": len(sizes), "splits": splits, "sizes": sizes,
+                    "seconds": round(time.time() - t1, 2)})
+    parts = "; ".join(f"class {c + 1}: {n_hi} kept (mean score {s_hi:.2f}), {n_lo} split off "
+                      f"({s_lo:.2f}, {pos:.2f} of the way from noise)"
+                      for c, n_hi, n_lo, s_hi, s_lo, pos in splits) or "none split"
+    log(f"  junk split: K={len(sizes)} ({parts}) ({time.time() - t1:.1f}s)")
+    if splits and want_refs:
+        from .polish import references_from_labels
+        refs = references_from_labels(stack, new, z_inv, grid)[0]
+    return new, refs
 
 
 def _ratios(stack, grid, refs, h1, h2, counts, cfg):

@@ -39,6 +39,9 @@ def add_parser(subparsers):
     p.add_argument("--no-relabel", action="store_true",
                    help="auto preset: keep the alignment classes, without the two-view "
                         "relabelling (docs/clustering.md)")
+    p.add_argument("--no-junk-split", action="store_true",
+                   help="auto preset: do not split off the low-scoring groups of classes that "
+                        "match their average little better than noise (docs/clustering.md)")
     p.add_argument("--name", help="the run's name, for the report's title")
     p.add_argument("--input-label", help="what is clustered, for the report's title "
                                          "(default: the input STAR path)")
@@ -58,6 +61,7 @@ def run(args):
         "init_model": args.init_model, "gpus": args.gpus, "threads": args.threads,
         "cache_dir": args.cache_dir,
         "align_polish": False if args.no_relabel else None,
+        "align_junk_split": 0.0 if args.no_junk_split else None,
     }
     report = run_cluster(args.input, args.output, preset=args.preset, **settings)
     gt = report.get("ground_truth")

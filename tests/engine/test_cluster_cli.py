@@ -213,11 +213,14 @@ def test_bad_k_range_syntax(data, tmp_path):
     _one_line_error(cli("cluster", "--input", data, "--output", tmp_path, "--k-range", "two:five"), "--k-range")
 
 
-def test_no_relabel_switches_the_two_view_relabelling_off(data, reference, tmp_path):
+def test_no_relabel_and_no_junk_split_switch_those_steps_off(data, reference, tmp_path):
     with open(reference / "report.json") as fh:
-        assert json.load(fh)["config"]["align_polish"] is True     # the default
+        config = json.load(fh)["config"]
+    assert config["align_polish"] is True and config["align_junk_split"] == 0.3   # the defaults
     out = tmp_path / "run"
-    r = cli("cluster", "--input", data, "--output", out, *RUN, "--max-iterations", "1", "--no-relabel")
+    r = cli("cluster", "--input", data, "--output", out, *RUN, "--max-iterations", "1", "--no-relabel",
+            "--no-junk-split")
     assert r.returncode == 0, r.stderr[-2000:]
     with open(out / "report.json") as fh:
-        assert json.load(fh)["config"]["align_polish"] is False
+        config = json.load(fh)["config"]
+    assert config["align_polish"] is False and config["align_junk_split"] == 0.0

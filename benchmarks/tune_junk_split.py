@@ -1,0 +1,90 @@
+"""The junk split (``junk_split.py``) on TUNING-half cells, before and after.
+
+    python benchmarks/tune_junk_split.py --picked --seed 10          # demo-like DoG picks
+    python benchmarks/tune_junk_split.py --structures 5 --seed 0     # simulated subtomograms
+
+Runs the alignment classification of `auto` with its two-view relabelling (the default),
+then applies the junk split to the final labels with the engine's own functions, and prints
+K, homogeneity, ARI and each structure's share in the clusters it dominates (the demo's
+measure) before and after, with every split's composition. ``--picked`` uses the demo-like
+cells of ``tune_polish_picked.py`` (about half of the boxes junk picks); otherwise the
+simulated cells of ``tuning_cell.py`` (``--junk`` adds empty boxes, beads and membranes).
+"""
+import argparse
+import collections
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tuning_cell import add_cell_arguments, load_cell  # noqa: E402  (beside this script)
+from tune_polish_picked import held, picked_boxes  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_cell_arguments(ap)
+    ap.add_argument("--picked", action="store_true", help="demo-like DoG-picked cell")
+    ap.add_argument("--junk", type=float, default=0.0, help="fraction of junk boxes")
+    ap.add_argument("--work", default="tune-junk-split-work")
+    ap.add_argument("--position", type=float, default=0.5,
+                    help="split off a lower group only below this position between its null "
+                         "score (0) and the upper group (1)")
+    args = ap.parse_args()
+    from sklearn.metrics import adjusted_rand_score, homogeneity_score
+    from disca_engine.clustering import alignment, presets, seeding
+    from disca_engine.clustering.dataset import ParticleSet
+    from disca_engine.clustering.junk_split import null_scores, own_scores, split_low_groups
+    from disca_engine.simulate.templates import structure_set
+
+    if args.picked:
+        names = structure_set("tuning", args.structures, args.seed)
+        boxes, truth = picked_boxes(os.path.join(args.work, f"picked{args.seed}"), names,
+                                    args.seed)
+        parts = ParticleSet(None, None, boxes)
+    else:
+        names, parts, truth = load_cell(args, args.work, args.junk)
+        names = list(range(1, len(names) + 1))
+    cfg = presets.resolve("auto", seed=args.seed, threads=1)
+    z = seeding.invariant_space(parts, cfg, args.seed)
+    seeds = seeding.seed_labels(z, seeding.seed_k(cfg, parts.n), args.seed,
+                                min_size=int(cfg["min_subtomograms_per_cluster"]))
+    cache = os.path.join(args.work, f"labels_{'picked' if args.picked else 'cell'}_s"
+                         f"{args.structures}_seed{args.seed}_tilt{args.tilt:g}_junk{args.junk:g}.npy")
+    if os.path.exists(cache):
+        labels = np.load(cache)
+    else:
+        labels = alignment.classify(parts, seeds, z, cfg, log=lambda m: None)[0]
+        np.save(cache, labels)
+    stack, grid = alignment.aligned_stack(parts, cfg)
+    scores, refs = own_scores(stack, labels, z, grid)
+    null = null_scores(stack, labels, refs, grid)
+    split, splits = split_low_groups(scores, labels, int(cfg["min_subtomograms_per_cluster"]),
+                                     seed=args.seed)
+    with_null = split_low_groups(scores, labels, int(cfg["min_subtomograms_per_cluster"]),
+                                 seed=args.seed, null=null, position=args.position)[0]
+    print(f"{names}: {parts.n} boxes" + (f", {np.sum(truth == 'junk')} junk" if args.picked
+                                         else ""), flush=True)
+
+    def show(name, lab):
+        h = held(truth, lab, names)
+        print(f"  {name:10s} K {lab.max() + 1:2d} homogeneity {homogeneity_score(truth, lab):.3f} "
+              f"ARI {adjusted_rand_score(truth, lab):.3f} held {' '.join(f'{v:.2f}' for v in h)} "
+              f"(lowest {min(h):.2f})", flush=True)
+    show("default", labels)
+    show("split", split)
+    show("with null", with_null)
+    for c, n_hi, n_lo, s_hi, s_lo, _ in splits:
+        kept = np.flatnonzero(labels == c)
+        lo = kept[split[kept] != c]
+        kept = kept[split[kept] == c]
+        print(f"  class {c + 1}: kept {dict(collections.Counter(truth[kept].tolist()))} "
+              f"(mean {s_hi:.2f}, null {null[kept].mean():.2f}) | split off "
+              f"{dict(collections.Counter(truth[lo].tolist()))} (mean {s_lo:.2f}, null "
+              f"{null[lo].mean():.2f}) position {(s_lo - null[lo].mean()) / (s_hi - null[lo].mean()):.2f}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Junk split after the alignment classification (setting ``align_junk_split``).
+
+Picked particles include boxes of nothing in particular (background noise peaks, edges,
+fragments). They match every reference poorly, so they end wherever they match least badly,
+and a class that takes many of them can have them as its majority: its structure is then
+lost in the class table. Within one class they stand out by how well they match the class
+average: a structure's members form one group of scores, the junk a second, lower one.
+
+For each class of at least ``2 x min_size`` members, its members are aligned to their own
+average (made from them alone) and a Gaussian mixture with one and with two components is
+fitted to their scores; where BIC prefers two components and each holds ``min_size``
+members or more, the scores form two groups. A structure's own members can do that too
+(orientations the missing wedge hides, particles near others), so the lower group is
+compared with noise: the same members scored against the average with its Fourier phases
+randomised (same power spectrum, no structure). Only a lower group that matches the average
+little better than it matches noise (under ``align_junk_split`` = 0.3 of the way from its
+null score to the upper group's mean score) becomes a class of its own. Numpy/scipy/
+scikit-learn only.
+"""
+import numpy as np
+
+from . import alignment
+
+
+def own_scores(stack, labels, z, grid):
+    """((N,) scores, (K, s, s, s) class averages): each subtomogram's score against the
+    average of its own class (``class_average``; members only: each class costs one
+    reference, not K)."""
+    out = np.empty(stack.n, np.float32)
+    refs = np.empty((int(labels.max()) + 1,) + stack.full.shape[1:], np.float32)
+    for c in range(len(refs)):
+        members = np.flatnonzero(labels == c)
+        sub = stack.subset(members)
+        refs[c] = class_average(sub, z[members], grid)
+        out[members] = alignment.align(sub, refs[c:c + 1], grid)[3]
+    return out, refs
+
+
+def class_average(sub, z, grid):
+    """The average of the subtomograms of ``sub`` (one class): the one nearest their
+    descriptor centre ``z``, then two averages of them all aligned to it."""
+    ref = alignment._initial_references(sub, np.zeros(sub.n, np.int64), z, grid, 1,
+                                        lambda m: None)
+    lab, rot, shift, _ = alignment.align(sub, ref, grid)
+    return alignment.averages(sub, lab, rot, shift, 1)[0][0]
+
+
+def two_groups(scores, min_size, seed=0):
+    """Boolean mask of the lower of two groups of ``scores`` when BIC prefers two Gaussian
+    components to one and each group has ``min_size`` members; None otherwise."""
+    from sklearn.mixture import GaussianMixture
+    x = np.asarray(scores, np.float64).reshape(-1, 1)
+    if len(x) < 2 * min_size or np.ptp(x) == 0:
+        return None
+    one = GaussianMixture(1).fit(x)
+    two = GaussianMixture(2, n_init=5, random_state=seed).fit(x)
+    if two.bic(x) >= one.bic(x):
+        return None
+    low = two.predict(x) == int(np.argmin(two.means_.ravel()))
+    if min(low.sum(), (~low).sum()) < min_size:
+        return None
+    return low
+
+
+def null_scores(stack, labels, refs, grid, seed=0):
+    """(N,) each subtomogram's score against its class average with the Fourier phases
+    randomised (the same power spectrum, no structure): what the rotation and shift search
+    reaches on a box that holds nothing of the structure."""
+    rng = np.random.default_rng(seed)
+    out = np.empty(stack.n, np.float32)
+    for c in range(len(refs)):
+        members = np.flatnonzero(labels == c)
+        out[members] = alignment.align(stack.subset(members),
+                                       phase_randomised(refs[c], rng)[None], grid)[3]
+    return out
+
+
+def phase_randomised(vol, rng):
+    """``vol`` with the phases of white noise and its own Fourier amplitudes."""
+    shape = vol.shape
+    amp = np.abs(np.fft.rfftn(vol))
+    phase = np.angle(np.fft.rfftn(rng.standard_normal(shape)))
+    return np.fft.irfftn(amp * np.exp(1j * phase), shape, axes=(0, 1, 2)).astype(np.float32)
+
+
+def split_low_groups(scores, labels, min_size, seed=0, null=None, position=0.3):
+    """(labels, splits): each class whose members' ``scores`` form two groups (``two_groups``)
+    gives its lower group a new class id (after the existing ones). With ``null``
+    (``null_scores``), only a lower group whose mean score lies less than ``position`` of the
+    way from its mean null score (0) to the upper group's mean (1) is split off: a
+    structure's own low tail matches its average clearly better than a box without
+    structure does (0.3 chosen on the tuning half, docs/clustering.md). ``splits`` lists (class, members kept,
+    members split off, mean score kept, mean score split off, position of the lower group
+    between its null (0) and the upper group (1), or None without ``null``)."""
+    out, splits = labels.copy(), []
+    for c in range(int(labels.max()) + 1):
+        members = np.flatnonzero(labels == c)
+        low = two_groups(scores[members], min_size, seed)
+        if low is None:
+            continue
+        hi_mean, lo_mean = float(scores[members[~low]].mean()), float(scores[members[low]].mean())
+        where = None
+        if null is not None:
+            floor = float(null[members[low]].mean())
+            where = (lo_mean - floor) / max(hi_mean - floor, 1e-6)
+            if where >= position:
+                continue
+        out[members[low]] = out.max() + 1
+        splits.append((c, int((~low).sum()), int(low.sum()), hi_mean, lo_mean, where))
+    return out, splits
