@@ -2,6 +2,10 @@
 
     python benchmarks/tune_junk_split.py --picked --seed 10          # demo-like DoG picks
     python benchmarks/tune_junk_split.py --structures 5 --seed 0     # simulated subtomograms
+    python benchmarks/tune_junk_split.py --half report --structures 5 --seed 0 --position 0.3
+
+``--half report`` measures the chosen step on the report half's cells (the data of
+``bench_accuracy.py``): never use it to choose.
 
 Runs the alignment classification of `auto` with its two-view relabelling (the default),
 then applies the junk split to the final labels with the engine's own functions, and prints
@@ -25,7 +29,8 @@ from tune_polish_picked import held, picked_boxes  # noqa: E402
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_cell_arguments(ap)
-    ap.add_argument("--picked", action="store_true", help="demo-like DoG-picked cell")
+    ap.add_argument("--picked", action="store_true", help="demo-like DoG-picked cell (tuning)")
+    ap.add_argument("--half", default="tuning", choices=["tuning", "report"])
     ap.add_argument("--junk", type=float, default=0.0, help="fraction of junk boxes")
     ap.add_argument("--work", default="tune-junk-split-work")
     ap.add_argument("--position", type=float, default=0.5,
@@ -44,14 +49,15 @@ def main():
                                     args.seed)
         parts = ParticleSet(None, None, boxes)
     else:
-        names, parts, truth = load_cell(args, args.work, args.junk)
+        names, parts, truth = load_cell(args, args.work, args.junk, args.half)
         names = list(range(1, len(names) + 1))
-    cfg = presets.resolve("auto", seed=args.seed, threads=1)
+    cfg = presets.resolve("auto", seed=args.seed, threads=1, align_junk_split=0.0)  # before
     z = seeding.invariant_space(parts, cfg, args.seed)
     seeds = seeding.seed_labels(z, seeding.seed_k(cfg, parts.n), args.seed,
                                 min_size=int(cfg["min_subtomograms_per_cluster"]))
-    cache = os.path.join(args.work, f"labels_{'picked' if args.picked else 'cell'}_s"
-                         f"{args.structures}_seed{args.seed}_tilt{args.tilt:g}_junk{args.junk:g}.npy")
+    cache = os.path.join(args.work, f"labels_{'picked' if args.picked else args.half}_s"
+                         f"{args.structures}_seed{args.seed}_snr{args.snr:g}_tilt{args.tilt:g}_n"
+                         f"{args.n_per_class}_junk{args.junk:g}.npy")
     if os.path.exists(cache):
         labels = np.load(cache)
     else:

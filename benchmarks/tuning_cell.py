@@ -13,16 +13,17 @@ def add_cell_arguments(ap):
     ap.add_argument("--n-per-class", type=int, default=40)
 
 
-def load_cell(args, work, junk=0.0):
+def load_cell(args, work, junk=0.0, half="tuning"):
     """(structure names, particle set, true class per subtomogram (1-based)) of the cell
-    described by ``args``, simulated under ``work`` (from the tuning half only)."""
+    described by ``args``, simulated under ``work`` from the tuning half (``half="report"``
+    only to measure a step already chosen: the same data as ``bench_accuracy.py``'s cell)."""
     from disca_engine import contract
     from disca_engine.clustering.dataset import load_particles
     from disca_engine.simulate import simulate_subtomograms
     from disca_engine.simulate.templates import structure_set
 
-    names = structure_set("tuning", args.structures, args.seed)
-    folder = os.path.join(work, f"tuning_s{args.structures}_seed{args.seed}_snr{args.snr}_"
+    names = structure_set(half, args.structures, args.seed)
+    folder = os.path.join(work, f"{half}_s{args.structures}_seed{args.seed}_snr{args.snr}_"
                                 f"tilt{args.tilt:g}_n{args.n_per_class}"
                                 + (f"_junk{junk:g}" if junk else ""))
     extra = {"junk_fraction": junk} if junk else {}

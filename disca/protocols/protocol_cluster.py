@@ -190,6 +190,13 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
     def getReport(self):
         return readReport(self._engineDir())
 
+    def _stepSwitches(self):
+        """Engine flags that switch off the last steps of the auto preset."""
+        if self.preset.get() != PRESET_AUTO:
+            return []
+        return (([] if self.relabel.get() else ['--no-relabel'])
+                + ([] if self.junkSplit.get() else ['--no-junk-split']))
+
     def _clusterArgs(self):
         args = ['cluster', '--input', self._particlesStar(), '--output', self._engineDir(),
                 '--preset', self.getPresetName(), '--seed', str(self.seed.get()),
@@ -203,10 +210,7 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
             args += ['--init-model', os.path.abspath(self.initModel.get().getEngineOutputDir())]
         args += self._threadArgs()
         args += ['--name', self.getRunName(), '--input-label', self._inputLabel()]
-        if self.preset.get() == PRESET_AUTO and not self.relabel.get():
-            args.append('--no-relabel')
-        if self.preset.get() == PRESET_AUTO and not self.junkSplit.get():
-            args.append('--no-junk-split')
+        args += self._stepSwitches()
         if not self.writeReport.get():
             args.append('--no-report')
         elif not self.decoder.get():

@@ -68,6 +68,16 @@ class TestFormValues(unittest.TestCase):
         prot.maxIterations.set('0')  # older projects: 0 meant the preset's
         self.assertEqual(prot._presetOverrides(), [('--batch-size', 16)])
 
+    def test_auto_step_switches_become_engine_flags(self):
+        prot = DiscaProtCluster()
+        prot.preset.set(C.PRESET_AUTO)
+        self.assertEqual(prot._stepSwitches(), [])          # both steps on by default
+        prot.relabel.set(False)
+        prot.junkSplit.set(False)
+        self.assertEqual(prot._stepSwitches(), ['--no-relabel', '--no-junk-split'])
+        prot.preset.set(C.PRESET_FAST)                      # other presets have neither step
+        self.assertEqual(prot._stepSwitches(), [])
+
     def test_box_follows_diameter_and_diameter_bounds(self):
         sr = 14.0
         self.assertEqual(followBox('auto: 1.5 x diameter', 200, 400, sr), 'auto: 1.5 x diameter')
