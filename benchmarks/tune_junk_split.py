@@ -18,6 +18,7 @@ import argparse
 import collections
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -64,14 +65,17 @@ def main():
         labels = alignment.classify(parts, seeds, z, cfg, log=lambda m: None)[0]
         np.save(cache, labels)
     stack, grid = alignment.aligned_stack(parts, cfg)
+    t0 = time.time()
     scores, refs = own_scores(stack, labels, z, grid)
     null = null_scores(stack, labels, refs, grid)
+    seconds = time.time() - t0
     split, splits = split_low_groups(scores, labels, int(cfg["min_subtomograms_per_cluster"]),
                                      seed=args.seed)
     with_null = split_low_groups(scores, labels, int(cfg["min_subtomograms_per_cluster"]),
                                  seed=args.seed, null=null, position=args.position)[0]
     print(f"{names}: {parts.n} boxes" + (f", {np.sum(truth == 'junk')} junk" if args.picked
-                                         else ""), flush=True)
+                                         else "") + f" (scores and null scores {seconds:.0f} s, "
+          f"one thread)", flush=True)
 
     def show(name, lab):
         h = held(truth, lab, names)
