@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from tuning_cell import add_cell_arguments, load_cell  # noqa: E402  (beside this script)
-from tune_polish_picked import held, picked_boxes  # noqa: E402
+from tune_polish_picked import picked_boxes, show  # noqa: E402
 
 
 def main():
@@ -38,7 +38,6 @@ def main():
                     help="split off a lower group only below this position between its null "
                          "score (0) and the upper group (1)")
     args = ap.parse_args()
-    from sklearn.metrics import adjusted_rand_score, homogeneity_score
     from disca_engine.clustering import alignment, presets, seeding
     from disca_engine.clustering.dataset import ParticleSet
     from disca_engine.clustering.junk_split import null_scores, own_scores, split_low_groups
@@ -77,14 +76,9 @@ def main():
                                          else "") + f" (scores and null scores {seconds:.0f} s, "
           f"one thread)", flush=True)
 
-    def show(name, lab):
-        h = held(truth, lab, names)
-        print(f"  {name:10s} K {lab.max() + 1:2d} homogeneity {homogeneity_score(truth, lab):.3f} "
-              f"ARI {adjusted_rand_score(truth, lab):.3f} held {' '.join(f'{v:.2f}' for v in h)} "
-              f"(lowest {min(h):.2f})", flush=True)
-    show("default", labels)
-    show("split", split)
-    show("with null", with_null)
+    show("default", truth, labels, names, 10)
+    show("split", truth, split, names, 10)
+    show("with null", truth, with_null, names, 10)
     for c, n_hi, n_lo, s_hi, s_lo, _ in splits:
         kept = np.flatnonzero(labels == c)
         lo = kept[split[kept] != c]

@@ -60,13 +60,21 @@ def held(truth, labels, names):
     return out
 
 
+def show(name, truth, labels, names, width=24):
+    """One line: K, homogeneity, ARI and each structure's share in the clusters it dominates."""
+    from sklearn.metrics import adjusted_rand_score, homogeneity_score
+    h = held(truth, labels, names)
+    print(f"  {name:{width}s} K {labels.max() + 1:2d} homogeneity "
+          f"{homogeneity_score(truth, labels):.3f} ARI {adjusted_rand_score(truth, labels):.3f} "
+          f"held {' '.join(f'{v:.2f}' for v in h)} (lowest {min(h):.2f})", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=10)
     ap.add_argument("--work", default="tune-polish-picked")
     ap.add_argument("--caps", default="10,4,3,2,1", help="pass caps of the relabelling")
     args = ap.parse_args()
-    from sklearn.metrics import adjusted_rand_score, homogeneity_score
     from disca_engine.clustering import alignment, polish, presets, seeding
     from disca_engine.clustering.dataset import ParticleSet
     from disca_engine.simulate.templates import structure_set
@@ -83,15 +91,10 @@ def main():
     scores = alignment.score_matrix(stack, refs, grid, weight)
     print(f"{names}: {parts.n} boxes, {np.sum(truth == 'junk')} junk", flush=True)
 
-    def show(name, lab):
-        h = held(truth, lab, names)
-        print(f"  {name:24s} K {lab.max() + 1:2d} homogeneity {homogeneity_score(truth, lab):.3f} "
-              f"ARI {adjusted_rand_score(truth, lab):.3f} held {' '.join(f'{v:.2f}' for v in h)} "
-              f"(lowest {min(h):.2f})", flush=True)
-    show("alignment classes", labels)
+    show("alignment classes", truth, labels, names)
     for cap in map(int, args.caps.split(",")):
         lab, p = polish.two_view_labels(z, scores, labels, seed=args.seed, max_passes=cap)
-        show(f"relabelled, cap {cap} ({p})", lab)
+        show(f"relabelled, cap {cap} ({p})", truth, lab, names)
 
 
 if __name__ == "__main__":
