@@ -81,13 +81,24 @@ def main():
     show("with null", truth, with_null, names, 10)
     for c, n_hi, n_lo, s_hi, s_lo, _ in splits:
         kept = np.flatnonzero(labels == c)
+        ratio = merge_ratio(stack, kept, split[kept] != c, refs[c], grid, cfg)
         lo = kept[split[kept] != c]
         kept = kept[split[kept] == c]
         print(f"  class {c + 1}: kept {dict(collections.Counter(truth[kept].tolist()))} "
               f"(mean {s_hi:.2f}, null {null[kept].mean():.2f}) | split off "
               f"{dict(collections.Counter(truth[lo].tolist()))} (mean {s_lo:.2f}, null "
-              f"{null[lo].mean():.2f}) position {(s_lo - null[lo].mean()) / (s_hi - null[lo].mean()):.2f}",
+              f"{null[lo].mean():.2f}) position {(s_lo - null[lo].mean()) / (s_hi - null[lo].mean()):.2f}"
+              f" merge ratio {ratio:.2f}",
               flush=True)
+
+
+def merge_ratio(stack, members, low, ref, grid, cfg):
+    """The merge test's ratio of the two groups' averages (upper, lower) of one class."""
+    from disca_engine.clustering import alignment
+    sub = stack.subset(members)
+    _, rot, shift, _ = alignment.align(sub, ref[None], grid)
+    refs, h1, h2, counts = alignment.averages(sub, low.astype(np.int64), rot, shift, 2)
+    return float(alignment._ratios(sub, grid, refs, h1, h2, counts, cfg)[0, 1])
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ members or more, the scores form two groups. A structure's own members can do th
 (orientations the missing wedge hides, particles near others), so the lower group is
 compared with noise: the same members scored against the average with its Fourier phases
 randomised (same power spectrum, no structure). Only a lower group that matches the average
-little better than it matches noise (under ``align_junk_split`` = 0.3 of the way from its
+little better than it matches noise (under ``align_junk_split`` = 0.2 of the way from its
 null score to the upper group's mean score) becomes a class of its own. Numpy/scipy/
 scikit-learn only.
 """
@@ -83,13 +83,13 @@ def phase_randomised(vol, rng):
     return np.fft.irfftn(amp * np.exp(1j * phase), shape, axes=(0, 1, 2)).astype(np.float32)
 
 
-def split_low_groups(scores, labels, min_size, seed=0, null=None, position=0.3):
+def split_low_groups(scores, labels, min_size, seed=0, null=None, position=0.2):
     """(labels, splits): each class whose members' ``scores`` form two groups (``two_groups``)
     gives its lower group a new class id (after the existing ones). With ``null``
     (``null_scores``), only a lower group whose mean score lies less than ``position`` of the
     way from its mean null score (0) to the upper group's mean (1) is split off: a
     structure's own low tail matches its average clearly better than a box without
-    structure does (0.3 chosen on the tuning half, docs/clustering.md). ``splits`` lists (class, members kept,
+    structure does (0.2 chosen on the tuning half, docs/clustering.md). ``splits`` lists (class, members kept,
     members split off, mean score kept, mean score split off, position of the lower group
     between its null (0) and the upper group (1), or None without ``null``)."""
     out, splits = labels.copy(), []

@@ -79,7 +79,7 @@ ALIGN_SETTINGS = {
     "align_split_min": 10,             # ... each part at least this many subtomograms
     "align_disattenuate": True,        # scores divided by sqrt(reliability) of each average
     "align_polish": True,              # two-view relabelling at the end (polish.py)
-    "align_junk_split": 0.3,           # then junk split off (junk_split.py); 0: off
+    "align_junk_split": 0.2,           # then junk split off (junk_split.py); 0: off
 }
 
 # The default method (docs/clustering.md): seed clusters of rotation-invariant descriptors

@@ -48,7 +48,7 @@ def check_settings(cfg):
     if junk is not None and (isinstance(junk, (bool, str)) or not 0 <= float(junk) < 1):
         raise EngineError(f"setting align_junk_split {junk!r}: must be a number in [0, 1) (how "
                           "near noise a low-scoring group must be to split off; 0 = off, the "
-                          "default 0.3)")
+                          "default 0.2)")
     for key in SWITCHES:
         if key in cfg and not isinstance(cfg[key], bool):
             raise EngineError(f"setting {key} {cfg[key]!r}: must be true or false (JSON booleans, "

@@ -216,7 +216,7 @@ def test_bad_k_range_syntax(data, tmp_path):
 def test_no_relabel_and_no_junk_split_switch_those_steps_off(data, reference, tmp_path):
     with open(reference / "report.json") as fh:
         config = json.load(fh)["config"]
-    assert config["align_polish"] is True and config["align_junk_split"] == 0.3   # the defaults
+    assert config["align_polish"] is True and config["align_junk_split"] == 0.2   # the defaults
     out = tmp_path / "run"
     r = cli("cluster", "--input", data, "--output", out, *RUN, "--max-iterations", "1", "--no-relabel",
             "--no-junk-split")

@@ -59,7 +59,7 @@ def test_noise_boxes_in_a_structures_class_are_split_off_and_a_pure_class_kept()
     assert null[truth == 2].mean() > scores[truth == 2].mean() - 0.1   # noise matches as noise
     assert null[truth == 0].mean() < scores[truth == 0].mean() - 0.2
     new, splits = junk_split.split_low_groups(scores, labels, min_size=5, null=null)
-    assert [c for c, *_ in splits] == [0] and splits[0][-1] < 0.3
+    assert [c for c, *_ in splits] == [0] and splits[0][-1] < 0.2
     assert set(new[truth == 2]) == {2}            # the noise boxes form the new class
     assert set(new[truth == 0]) == {0} and set(new[truth == 1]) == {1}
 
@@ -68,7 +68,7 @@ def test_classification_with_the_junk_split_logs_it():
     data, labels, truth = _with_noise_boxes(12)
     rng = np.random.default_rng(0)
     z = np.eye(2, dtype=np.float32)[labels] + 0.3 * rng.standard_normal((len(data), 2)).astype(np.float32)
-    cfg = presets.resolve("auto", align_rotations=400, align_polish=False, align_junk_split=0.3)
+    cfg = presets.resolve("auto", align_rotations=400, align_polish=False, align_junk_split=0.2)
     lines = []
     new, history = alignment.classify(_Stack(data), labels, z, cfg, log=lines.append)
     assert any("junk split" in line for line in lines)
