@@ -3,6 +3,7 @@ run's labels, a run killed with SIGKILL resumed to the uninterrupted result, res
 another input or settings, --overwrite swapping a run in, and one-line errors."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -104,7 +105,9 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(data, reference, tmp_
     resumed = cli("cluster", "--input", data, "--output", out, *RUN, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming restart 0 after iteration" in resumed.stdout or "from iteration 1" in resumed.stdout
-    assert "iteration 3/3: K=" in resumed.stdout
+    done = re.search(r"resuming restart 0 after iteration (\d+)/3", resumed.stdout)
+    if done is None or int(done.group(1)) < 3:   # killed before the last iteration's checkpoint
+        assert "iteration 3/3: K=" in resumed.stdout
     _same_result(reference, out)
     assert not (out / "cache").exists()
 
