@@ -24,25 +24,19 @@ from . import alignment
 
 def own_scores(stack, labels, z, grid):
     """((N,) scores, (K, s, s, s) class averages): each subtomogram's score against the
-    average of its own class (``class_average``; members only: each class costs one
-    reference, not K)."""
+    average of its own class, made from the class's members alone (the member nearest their
+    descriptor centre, then two averages of them aligned to it: ``references_from_labels``
+    of one class; each class costs one reference, not K)."""
+    from .polish import references_from_labels
     out = np.empty(stack.n, np.float32)
     refs = np.empty((int(labels.max()) + 1,) + stack.full.shape[1:], np.float32)
     for c in range(len(refs)):
         members = np.flatnonzero(labels == c)
         sub = stack.subset(members)
-        refs[c] = class_average(sub, z[members], grid)
+        refs[c] = references_from_labels(sub, np.zeros(len(members), np.int64), z[members],
+                                         grid)[0][0]
         out[members] = alignment.align(sub, refs[c:c + 1], grid)[3]
     return out, refs
-
-
-def class_average(sub, z, grid):
-    """The average of the subtomograms of ``sub`` (one class): the one nearest their
-    descriptor centre ``z``, then two averages of them all aligned to it."""
-    ref = alignment._initial_references(sub, np.zeros(sub.n, np.int64), z, grid, 1,
-                                        lambda m: None)
-    lab, rot, shift, _ = alignment.align(sub, ref, grid)
-    return alignment.averages(sub, lab, rot, shift, 1)[0][0]
 
 
 def two_groups(scores, min_size, seed=0):
