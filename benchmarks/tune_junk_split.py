@@ -25,6 +25,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from tuning_cell import add_cell_arguments, load_cell  # noqa: E402  (beside this script)
 from tune_polish_picked import picked_boxes, show  # noqa: E402
+from bench_accuracy import cell_tag  # noqa: E402
 
 
 def main():
@@ -55,9 +56,9 @@ def main():
     z = seeding.invariant_space(parts, cfg, args.seed)
     seeds = seeding.seed_labels(z, seeding.seed_k(cfg, parts.n), args.seed,
                                 min_size=int(cfg["min_subtomograms_per_cluster"]))
-    cache = os.path.join(args.work, f"labels_{'picked' if args.picked else args.half}_s"
-                         f"{args.structures}_seed{args.seed}_snr{args.snr:g}_tilt{args.tilt:g}_n"
-                         f"{args.n_per_class}_junk{args.junk:g}.npy")
+    cache = os.path.join(args.work, "labels_" + cell_tag(
+        "picked" if args.picked else args.half, args.structures, args.seed, args.snr, args.tilt,
+        args.n_per_class, args.junk) + ".npy")
     if os.path.exists(cache):
         labels = np.load(cache)
     else:
@@ -68,10 +69,12 @@ def main():
     scores, refs = own_scores(stack, labels, z, grid)
     null = null_scores(stack, labels, refs, grid)
     seconds = time.time() - t0
-    split, splits = split_low_groups(scores, labels, int(cfg["min_subtomograms_per_cluster"]),
-                                     seed=args.seed)
-    with_null = split_low_groups(scores, labels, int(cfg["min_subtomograms_per_cluster"]),
-                                 seed=args.seed, null=null, position=args.position)[0]
+    min_size = int(cfg["min_subtomograms_per_cluster"])
+    # every group BIC finds, with its position (no threshold), then the step at --position
+    split, splits = split_low_groups(scores, labels, min_size, seed=args.seed, null=null,
+                                     position=np.inf)
+    with_null = split_low_groups(scores, labels, min_size, seed=args.seed, null=null,
+                                 position=args.position)[0]
     print(f"{names}: {parts.n} boxes" + (f", {np.sum(truth == 'junk')} junk" if args.picked
                                          else "") + f" (scores and null scores {seconds:.0f} s, "
           f"one thread)", flush=True)
@@ -79,7 +82,7 @@ def main():
     show("default", truth, labels, names, 10)
     show("split", truth, split, names, 10)
     show("with null", truth, with_null, names, 10)
-    for c, n_hi, n_lo, s_hi, s_lo, _ in splits:
+    for c, n_hi, n_lo, s_hi, s_lo, position in splits:
         kept = np.flatnonzero(labels == c)
         ratio = merge_ratio(stack, kept, split[kept] != c, refs[c], grid, cfg)
         lo = kept[split[kept] != c]
@@ -87,8 +90,7 @@ def main():
         print(f"  class {c + 1}: kept {dict(collections.Counter(truth[kept].tolist()))} "
               f"(mean {s_hi:.2f}, null {null[kept].mean():.2f}) | split off "
               f"{dict(collections.Counter(truth[lo].tolist()))} (mean {s_lo:.2f}, null "
-              f"{null[lo].mean():.2f}) position {(s_lo - null[lo].mean()) / (s_hi - null[lo].mean()):.2f}"
-              f" merge ratio {ratio:.2f}",
+              f"{null[lo].mean():.2f}) position {position:.2f} merge ratio {ratio:.2f}",
               flush=True)
 
 

@@ -23,9 +23,9 @@ def load_cell(args, work, junk=0.0, half="tuning"):
     from disca_engine.simulate.templates import structure_set
 
     names = structure_set(half, args.structures, args.seed)
-    folder = os.path.join(work, f"{half}_s{args.structures}_seed{args.seed}_snr{args.snr}_"
-                                f"tilt{args.tilt:g}_n{args.n_per_class}"
-                                + (f"_junk{junk:g}" if junk else ""))
+    from bench_accuracy import cell_tag   # beside this file
+    folder = os.path.join(work, cell_tag(half, args.structures, args.seed, args.snr, args.tilt,
+                                         args.n_per_class, junk))
     extra = {"junk_fraction": junk} if junk else {}
     with contextlib.redirect_stdout(io.StringIO()):
         star = simulate_subtomograms(folder, classes=",".join(names), n_per_class=args.n_per_class,
