@@ -132,7 +132,10 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
                       help='Last step: in each class whose members\' scores against the class '
                            'average form two groups, the lower group becomes a class of its own '
                            'when it matches the average little better than a structureless '
-                           'volume of the same power spectrum (junk picks that no class took). '
+                           'volume of the same power spectrum (junk picks that no class took), '
+                           'or when its boxes fit that power spectrum clearly less than the '
+                           'upper group\'s (empty boxes, membrane patches) while matching the '
+                           'average at most half as well. '
                            'No: keep the classes as the previous steps left them.')
 
         form.addSection(label='Advanced')
@@ -348,7 +351,8 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
                         'discriminant of the descriptors and the alignment scores'
                         if config.get('align_polish') else '')
                        + ('; low-scoring groups that matched their class average little better '
-                          'than noise were split off as classes of their own'
+                          'than noise, or whose boxes held less of its power spectrum, were '
+                          'split off as classes of their own'
                           if config.get('align_junk_split') else ''),
                        report.get('k'), ', '.join(map(str, sizes)),
                        len(report.get('iterations') or []))]

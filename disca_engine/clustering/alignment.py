@@ -773,13 +773,14 @@ def _junk_split(stack, grid, labels, refs, z_inv, cfg, log, history, want_refs=T
     null = null_scores(stack, labels, averages_, grid, seed=int(cfg["seed"]))
     new, splits = split_low_groups(scores, labels, int(cfg["min_subtomograms_per_cluster"]),
                                    seed=int(cfg["seed"]), null=null,
-                                   position=float(cfg["align_junk_split"]))
+                                   position=float(cfg["align_junk_split"]),
+                                   spectrum=float(cfg.get("align_junk_spectrum") or 0))
     sizes = np.bincount(new).tolist()
     history.append({"junk_split": True, "k": len(sizes), "splits": splits, "sizes": sizes,
                     "seconds": round(time.time() - t1, 2)})
     parts = "; ".join(f"class {c + 1}: {n_hi} kept (mean score {s_hi:.2f}), {n_lo} split off "
-                      f"({s_lo:.2f}, {pos:.2f} of the way from noise)"
-                      for c, n_hi, n_lo, s_hi, s_lo, pos in splits) or "none split"
+                      f"({s_lo:.2f}, {pos:.2f} of the way from noise, null ratio {ratio:.2f})"
+                      for c, n_hi, n_lo, s_hi, s_lo, pos, ratio in splits) or "none split"
     log(f"  junk split: K={len(sizes)} ({parts}) ({time.time() - t1:.1f}s)")
     if splits and want_refs:
         from .polish import references_from_labels

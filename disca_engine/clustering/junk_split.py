@@ -12,14 +12,28 @@ fitted to their scores; where BIC prefers two components and each holds ``min_si
 members or more, the scores form two groups. A structure's own members can do that too
 (orientations the missing wedge hides, particles near others), so the lower group is
 compared with noise: the same members scored against the average with its Fourier phases
-randomised (same power spectrum, no structure). Only a lower group that matches the average
-little better than it matches noise (under ``align_junk_split`` = 0.2 of the way from its
-null score to the upper group's mean score) becomes a class of its own. Numpy/scipy/
-scikit-learn only.
+randomised (same power spectrum, no structure: their null score). The lower group becomes a
+class of its own when
+
+- it matches the average little better than it matches noise: its mean score lies under
+  ``align_junk_split`` = 0.2 of the way from its mean null score to the upper group's mean; or
+- its boxes hold another kind of content: their mean null score is under
+  ``align_junk_spectrum`` = 0.8 of the upper group's (a box of the class's structure fits
+  the average's power spectrum as well as the upper group does; empty boxes and membrane
+  patches fit it less), while it matches the average at most half as well
+  (``SPECTRUM_POSITION``). At SNR 0.03 a structure's lower group can lie at 0.25-0.28,
+  which the first test alone cannot tell from junk mixed with a few particles; its null
+  ratio stays at 0.92-1.05 (tuning half, docs/clustering.md).
+
+Numpy/scipy/scikit-learn only.
 """
 import numpy as np
 
 from . import alignment
+
+# The spectral test applies only to a lower group matching the average at most half as well
+# as the upper group: one matching it better is the structure, whatever its boxes hold.
+SPECTRUM_POSITION = 0.5
 
 
 def own_scores(stack, labels, z, grid):
@@ -77,15 +91,15 @@ def phase_randomised(vol, rng):
     return np.fft.irfftn(amp * np.exp(1j * phase), shape, axes=(0, 1, 2)).astype(np.float32)
 
 
-def split_low_groups(scores, labels, min_size, seed=0, null=None, position=0.2):
+def split_low_groups(scores, labels, min_size, seed=0, null=None, position=0.2, spectrum=0.0):
     """(labels, splits): each class whose members' ``scores`` form two groups (``two_groups``)
     gives its lower group a new class id (after the existing ones). With ``null``
-    (``null_scores``), only a lower group whose mean score lies less than ``position`` of the
-    way from its mean null score (0) to the upper group's mean (1) is split off: a
-    structure's own low tail matches its average clearly better than a box without
-    structure does (0.2 chosen on the tuning half, docs/clustering.md). ``splits`` lists (class, members kept,
-    members split off, mean score kept, mean score split off, position of the lower group
-    between its null (0) and the upper group (1), or None without ``null``)."""
+    (``null_scores``), only a lower group that looks like junk is split off: its mean score
+    under ``position`` of the way from its mean null score (0) to the upper group's mean (1),
+    or (``spectrum`` > 0) its mean null score under ``spectrum`` x the upper group's with a
+    position under ``SPECTRUM_POSITION`` (module docstring). ``splits`` lists (class, members
+    kept, members split off, mean score kept, mean score split off, position, null ratio),
+    the last two None without ``null``."""
     out, splits = labels.copy(), []
     for c in range(int(labels.max()) + 1):
         members = np.flatnonzero(labels == c)
@@ -93,12 +107,14 @@ def split_low_groups(scores, labels, min_size, seed=0, null=None, position=0.2):
         if low is None:
             continue
         hi_mean, lo_mean = float(scores[members[~low]].mean()), float(scores[members[low]].mean())
-        where = None
+        where = ratio = None
         if null is not None:
             floor = float(null[members[low]].mean())
             where = (lo_mean - floor) / max(hi_mean - floor, 1e-6)
-            if where >= position:
+            ratio = floor / max(float(null[members[~low]].mean()), 1e-6)
+            other_content = spectrum > 0 and ratio < spectrum and where < SPECTRUM_POSITION
+            if where >= position and not other_content:
                 continue
         out[members[low]] = out.max() + 1
-        splits.append((c, int((~low).sum()), int(low.sum()), hi_mean, lo_mean, where))
+        splits.append((c, int((~low).sum()), int(low.sum()), hi_mean, lo_mean, where, ratio))
     return out, splits

@@ -80,6 +80,7 @@ ALIGN_SETTINGS = {
     "align_disattenuate": True,        # scores divided by sqrt(reliability) of each average
     "align_polish": True,              # two-view relabelling at the end (polish.py)
     "align_junk_split": 0.2,           # then junk split off (junk_split.py); 0: off
+    "align_junk_spectrum": 0.8,        # ... also groups of other content (null ratio); 0: off
 }
 
 # The default method (docs/clustering.md): seed clusters of rotation-invariant descriptors

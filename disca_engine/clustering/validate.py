@@ -49,6 +49,11 @@ def check_settings(cfg):
         raise EngineError(f"setting align_junk_split {junk!r}: must be a number in [0, 1) (how "
                           "near noise a low-scoring group must be to split off; 0 = off, the "
                           "default 0.2)")
+    spectrum = cfg.get("align_junk_spectrum")
+    if spectrum is not None and (isinstance(spectrum, (bool, str)) or not 0 <= float(spectrum) < 1):
+        raise EngineError(f"setting align_junk_spectrum {spectrum!r}: must be a number in [0, 1) "
+                          "(how much less of the class's power spectrum a low-scoring group's "
+                          "boxes must hold to split off; 0 = off, the default 0.8)")
     for key in SWITCHES:
         if key in cfg and not isinstance(cfg[key], bool):
             raise EngineError(f"setting {key} {cfg[key]!r}: must be true or false (JSON booleans, "

@@ -237,7 +237,8 @@ def test_bad_alignment_settings_are_refused_before_anything_runs():
                 {"align_disattenuate": "false"}, {"align_pose_top": 0},
                 {"align_merge_min_count": 0}, {"align_split_passes": -1}, {"align_split_min": 1},
                 {"align_polish": "yes"}, {"align_junk_split": 1.5}, {"align_junk_split": True},
-                {"align_junk_split": "0.3"}, {"align_junk_split": -0.1}):
+                {"align_junk_split": "0.3"}, {"align_junk_split": -0.1},
+                {"align_junk_spectrum": 1.0}, {"align_junk_spectrum": "0.8"}):
         with pytest.raises(EngineError, match="setting align_"):
             check_settings(presets.resolve("auto", **bad))
     with pytest.raises(EngineError, match="setting invariant_angular 'false': must be true or false"):

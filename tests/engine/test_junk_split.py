@@ -59,7 +59,7 @@ def test_noise_boxes_in_a_structures_class_are_split_off_and_a_pure_class_kept()
     assert null[truth == 2].mean() > scores[truth == 2].mean() - 0.1   # noise matches as noise
     assert null[truth == 0].mean() < scores[truth == 0].mean() - 0.2
     new, splits = junk_split.split_low_groups(scores, labels, min_size=5, null=null)
-    assert [c for c, *_ in splits] == [0] and splits[0][-1] < 0.2
+    assert [c for c, *_ in splits] == [0] and splits[0][5] < 0.2
     assert set(new[truth == 2]) == {2}            # the noise boxes form the new class
     assert set(new[truth == 0]) == {0} and set(new[truth == 1]) == {1}
 
@@ -87,6 +87,37 @@ def test_with_null_scores_a_lower_group_far_above_noise_is_kept():
     assert junk_split.split_low_groups(scores, labels, 5)[0].max() == 1
     new, splits = junk_split.split_low_groups(scores, labels, 5, null=null)
     assert new.max() == 0 and splits == []
+
+
+def _groups_at(position, null_ratio, seed=6):
+    """One class of 30 + 15 scores whose lower group lies at ``position`` between its null
+    score and the upper group, its null scores ``null_ratio`` x the upper group's."""
+    rng = np.random.default_rng(seed)
+    null = np.concatenate([np.full(30, 0.2), np.full(15, 0.2 * null_ratio)])
+    floor, top = 0.2 * null_ratio, 0.6
+    lower = floor + position * (top - floor)
+    scores = np.concatenate([top + 0.02 * rng.standard_normal(30),
+                             lower + 0.02 * rng.standard_normal(15)])
+    return scores.astype(np.float32), np.zeros(45, np.int64), null.astype(np.float32)
+
+
+def test_a_lower_group_of_other_content_is_split_off_by_its_null_ratio():
+    """At position 0.3 (above 0.2) the lower group is kept unless its boxes fit the average's
+    power spectrum clearly less than the upper group's (null ratio 0.6 < 0.8)."""
+    scores, labels, null = _groups_at(0.3, 0.6)
+    assert junk_split.split_low_groups(scores, labels, 5, null=null)[0].max() == 0
+    new, splits = junk_split.split_low_groups(scores, labels, 5, null=null, spectrum=0.8)
+    assert new.tolist() == [0] * 30 + [1] * 15
+    assert abs(splits[0][5] - 0.3) < 0.05 and abs(splits[0][6] - 0.6) < 0.02
+
+
+def test_a_structures_own_lower_group_is_kept_whatever_the_spectral_test():
+    # the same null as the upper group (a structure's own tail at low SNR): kept
+    scores, labels, null = _groups_at(0.3, 1.0)
+    assert junk_split.split_low_groups(scores, labels, 5, null=null, spectrum=0.8)[0].max() == 0
+    # other content but matching the average more than half as well: the structure, kept
+    scores, labels, null = _groups_at(0.6, 0.6)
+    assert junk_split.split_low_groups(scores, labels, 5, null=null, spectrum=0.8)[0].max() == 0
 
 
 def test_phase_randomised_volume_keeps_the_power_spectrum():
