@@ -118,19 +118,12 @@ def finished_run(clusters_star, truth_star, radius=5.0):
     """(particles, truth names ('junk' beyond ``radius`` voxels), 0-based labels) of a
     finished run's clusters.star: with the junk split off, or one that split nothing, its
     labels are the classification before the step."""
-    from scipy.spatial import cKDTree
     from disca_engine.clustering.dataset import load_particles
     from disca_engine.io.star import read_star
-    axes = ("rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ")
-    picks, true = read_star(clusters_star), read_star(truth_star)
-    p_tomo, t_tomo = (np.array(t.column("rlnTomoName")) for t in (picks, true))
-    p_xyz, t_xyz = (np.array([t.column(a, float) for a in axes]).T for t in (picks, true))
-    t_name = np.array(true.column("discaTrueClassName"))
-    truth = np.array(["junk"] * len(p_tomo), dtype=object)
-    for tomo in np.unique(p_tomo):
-        sel, tsel = np.flatnonzero(p_tomo == tomo), np.flatnonzero(t_tomo == tomo)
-        d, j = cKDTree(t_xyz[tsel]).query(p_xyz[sel])
-        truth[sel[d <= radius]] = t_name[tsel[j[d <= radius]]]
+    from disca_engine.simulate.truth import coordinates, names_of_picks
+    picks = read_star(clusters_star)
+    truth = names_of_picks(picks.column("rlnTomoName"), coordinates(picks),
+                           read_star(truth_star), radius)
     labels = np.array(picks.column("rlnClassNumber", int)) - 1
     return load_particles(clusters_star, progress=False), truth.astype(str), labels
 

@@ -22,30 +22,23 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 def picked_boxes(work, names, seed, box=24, diameter=200.0):
     """(boxes (N, box^3) normalised, truth names per box ('junk' if none within 5 voxels))."""
-    from scipy.spatial import cKDTree
     from disca_engine.extraction import extract_boxes
     from disca_engine.io.mrc import read_volume
     from disca_engine.io.star import read_star
     from disca_engine.picking.files import pick_file
     from disca_engine.simulate.tomograms import simulate_tomograms
+    from disca_engine.simulate.truth import names_of_picks
     with contextlib.redirect_stdout(io.StringIO()):
         paths, truth_star = simulate_tomograms(work, n_tomograms=3, shape=(64, 200, 200),
                                                voxel_A=14.0, classes=",".join(names),
                                                n_particles=60, snr=0.1, seed=seed)
     truth = read_star(truth_star)
-    axes = ("rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ")
-    t_tomo = np.array(truth.column("rlnTomoName"))
-    t_xyz = np.array([truth.column(a, float) for a in axes]).T
-    t_name = np.array(truth.column("discaTrueClassName"))
     boxes, found = [], []
     for path in paths:
         stem = os.path.splitext(os.path.basename(path))[0]
         result = pick_file(path, os.path.join(work, stem + "_coords.star"), diameter, quiet=True)
         data, kept = extract_boxes(read_volume(path), result.xyz, box)
-        xyz = result.xyz[kept]
-        sel = np.flatnonzero(t_tomo == stem)
-        d, j = cKDTree(t_xyz[sel]).query(xyz)
-        found += [t_name[sel[jj]] if dd <= 5 else "junk" for dd, jj in zip(d, j)]
+        found += names_of_picks([stem] * len(data), result.xyz[kept], truth).tolist()
         boxes.append(data)
     return np.concatenate(boxes), np.array(found)
 

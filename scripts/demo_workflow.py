@@ -182,25 +182,13 @@ def confusion(clustersStar, truthStar, radius=5.0):
     """Print clusters x simulated structures: each box matched to the nearest true particle
     of its tomogram within ``radius`` voxels; unmatched boxes are junk picks."""
     import numpy as np
-    from scipy.spatial import cKDTree
+    from disca_engine.contract import TRUE_CLASS_NAME
     from disca_engine.io.star import read_star
-    axes = ('rlnCoordinateX', 'rlnCoordinateY', 'rlnCoordinateZ')
-    truth, picks = read_star(truthStar), read_star(clustersStar)
-    tTomo = np.array(truth.column('rlnTomoName'))
-    tXyz = np.array([truth.column(a, float) for a in axes]).T
-    tName = np.array(truth.column('discaTrueClassName'))
-    pTomo = np.array(picks.column('rlnTomoName'))
-    pXyz = np.array([picks.column(a, float) for a in axes]).T
+    from disca_engine.simulate.truth import JUNK, coordinates, names_of_picks
+    picks, truth = read_star(clustersStar), read_star(truthStar)
     cls = np.array(picks.column('rlnClassNumber', int))
-    found = np.array(['junk'] * len(cls), dtype=object)
-    for tomo in np.unique(pTomo):
-        sel, tsel = np.flatnonzero(pTomo == tomo), np.flatnonzero(tTomo == tomo)
-        if not tsel.size:
-            continue
-        d, j = cKDTree(tXyz[tsel]).query(pXyz[sel])
-        ok = d <= radius
-        found[sel[ok]] = tName[tsel[j[ok]]]
-    names = sorted(set(tName)) + ['junk']
+    found = names_of_picks(picks.column('rlnTomoName'), coordinates(picks), truth, radius)
+    names = sorted(set(truth.column(TRUE_CLASS_NAME))) + [JUNK]
     step('Clusters against the simulated truth (boxes within %g voxels of a true particle)' % radius)
     print('cluster | ' + ' | '.join('%9s' % n for n in names) + ' | purity')
     for c in np.unique(cls):

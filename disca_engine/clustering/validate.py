@@ -44,16 +44,14 @@ def check_settings(cfg):
     if count is not None and not 0 < float(count) <= 100:
         raise EngineError(f"setting align_merge_min_count {count}: must be in (0, 100] members "
                           "(Fourier voxels measured by fewer members are left out of the merge test)")
-    junk = cfg.get("align_junk_split")
-    if junk is not None and (isinstance(junk, (bool, str)) or not 0 <= float(junk) < 1):
-        raise EngineError(f"setting align_junk_split {junk!r}: must be a number in [0, 1) (how "
-                          "near noise a low-scoring group must be to split off; 0 = off, the "
-                          "default 0.2)")
-    spectrum = cfg.get("align_junk_spectrum")
-    if spectrum is not None and (isinstance(spectrum, (bool, str)) or not 0 <= float(spectrum) < 1):
-        raise EngineError(f"setting align_junk_spectrum {spectrum!r}: must be a number in [0, 1) "
-                          "(how much less of the class's power spectrum a low-scoring group's "
-                          "boxes must hold to split off; 0 = off, the default 0.8)")
+    for key, meaning, default in (
+            ("align_junk_split", "how near noise a low-scoring group must be to split off", 0.2),
+            ("align_junk_spectrum", "how much less of the class's power spectrum a low-scoring "
+                                    "group's boxes must hold to split off", 0.8)):
+        value = cfg.get(key)
+        if value is not None and (isinstance(value, (bool, str)) or not 0 <= float(value) < 1):
+            raise EngineError(f"setting {key} {value!r}: must be a number in [0, 1) ({meaning}; "
+                              f"0 = off, the default {default})")
     for key in SWITCHES:
         if key in cfg and not isinstance(cfg[key], bool):
             raise EngineError(f"setting {key} {cfg[key]!r}: must be true or false (JSON booleans, "

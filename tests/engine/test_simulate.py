@@ -452,3 +452,16 @@ def test_simulate_subtomograms_names_the_junk_class(tmp_path):
     t = read_star(star)
     assert sorted(set(t.column("discaTrueClassName"))) == ["junk", "ruvab"]
     assert t.column("discaTrueClassName").count("junk") == 2
+
+
+def test_picks_are_named_by_the_nearest_true_particle_of_their_tomogram():
+    from disca_engine.io.star import StarTable
+    from disca_engine.simulate.truth import JUNK, names_of_picks
+    truth = StarTable({"rlnTomoName": ["t1", "t1", "t2"], "rlnCoordinateX": [10, 20, 10],
+                       "rlnCoordinateY": [10, 10, 10], "rlnCoordinateZ": [5, 5, 5],
+                       "discaTrueClassName": ["ring", "shell", "tric"]})
+    tomos = ["t1", "t1", "t1", "t2", "t3"]
+    xyz = [[11, 10, 5], [18, 11, 5], [40, 40, 5], [10, 13, 9], [10, 10, 5]]
+    # nearest of t1's two; 22 voxels from any: junk; t2's within 5; a tomogram without truth
+    assert names_of_picks(tomos, xyz, truth).tolist() == ["ring", "shell", JUNK, "tric", JUNK]
+    assert names_of_picks(tomos, xyz, truth, radius=4.0).tolist()[3] == JUNK   # 5 voxels away
