@@ -55,7 +55,7 @@ def match_labels(new, old, return_permutation=False):
     contingency matrix). ``old`` None or of another length: ``new`` is returned
     unchanged (as a copy). With ``return_permutation`` also return the mapping ``perm``
     (``new_permuted = perm[new]``) so the mixture components can be reordered the same
-    way (see ``stats.Mixture.reorder``).
+    way (see ``mixtures.Mixture.reorder``).
     """
     new = _as_labels(new)
     if old is None or np.shape(old) != new.shape or new.size == 0:

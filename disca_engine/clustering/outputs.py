@@ -9,6 +9,7 @@ import time
 import numpy as np
 
 from .. import __version__, contract
+from .. import settings as S
 from ..io.atomic import atomic_path
 from ..io.jsonfile import finite, write_json
 from ..io.images import ImageResolver
@@ -47,11 +48,7 @@ def class_averages(particles, labels, k, batch_size=256):
     return (sums / np.maximum(counts, 1)[:, None, None, None]).astype(np.float32)
 
 
-def public_config(cfg):
-    return {k: v for k, v in cfg.items() if not k.startswith("_")}
-
-
-def write_all(outdir, particles, cfg, net, runs, chosen, truth, t_start):
+def write_all(outdir, particles, request, resolved, precision, net, runs, chosen, truth, t_start):
     best = chosen["best"]
     k = int(best["mixture"].k)
     labels = np.asarray(best["labels"], np.int64)
@@ -71,7 +68,7 @@ def write_all(outdir, particles, cfg, net, runs, chosen, truth, t_start):
         final = os.path.join(outdir, "iterations")
         shutil.rmtree(final, ignore_errors=True)
         shutil.copytree(chosen["iter_dir"], final)
-    report = build_report(particles, cfg, runs, chosen, truth, t_start)
+    report = build_report(particles, request, resolved, precision, runs, chosen, truth, t_start)
     write_plots(os.path.join(outdir, "plots"), report)
     write_json(os.path.join(outdir, contract.REPORT_JSON), report)
     # last: a folder with clusters.star holds a finished run (the completion marker)
@@ -83,15 +80,20 @@ def write_all(outdir, particles, cfg, net, runs, chosen, truth, t_start):
     return json.loads(json.dumps(finite(report)))
 
 
-def build_report(particles, cfg, runs, chosen, truth, t_start):
+def build_report(particles, request, resolved, precision, runs, chosen, truth, t_start):
+    """report.json: the settings the run used (only the stages of its preset), the run
+    options, what the run worked out from the data (``resolved``: the K range N supports),
+    the precision used, the iterations and the result."""
     best = chosen["best"]
     labels = np.asarray(best["labels"])
     k = int(best["mixture"].k)
     report = {
-        "engine_version": __version__, "preset": cfg["preset"], "config": public_config(cfg),
+        "engine_version": __version__, "preset": request.method.preset,
+        "settings": S.as_dict(request.method), "options": S.as_dict(request.options),
+        "resolved": resolved,
         "input": os.path.abspath(particles.star_path), "n_particles": int(particles.n),
-        "box_size": int(particles.box), "voxel_size": particles.voxel_size, "seed": int(cfg["seed"]),
-        "precision": cfg.get("precision_used"),
+        "box_size": int(particles.box), "voxel_size": particles.voxel_size,
+        "seed": int(request.options.seed), "precision": precision,
         "iterations": chosen["records"],
         "chosen_iteration": int(best["iteration"]), "k": k, "ddbi": float(best["ddbi"]),
         "cluster_sizes": np.bincount(labels, minlength=k).tolist(),

@@ -5,7 +5,7 @@ Volumes are streamed batch by batch from a memory-mapped cache, so memory stays 
 in N; the classes keep the numbering of the training run (no cluster is dropped or
 renumbered, unlike during training). The same pass sums each class's members, so the class
 averages (``averages/class_NNN.mrc``, classes with members only) cost no second read.
-With several devices the features run data parallel (``training.inference_function``).
+With several devices the features run data parallel (``network.runtime.inference_function``).
 """
 import json
 import os
@@ -44,8 +44,9 @@ def load_trained(model_dir, strategy=None):
     """(keras feature model, PCAModel, Mixture, report) of a finished ``cluster`` folder;
     the network's variables are created under ``strategy`` (mirrored on every replica)."""
     import contextlib
-    from .stats import Mixture, PCAModel
-    from .training import load_model
+    from .mixtures import Mixture
+    from .network.model import load_model
+    from .pca import PCAModel
     report = check_model_folder(model_dir)
     model_path = os.path.join(model_dir, contract.MODEL_DIR)
     import keras
@@ -96,8 +97,8 @@ def predict(model_dir, input_star, output_dir, batch_size=64, threads=None, gpus
     clusters.star (last: the completion marker)."""
     t0 = time.time()
     outdir = check_before_loading(model_dir, input_star, output_dir, batch_size, overwrite)
-    from . import training
-    training.configure_runtime(threads, gpus, 0)  # bad --gpus fails before any output
+    from .network import runtime
+    runtime.configure_runtime(threads, gpus, 0)  # bad --gpus fails before any output
     created = not os.path.exists(outdir)
     _clear_previous(outdir)
     cache = cache_dir or os.path.join(outdir, contract.CACHE_DIR)
@@ -115,13 +116,13 @@ def predict(model_dir, input_star, output_dir, batch_size=64, threads=None, gpus
 
 
 def _predict(model_dir, input_star, outdir, batch_size, precision, cache, t0):
-    from . import training
+    from .network import runtime
     from .dataset import load_particles
     if precision is None:  # the run's own precision reproduces its labels
         precision = _run_precision(model_dir)
-    precision, why = training.choose_precision(precision)
-    training.set_precision(precision)
-    strategy, where = training.make_strategy()
+    precision, why = runtime.choose_precision(precision)
+    runtime.set_precision(precision)
+    strategy, where = runtime.make_strategy()
     features_model, pca, mixture, report = load_trained(model_dir, strategy)
     box = int(features_model.input.shape[1])
     particles = load_particles(input_star, cache_dir=cache, min_box=None, min_particles=1)
@@ -129,7 +130,7 @@ def _predict(model_dir, input_star, outdir, batch_size, precision, cache, t0):
         raise EngineError(f"the model was trained on {box}^3 subtomograms but {input_star} has "
                           f"{particles.box}^3: extract boxes of {box} voxels")
     log(f"[predict] {particles.n} subtomograms of {box}^3, {precision} ({why}), {where}")
-    labels, posterior, sums = classify_stream(training.inference_function(strategy, features_model),
+    labels, posterior, sums = classify_stream(runtime.inference_function(strategy, features_model),
                                               pca, mixture, particles, batch_size, t0)
     counts = np.bincount(labels, minlength=mixture.k)
     write_averages(outdir, sums, counts, particles.voxel_size)

@@ -14,13 +14,12 @@ import os
 import shutil
 
 from .. import contract
+from .. import settings as S
 from ..errors import EngineError
 from ..io.atomic import atomic_path
 
 STAGING = ".disca-new"
 FINGERPRINT = "fingerprint.json"
-# settings that do not change the result (how and where the run computes)
-NEUTRAL_SETTINGS = ("resume", "overwrite", "threads", "gpus", "cache_dir")
 
 
 def owned_names(outdir):
@@ -45,29 +44,29 @@ def write_manifest(folder, command, outputs):
 class RunFolder:
     """Where this run writes (``workdir``) and what becomes of ``outdir`` at the end."""
 
-    def __init__(self, outdir, cfg):
+    def __init__(self, outdir, options):
         self.outdir = outdir
         self.created = not os.path.exists(outdir)
         owned = owned_names(outdir)
         self.previous = owned  # engine names of an earlier run, replaced on --overwrite
         finished = contract.is_finished_run(outdir) or os.path.isfile(os.path.join(outdir, contract.REPORT_JSON))
         partial = os.path.isdir(os.path.join(outdir, contract.CHECKPOINT_DIR))
-        if cfg["resume"] and cfg["overwrite"]:
+        if options.resume and options.overwrite:
             raise EngineError("--resume and --overwrite contradict each other: give only one")
         foreign = [n for n in contract.CLUSTER_OUTPUTS
                    if n not in owned and os.path.lexists(os.path.join(outdir, n))]
         if foreign:
             raise EngineError(f"{outdir} holds {', '.join(foreign)} that disca-engine did not write: move "
                               "them away or choose another --output (nothing was changed)")
-        self.finished = finished and not cfg["overwrite"]
-        if (finished or partial) and not (cfg["resume"] or cfg["overwrite"]):
+        self.finished = finished and not options.overwrite
+        if (finished or partial) and not (options.resume or options.overwrite):
             if finished:
                 raise EngineError(f"{outdir} already holds a finished clustering run: choose another "
                                   "--output, or add --overwrite to replace it")
             raise EngineError(f"{outdir} holds an unfinished clustering run: add --resume to continue it, "
                               "or --overwrite to start again")
-        self.resume = bool(cfg["resume"]) and (finished or partial)
-        self.staged = bool(cfg["overwrite"]) and bool(owned)
+        self.resume = bool(options.resume) and (finished or partial)
+        self.staged = bool(options.overwrite) and bool(owned)
         self.workdir = os.path.join(outdir, STAGING) if self.staged else outdir
 
     def start(self):
@@ -110,16 +109,19 @@ def _remove(path):
 
 
 # ---------------------------------------------------------------------------- fingerprint
-def fingerprint(star_path, table, paths, cfg):
+def fingerprint(star_path, table, paths, request):
     """What makes a run the same run: its input (STAR, image names, each file's size and
-    modification time) and every setting that changes the result."""
+    modification time), the method's settings and the run options that change the result
+    (``settings.RESULT_OPTIONS``), with the K range as the user gave it."""
     files = {}
     for p in paths:
         if p not in files:
             st = os.stat(p)
             files[p] = [st.st_size, st.st_mtime_ns]
-    settings = {k: v for k, v in cfg.items() if k not in NEUTRAL_SETTINGS and not k.startswith("_")}
-    if settings.get("init_model"):
+    settings = {"method": S.as_dict(request.method), "k_range_given": request.k_range_given}
+    for name in S.RESULT_OPTIONS:
+        settings[name] = getattr(request.options, name)
+    if settings["init_model"]:
         settings["init_model"] = os.path.abspath(settings["init_model"])
     return {"input": os.path.abspath(star_path), "n": len(paths),
             "names": list(table[contract.IMAGE]), "files": files,
@@ -159,11 +161,23 @@ def _difference(old, new):
         if old_files.get(path) != stat:
             what = "is another file" if path not in old_files else "changed (size or modification time)"
             return f"subtomogram file {path} {what}"
-    old_s, new_s = old.get("settings", {}), new["settings"]
+    old_s, new_s = _flat(old.get("settings", {})), _flat(new["settings"])
     for key in sorted(set(old_s) | set(new_s)):
         if old_s.get(key) != new_s.get(key):
             return f"setting {key} is {_show(key, new_s.get(key))}, the checkpoint's was {_show(key, old_s.get(key))}"
     return None
+
+
+def _flat(settings, prefix=""):
+    """Nested settings as {dotted name: value}: a difference is named by its setting."""
+    out = {}
+    for key, value in settings.items():
+        name = key if prefix in ("", "method.") else prefix + key
+        if isinstance(value, dict):
+            out.update(_flat(value, name + "."))
+        else:
+            out[name] = value
+    return out
 
 
 def _show(key, value):

@@ -50,7 +50,7 @@ def add_parser(subparsers):
 
 
 def run(args):
-    from ..clustering.loop import run_cluster
+    from ..clustering.run import run_cluster
     from ..errors import EngineError
     settings = {
         "k_range": args.k_range, "max_iterations": args.max_iterations,
@@ -60,8 +60,8 @@ def run(args):
         "resume": args.resume or None, "overwrite": args.overwrite or None,
         "init_model": args.init_model, "gpus": args.gpus, "threads": args.threads,
         "cache_dir": args.cache_dir,
-        "align_polish": False if args.no_relabel else None,
-        "align_junk_split": 0.0 if args.no_junk_split else None,
+        "relabel": False if args.no_relabel else None,
+        "junk_split": False if args.no_junk_split else None,
     }
     report = run_cluster(args.input, args.output, preset=args.preset, **settings)
     gt = report.get("ground_truth")

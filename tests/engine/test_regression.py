@@ -74,7 +74,7 @@ def capture_cluster(run_dir):
     iterations = [{"k": r["k"], "sizes": r["cluster_sizes"], "mixture": r["mixture"],
                    "ddbi": round(r["ddbi"], 9),
                    "alignment": [{key: h[key] for key in ("k", "sizes") if key in h}
-                                 for h in (r.get("alignment") or [])]}
+                                 for h in (r.get("classification") or [])]}
                   for r in report["iterations"]]
     return {"labels": classes_of(os.path.join(run_dir, "clusters.star")), "k": report["k"],
             "sizes": report["cluster_sizes"], "iterations": iterations,

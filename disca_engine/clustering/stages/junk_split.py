@@ -1,4 +1,4 @@
-"""Junk split after the alignment classification (setting ``align_junk_split``).
+"""Stage 6: the junk split, after the relabelling (settings ``JunkSplit``).
 
 Picked particles include boxes of nothing in particular (background noise peaks, edges,
 fragments). They match every reference poorly, so they end wherever they match least badly,
@@ -16,20 +16,22 @@ randomised (same power spectrum, no structure: their null score). The lower grou
 class of its own when
 
 - it matches the average little better than it matches noise: its mean score lies under
-  ``align_junk_split`` = 0.2 of the way from its mean null score to the upper group's mean; or
+  ``position`` (0.2) of the way from its mean null score to the upper group's mean; or
 - its boxes hold another kind of content: their mean null score is under
-  ``align_junk_spectrum`` = 0.8 of the upper group's (a box of the class's structure fits
+  ``spectrum`` (0.8) of the upper group's (a box of the class's structure fits
   the average's power spectrum as well as the upper group does; empty boxes and membrane
   patches fit it less), while it matches the average at most half as well
   (``SPECTRUM_POSITION``). At SNR 0.03 a structure's lower group can lie at 0.25-0.28,
   which the first test alone cannot tell from junk mixed with a few particles; its null
   ratio stays at 0.92-1.05 (tuning half, docs/clustering.md).
-
-Numpy/scipy/scikit-learn only.
 """
+import time
+
 import numpy as np
 
-from . import alignment
+from ..align.averages import references_from_labels
+from ..align.scan import align
+from .state import Classes
 
 # The spectral test applies only to a lower group matching the average at most half as well
 # as the upper group: one matching it better is the structure, whatever its boxes hold.
@@ -41,7 +43,6 @@ def own_scores(stack, labels, z, grid):
     average of its own class, made from the class's members alone (the member nearest their
     descriptor centre, then two averages of them aligned to it: ``references_from_labels``
     of one class; each class costs one reference, not K)."""
-    from .polish import references_from_labels
     out = np.empty(stack.n, np.float32)
     refs = np.empty((int(labels.max()) + 1,) + stack.full.shape[1:], np.float32)
     for c in range(len(refs)):
@@ -49,7 +50,7 @@ def own_scores(stack, labels, z, grid):
         sub = stack.subset(members)
         refs[c] = references_from_labels(sub, np.zeros(len(members), np.int64), z[members],
                                          grid)[0][0]
-        out[members] = alignment.align(sub, refs[c:c + 1], grid)[3]
+        out[members] = align(sub, refs[c:c + 1], grid)[3]
     return out, refs
 
 
@@ -70,7 +71,7 @@ def two_groups(scores, min_size, seed=0):
     return low
 
 
-def null_scores(stack, labels, refs, grid, seed=0):
+def null_scores(stack, labels, refs, grid, seed):
     """(N,) each subtomogram's score against its class average with the Fourier phases
     randomised (the same power spectrum, no structure): what the rotation and shift search
     reaches on a box that holds nothing of the structure."""
@@ -78,7 +79,7 @@ def null_scores(stack, labels, refs, grid, seed=0):
     out = np.empty(stack.n, np.float32)
     for c in range(len(refs)):
         members = np.flatnonzero(labels == c)
-        out[members] = alignment.align(stack.subset(members),
+        out[members] = align(stack.subset(members),
                                        phase_randomised(refs[c], rng)[None], grid)[3]
     return out
 
@@ -91,7 +92,7 @@ def phase_randomised(vol, rng):
     return np.fft.irfftn(amp * np.exp(1j * phase), shape, axes=(0, 1, 2)).astype(np.float32)
 
 
-def split_low_groups(scores, labels, min_size, seed=0, null=None, position=0.2, spectrum=0.0):
+def split_low_groups(scores, labels, min_size, seed, position, spectrum, null=None):
     """(labels, splits): each class whose members' ``scores`` form two groups (``two_groups``)
     gives its lower group a new class id (after the existing ones). With ``null``
     (``null_scores``), only a lower group that looks like junk is split off: its mean score
@@ -118,3 +119,25 @@ def split_low_groups(scores, labels, min_size, seed=0, null=None, position=0.2, 
         out[members[low]] = out.max() + 1
         splits.append((c, int((~low).sum()), int(low.sum()), hi_mean, lo_mean, where, ratio))
     return out, splits
+
+
+def split(classes, z, settings, seed, min_size, log, need_refs):
+    """``classes`` with their junk groups split off (``settings.JunkSplit``); references of
+    the new classes only when ``need_refs``."""
+    t1 = time.time()
+    stack, grid, labels = classes.stack, classes.grid, classes.labels
+    scores, own = own_scores(stack, labels, z, grid)
+    null = null_scores(stack, labels, own, grid, seed=seed)
+    new, splits = split_low_groups(scores, labels, min_size, seed, settings.position,
+                                   settings.spectrum, null=null)
+    sizes = np.bincount(new).tolist()
+    classes.history.append({"junk_split": True, "k": len(sizes), "splits": splits,
+                            "sizes": sizes, "seconds": round(time.time() - t1, 2)})
+    parts = "; ".join(f"class {c + 1}: {n_hi} kept (mean score {s_hi:.2f}), {n_lo} split off "
+                      f"({s_lo:.2f}, {pos:.2f} of the way from noise, null ratio {ratio:.2f})"
+                      for c, n_hi, n_lo, s_hi, s_lo, pos, ratio in splits) or "none split"
+    log(f"  junk split: K={len(sizes)} ({parts}) ({time.time() - t1:.1f}s)")
+    refs = classes.refs
+    if splits and need_refs:
+        refs = references_from_labels(stack, new, z, grid)[0]
+    return Classes(stack, grid, new, refs, None, classes.history)

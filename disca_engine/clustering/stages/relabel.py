@@ -1,18 +1,52 @@
-"""Two-view relabelling after the alignment classification (setting ``align_polish``).
+"""Stage 5: relabel, the two-view relabelling after the alignment classification.
 
-The alignment classification assigns each subtomogram by its best match to a reference; the
-rotation-invariant descriptors used for the seeds see the same particle another way (size,
-radial profile, spectrum). Where the two views disagree about a particle, neither alone is
-trusted: a linear discriminant (Gaussian classes with a shared, shrunk covariance) is fitted
-on the concatenation of the descriptors and of the particle's scores against every
-reference, with the classification's labels, and each particle takes the class it is most
-probable in, predicted by a model fitted without it (k-fold). The discriminant weighs each
-view by how well it separates the classes on these data, so no threshold is set by hand.
-K can only fall: a class left with fewer than ``min_size`` members is dissolved.
+The alignment assigns each subtomogram by its best match to a reference; the
+rotation-invariant descriptors see the same particle another way (size, radial profile,
+spectrum). Where the two views disagree about a particle, neither alone is trusted: a
+linear discriminant (Gaussian classes with a shared, shrunk covariance) is fitted on the
+concatenation of the descriptors and of the particle's scores against every reference,
+with the classification's labels, and each particle takes the class it is most probable
+in, predicted by a model fitted without it (k-fold). The discriminant weighs each view by
+how well it separates the classes on these data, so no threshold is set by hand. K can
+only fall: a class left with fewer than ``min_size`` members is dissolved.
 """
+import time
+
 import numpy as np
 
-from . import alignment
+from ..align.averages import references_from_labels
+from ..align.scan import score_matrix
+from ..labels import contingency
+from .state import Classes
+
+
+def relabel(classes, z, seed, min_size, log, need_refs):
+    """``classes`` relabelled; their references are recomputed only when ``need_refs``
+    (they cost about three rounds; only a subsampled run assigns the rest to them)."""
+    t1 = time.time()
+    stack, grid = classes.stack, classes.grid
+    labels = canonical(classes.labels)
+    refs, weight = references_from_labels(stack, labels, z, grid)
+    new, passes = two_view_labels(z, score_matrix(stack, refs, grid, weight), labels, seed=seed,
+                                  min_size=min_size)
+    changed = moved(labels, new)
+    sizes = np.bincount(new).tolist()
+    classes.history.append({"relabel": True, "k": len(sizes), "changed": changed,
+                            "passes": passes, "sizes": sizes,
+                            "seconds": round(time.time() - t1, 2)})
+    log(f"  relabel (two views): K={len(sizes)} changed={100 * changed:.1f}% in {passes} "
+        f"pass(es) sizes=[{','.join(map(str, sizes))}] ({time.time() - t1:.1f}s)")
+    if not need_refs:
+        refs = None
+    elif not np.array_equal(new, labels):
+        refs = references_from_labels(stack, new, z, grid)[0]
+    return Classes(stack, grid, new, refs, None, classes.history)
+
+
+def moved(old, new):
+    """Fraction of subtomograms outside the old cluster that contributes most to their new
+    one (well defined when K changed, unlike a one-to-one matching of the ids)."""
+    return 1.0 - contingency(new, old).max(1).sum() / len(new)
 
 
 def canonical(labels):
@@ -23,24 +57,13 @@ def canonical(labels):
     return order[inverse].astype(np.int64)
 
 
-def references_from_labels(stack, labels, z, grid, rounds=2):
-    """(refs, disattenuation weights) of the clusters ``labels``: the member nearest its
-    cluster's descriptor centre, then ``rounds`` averages of the members aligned to it."""
-    k = int(labels.max()) + 1
-    refs = alignment._initial_references(stack, labels, z, grid, rounds - 1, lambda m: None)
-    allowed = labels[:, None] == np.arange(k)[None]
-    lab, rot, shift, _ = alignment.align(stack, refs, grid, allowed=allowed)
-    refs, h1, h2, _ = alignment.averages(stack, lab, rot, shift, k)
-    return refs, alignment.disattenuation(stack, h1, h2)
-
-
 def shrunk_lda():
     """The discriminant of the relabelling: one shared covariance, Ledoit-Wolf shrinkage."""
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
     return LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
 
 
-def two_view_labels(z, scores, labels, seed=0, folds=5, max_passes=10, min_size=5,
+def two_view_labels(z, scores, labels, seed, min_size, folds=5, max_passes=10,
                     discriminant=shrunk_lda):
     """Labels from the discriminant of [descriptors, scores] (see module doc), re-fitted on
     its own labels until fewer than 1% change; returns (labels, passes). ``discriminant``

@@ -1,156 +1,20 @@
-"""E-step of DISCA: PCA of the network features, full-covariance Gaussian mixtures with
-K chosen by BIC, refinement from the previous iteration, hard assignment.
+"""Gaussian mixtures of the features (method section 4): full covariances with K chosen by
+BIC, refinement from the previous iteration, hard assignment.
 
-Everything here is numpy/scikit-learn; the mixtures are fitted by
-``sklearn.mixture.GaussianMixture`` (covariance_type='full', reg_covar=1e-5 as in the
-reference code) with BLAS limited to one thread around the fits: with several threads
-on a loaded machine the sweep was measured 4-16x slower (method notes, section 9).
+The mixtures are fitted by ``sklearn.mixture.GaussianMixture`` (covariance_type='full',
+reg_covar as the settings say) with BLAS limited to one thread around the fits: with several
+threads on a loaded machine the sweep was measured 4-16x slower (method notes, section 9).
 """
-import os
 import time
 
 import numpy as np
 
 from ..contract import format_k_range
 from ..errors import EngineError
-from ..io.atomic import atomic_path
 from ..progress import Progress
-
-DEFAULT_MAX_FIT_SAMPLES = 20000
-_CHUNK = 8192  # rows per block in PCA/likelihood loops: constant memory at any N
+from .pca import CHUNK, as_2d, load_npz, log, save_npz
 
 
-def _log(stage, message):
-    print(f"[{stage}] {message}", flush=True)
-
-
-def _save_npz(path, **arrays):
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-
-
-def _load_npz(path, what):
-    if not os.path.isfile(path):
-        raise EngineError(f"{what} file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except Exception as exc:  # zipfile/ValueError on damaged files
-        raise EngineError(f"cannot read {what} file {path}: {exc}")
-
-
-def _as_2d(X, what="features"):
-    X = np.asarray(X)
-    if X.ndim != 2:
-        raise ValueError(f"{what} must be a 2-D array (N, d), got shape {X.shape}")
-    if not np.all(np.isfinite(X)):
-        raise EngineError(f"{what} contain NaN/Inf values: the network diverged; lower the "
-                          "learning rate or restart with another seed")
-    return X
-
-
-# ---------------------------------------------------------------------------- PCA
-class PCAModel:
-    """Linear projection ``(X - mean) @ components.T``; ``components`` None = identity."""
-
-    def __init__(self, mean=None, components=None, explained_variance=None, total_variance=None):
-        self.mean = None if mean is None else np.asarray(mean, dtype=np.float64)
-        self.components = None if components is None else np.asarray(components, dtype=np.float64)
-        self.explained_variance = (None if explained_variance is None
-                                   else np.asarray(explained_variance, dtype=np.float64))
-        self.total_variance = None if total_variance is None else float(total_variance)
-
-    @property
-    def is_identity(self):
-        return self.components is None
-
-    @property
-    def n_components(self):
-        return None if self.components is None else self.components.shape[0]
-
-    @property
-    def explained_variance_ratio(self):
-        if self.components is None or not self.total_variance:
-            return None
-        return self.explained_variance / self.total_variance
-
-    def transform(self, X):
-        """Project (N, D) features; float64 (N, n_components), computed in row blocks."""
-        X = np.asarray(X)
-        if self.components is None:
-            return np.array(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self.components.shape[1]:
-            raise EngineError(f"features have shape {X.shape} but the PCA model expects "
-                              f"{self.components.shape[1]} columns: model and data do not match")
-        out = np.empty((X.shape[0], self.components.shape[0]))
-        proj = self.components.T
-        offset = self.mean @ proj
-        for a in range(0, X.shape[0], _CHUNK):
-            np.subtract(np.asarray(X[a:a + _CHUNK], dtype=np.float64) @ proj, offset, out=out[a:a + _CHUNK])
-        return out
-
-    def save(self, path):
-        if self.components is None:
-            _save_npz(path, identity=np.array(True))
-        else:
-            _save_npz(path, identity=np.array(False), mean=self.mean, components=self.components,
-                      explained_variance=self.explained_variance,
-                      total_variance=np.array(self.total_variance or 0.0))
-
-    @classmethod
-    def load(cls, path):
-        z = _load_npz(path, "PCA model")
-        if bool(z.get("identity", False)):
-            return cls()
-        try:
-            return cls(z["mean"], z["components"], z["explained_variance"], float(z["total_variance"]))
-        except KeyError as exc:
-            raise EngineError(f"PCA model file {path} lacks {exc}: not written by disca-engine")
-
-
-def fit_pca(X, n_components, seed=0):
-    """PCA by eigen-decomposition of the covariance (accumulated in row blocks, so memory
-    stays D x D at any N). ``n_components`` None or 0 gives the identity model. More
-    components than min(N - 1, D) are capped, with a warning line. ``seed`` is unused
-    (the solver is deterministic) and kept for interface stability. Component signs are
-    fixed (largest entry positive) so refits give comparable axes."""
-    X = _as_2d(X)
-    if not n_components:
-        return PCAModel()
-    n, dim = X.shape
-    if n < 2:
-        raise EngineError(f"PCA needs at least 2 subtomograms, got {n}")
-    k = int(n_components)
-    cap = min(n - 1, dim)
-    if k > cap:
-        _log("pca", f"warning: {k} PCA components requested but {n} samples of dimension {dim} "
-                    f"support at most {cap}; using {cap}")
-        k = cap
-    mean = np.zeros(dim)
-    for a in range(0, n, _CHUNK):
-        mean += np.asarray(X[a:a + _CHUNK], dtype=np.float64).sum(axis=0)
-    mean /= n
-    # float32 features: centred blocks multiplied in float32 (2x faster), summed in float64
-    work = np.float32 if np.asarray(X[:1]).dtype == np.float32 else np.float64
-    mean_w = mean.astype(work)
-    cov = np.zeros((dim, dim))
-    for a in range(0, n, _CHUNK):
-        block = np.asarray(X[a:a + _CHUNK], dtype=work) - mean_w
-        cov += block.T @ block
-    cov /= n - 1
-    cov = (cov + cov.T) / 2
-    from scipy.linalg import eigh
-    w, v = eigh(cov, subset_by_index=[dim - k, dim - 1])   # only the k largest
-    order = np.argsort(w)[::-1]
-    w = w[order]
-    comps = v[:, order].T.copy()
-    signs = np.sign(comps[np.arange(k), np.argmax(np.abs(comps), axis=1)])
-    comps *= np.where(signs == 0, 1.0, signs)[:, None]
-    return PCAModel(mean, comps, np.maximum(w, 0.0), float(np.trace(cov)))
-
-
-# ---------------------------------------------------------------------------- mixtures
 class Mixture:
     """Parameters of a full-covariance Gaussian mixture and the computations on them."""
 
@@ -197,7 +61,7 @@ class Mixture:
         return self._prec_chol
 
     def _weighted_log_prob(self, X):
-        X = _as_2d(X)
+        X = as_2d(X)
         if X.shape[1] != self.dim:
             raise EngineError(f"features have {X.shape[1]} dimensions but the mixture was fitted "
                               f"on {self.dim}: model and data do not match")
@@ -208,9 +72,9 @@ class Mixture:
             logw = np.log(self.weights)
         for j in range(self.k):
             log_det = np.sum(np.log(np.diag(pcs[j])))
-            for a in range(0, X.shape[0], _CHUNK):
-                y = (np.asarray(X[a:a + _CHUNK], dtype=np.float64) - self.means[j]) @ pcs[j]
-                out[a:a + _CHUNK, j] = -0.5 * (const + np.einsum("ij,ij->i", y, y)) + log_det + logw[j]
+            for a in range(0, X.shape[0], CHUNK):
+                y = (np.asarray(X[a:a + CHUNK], dtype=np.float64) - self.means[j]) @ pcs[j]
+                out[a:a + CHUNK, j] = -0.5 * (const + np.einsum("ij,ij->i", y, y)) + log_det + logw[j]
         return out
 
     @staticmethod
@@ -250,11 +114,11 @@ class Mixture:
         return self.subset(np.argsort(perm))
 
     def save(self, path):
-        _save_npz(path, weights=self.weights, means=self.means, covariances=self.covariances)
+        save_npz(path, weights=self.weights, means=self.means, covariances=self.covariances)
 
     @classmethod
     def load(cls, path):
-        z = _load_npz(path, "mixture model")
+        z = load_npz(path, "mixture model")
         try:
             return cls(z["weights"], z["means"], z["covariances"])
         except KeyError as exc:
@@ -277,7 +141,7 @@ def min_samples(k, d):
     return max(k + 1, k * (d + 1))
 
 
-def _blas_one_thread():
+def blas_one_thread():
     from threadpoolctl import threadpool_limits
     return threadpool_limits(limits=1, user_api="blas")
 
@@ -319,93 +183,107 @@ def _k_text(candidates):
     return f"K range {format_k_range(candidates)}"
 
 
-def select_k(X, candidates, seed=0, n_init=1, reg_covar=1e-5, max_fit_samples=None,
-             init_params="k-means++", max_iter=100, progress=True):
+def select_k(X, candidates, seed, n_init, reg_covar, max_fit_samples, init_params="k-means++",
+             max_iter=100, progress=True):
     """Fit one mixture per candidate K and keep the lowest BIC.
 
     Returns ``(mixture, {K: BIC})``. Candidates with ``K * (d + 1) > n`` (fewer than
     d + 1 samples per component on average; see :func:`min_samples`) are skipped with a
     line; if none is left an EngineError says how many samples are needed.
-    ``max_fit_samples`` (None = 20,000; 0 = never subsample): with more samples, K is
-    selected on a random subsample of that size and the winner is refitted on all data,
-    initialised from its subsample fit. The BIC values are then those of the subsample
+    ``max_fit_samples`` (0 = never subsample): with more samples, K is selected on a random
+    subsample of that size and the winner is refitted on all data, initialised from its
+    subsample fit. The BIC values are then those of the subsample
     (``mixture.info['n_fit']`` says on how many samples they were computed).
     """
-    X = _as_2d(X)
+    X = as_2d(X)
     n, d = X.shape
     candidates = sorted({int(k) for k in candidates})
     if not candidates or candidates[0] < 1:
         raise EngineError(f"bad K candidates {candidates}: give positive integers, e.g. 2:20")
-    limit = DEFAULT_MAX_FIT_SAMPLES if max_fit_samples is None else int(max_fit_samples)
-    subsample = 0 < limit < n
-    if subsample:
-        idx = np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
-        Xfit = np.asarray(X[idx], dtype=np.float64)
-    else:
-        Xfit = np.asarray(X, dtype=np.float64)
-    nfit = Xfit.shape[0]
-    feasible = [k for k in candidates if min_samples(k, d) <= nfit]
-    skipped = [k for k in candidates if k not in feasible]
-    if not feasible:
-        need = min_samples(candidates[0], d)
-        raise EngineError(f"{_k_text(candidates)} needs at least {need} subtomograms for {d}-dimensional "
-                          f"features; you have {nfit}: lower --k-range, use fewer PCA components or add data")
-    if skipped:
-        _log("mixture", f"skipping K = {','.join(map(str, skipped))}: {nfit} samples in {d} dimensions "
-                        f"support at most K = {feasible[-1]} full-covariance components")
-    bics, best, best_bic = {}, None, np.inf
+    subsample = 0 < int(max_fit_samples) < n
+    Xfit = _fit_rows(X, int(max_fit_samples), seed) if subsample else np.asarray(X, np.float64)
+    feasible, skipped = _feasible(candidates, Xfit.shape[0], d)
     prog = Progress("mixture", total=len(feasible)) if progress else None
     if prog and subsample:
-        prog.log(f"selecting K on a random subsample of {nfit} of {n} samples")
-    with _blas_one_thread():
-        for i, k in enumerate(feasible, 1):
-            t0 = time.time()
-            try:
-                m = _fit(Xfit, k, seed, reg_covar, n_init=n_init, init_params=init_params, max_iter=max_iter)
-            except _FitError as exc:
-                _log("mixture", f"fit failed, K skipped: {exc}")
-                skipped.append(k)
-                continue
-            bics[k] = m.bic(Xfit)
-            if bics[k] < best_bic:
-                best, best_bic = m, bics[k]
-            if prog:  # rate-limited: a fast sweep prints only its last line
-                prog.update(i, extra=f"K={k} BIC={bics[k]:.1f} ({time.time() - t0:.1f}s)")
-        if best is None:
-            raise EngineError(f"every mixture fit failed ({_k_text(feasible)}): {_DEGENERATE}")
+        prog.log(f"selecting K on a random subsample of {Xfit.shape[0]} of {n} samples")
+    with blas_one_thread():
+        best, bics = _sweep(Xfit, feasible, skipped, seed, reg_covar, prog, n_init=n_init,
+                            init_params=init_params, max_iter=max_iter)
         if subsample:
             try:
                 best = _fit(X, best.k, seed, reg_covar, init=best, max_iter=max_iter)
             except _FitError as exc:
-                _log("mixture", f"refit on all samples failed ({exc}); keeping the subsample fit")
+                log("mixture", f"refit on all samples failed ({exc}); keeping the subsample fit")
+    best_bic = bics[best.k]
     if prog:
         prog.finish(f"chosen K = {best.k} (lowest BIC {best_bic:.1f}" + (
-            f" on {nfit} of {n} samples, refitted on all)" if subsample else ")"))
-    best.info.update(n_fit=nfit, n=n, subsampled=subsample, skipped=skipped, bic=best_bic)
+            f" on {Xfit.shape[0]} of {n} samples, refitted on all)" if subsample else ")"))
+    best.info.update(n_fit=Xfit.shape[0], n=n, subsampled=subsample, skipped=skipped, bic=best_bic)
     return best, bics
 
 
-def refine_mixture(X, previous, seed=0, reg_covar=1e-5, max_iter=100):
+def _fit_rows(X, limit, seed):
+    idx = np.sort(np.random.default_rng(seed).choice(len(X), limit, replace=False))
+    return np.asarray(X[idx], dtype=np.float64)
+
+
+def _feasible(candidates, nfit, d):
+    """(candidates that ``nfit`` samples in ``d`` dimensions can fit, the others)."""
+    feasible = [k for k in candidates if min_samples(k, d) <= nfit]
+    skipped = [k for k in candidates if k not in feasible]
+    if not feasible:
+        need = min_samples(candidates[0], d)
+        raise EngineError(f"{_k_text(candidates)} needs at least {need} subtomograms for "
+                          f"{d}-dimensional features; you have {nfit}: lower --k-range, use "
+                          "fewer PCA components or add data")
+    if skipped:
+        log("mixture", f"skipping K = {','.join(map(str, skipped))}: {nfit} samples in {d} "
+                       f"dimensions support at most K = {feasible[-1]} full-covariance components")
+    return feasible, skipped
+
+
+def _sweep(Xfit, feasible, skipped, seed, reg_covar, prog, **kw):
+    """(lowest-BIC mixture, {K: BIC}) over ``feasible``; failed fits join ``skipped``."""
+    bics, best, best_bic = {}, None, np.inf
+    for i, k in enumerate(feasible, 1):
+        t0 = time.time()
+        try:
+            m = _fit(Xfit, k, seed, reg_covar, **kw)
+        except _FitError as exc:
+            log("mixture", f"fit failed, K skipped: {exc}")
+            skipped.append(k)
+            continue
+        bics[k] = m.bic(Xfit)
+        if bics[k] < best_bic:
+            best, best_bic = m, bics[k]
+        if prog:  # rate-limited: a fast sweep prints only its last line
+            prog.update(i, extra=f"K={k} BIC={bics[k]:.1f} ({time.time() - t0:.1f}s)")
+    if best is None:
+        raise EngineError(f"every mixture fit failed ({_k_text(feasible)}): {_DEGENERATE}")
+    return best, bics
+
+
+def refine_mixture(X, previous, seed, reg_covar, max_iter=100):
     """Fit K = previous.k twice, initialised from ``previous`` and from scratch (k-means++),
     and keep the higher mean log-likelihood. Returns ``(mixture, 'inherited'|'de_novo')``.
     If ``previous`` has another dimension than X (e.g. the PCA size changed) only the
     de novo fit is possible; a line says so."""
-    X = np.asarray(_as_2d(X), dtype=np.float64)
+    X = np.asarray(as_2d(X), dtype=np.float64)
     k = previous.k
     if min_samples(k, X.shape[1]) > X.shape[0]:
         raise EngineError(f"K = {k} needs at least {min_samples(k, X.shape[1])} subtomograms; "
                           f"you have {X.shape[0]}: lower --k-range or add data")
     fits = {}
-    with _blas_one_thread():
+    with blas_one_thread():
         for how, init in (("de_novo", None), ("inherited", previous)):
             if init is not None and previous.dim != X.shape[1]:
-                _log("mixture", f"previous mixture has {previous.dim} dimensions, features {X.shape[1]}: "
+                log("mixture", f"previous mixture has {previous.dim} dimensions, features {X.shape[1]}: "
                                 "fitting de novo only")
                 continue
             try:
                 fits[how] = _fit(X, k, seed, reg_covar, init=init, max_iter=max_iter)
             except _FitError as exc:
-                _log("mixture", f"{how.replace('_', ' ')} fit failed: {exc}")
+                log("mixture", f"{how.replace('_', ' ')} fit failed: {exc}")
     if not fits:
         raise EngineError(f"both mixture fits for K = {k} failed: {_DEGENERATE}")
     if len(fits) == 1:
