@@ -30,15 +30,16 @@ def parseOptional(text, cast, label, autoBelow=None, minimum=None):
     return value
 
 
-def presetText(presets, key):
-    """'fast 5,10,20; paper 2:20' for an auto field, read from the engine's presets."""
+def presetText(values):
+    """'fast 5,10,20; paper 2:20' for an auto field from {preset: value}
+    (``disca_engine.settings.preset_values``)."""
     def text(value):
         if isinstance(value, list) and len(value) > 2 and value == list(range(value[0], value[-1] + 1)):
             return '%d:%d' % (value[0], value[-1])
         return ','.join(map(str, value)) if isinstance(value, list) else str(value)
-    return '; '.join('%s %s' % (name, text(cfg[key])) for name, cfg in presets.items())
+    return '; '.join('%s %s' % (name, text(value)) for name, value in values.items())
 
 
-def autoPresetDefault(presets, key):
+def autoPresetDefault(values):
     """Default text of a preset-driven field: 'auto (preset: fast 32; paper 64)'."""
-    return 'auto (preset: %s)' % presetText(presets, key)
+    return 'auto (preset: %s)' % presetText(values)

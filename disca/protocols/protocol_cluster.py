@@ -10,7 +10,7 @@ from pwem.protocols import EMProtocol
 from tomo.objects import SetOfClassesSubTomograms
 from tomo.protocols import ProtTomoBase
 
-from disca_engine.clustering.presets import PRESETS as ENGINE_PRESETS
+from disca_engine import settings as engineSettings
 from disca_engine.contract import format_k_range
 
 from ..constants import PRESET_CHOICES as PRESETS, PRESET_AUTO, PRECISION_CHOICES as PRECISIONS
@@ -25,19 +25,19 @@ from .run_summary import formatNumber, readReport, reportSummary
 def _presetDefaults(key):
     """'paper X; fast Y' for form help texts, read from the engine's presets."""
     from .form_values import presetText
-    return presetText(ENGINE_PRESETS, key)
+    return presetText(engineSettings.preset_values(key))
 
 
 def _auto(key):
     """What a preset-driven field shows until the user gives a value."""
-    return autoPresetDefault(ENGINE_PRESETS, key)
+    return autoPresetDefault(engineSettings.preset_values(key))
 
 
 def _pcaAuto():
-    caps = ['%s %d%s' % (name, cfg['pca_components'],
-                         ' (at most N/%d)' % cfg['pca_per_subtomograms']
-                         if cfg.get('pca_per_subtomograms') else '')
-            for name, cfg in ENGINE_PRESETS.items()]
+    caps = ['%s %d%s' % (name, method.feature_pca.components,
+                         ' (at most N/%d)' % method.feature_pca.per_subtomograms
+                         if method.feature_pca.per_subtomograms else '')
+            for name, method in engineSettings.PRESETS.items()]
     return 'auto (preset: %s)' % '; '.join(caps)
 
 
@@ -119,7 +119,7 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
 
         form.addParam('relabel', params.BooleanParam, default=True,
                       condition='preset == %d' % PRESET_AUTO, expertLevel=LEVEL_ADVANCED,
-                      label='Two-view relabelling (auto)',
+                      label='Relabel (two views; auto)',
                       help='After the alignment classification, relabel every subtomogram with a '
                            'cross-validated linear discriminant of its rotation-invariant '
                            'descriptors and its scores against every class average. Measured '
@@ -239,9 +239,8 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
         return out
 
     def _resolvedSettings(self):
-        from disca_engine.clustering import presets
         overrides = {'k_range': None if isAuto(self.kRange.get()) else self.kRange.get()}
-        return presets.resolve(self.getPresetName(), **overrides)
+        return engineSettings.resolve(self.getPresetName(), **overrides)
 
     # -------------------------- INFO functions ------------------------------
     def _validate(self):
@@ -269,9 +268,8 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
         if len(set(dims)) != 1:
             return ['Subtomograms must be cubic for DISCA; these are %s. Re-extract them with '
                     'a cubic box.' % 'x'.join(map(str, dims))]
-        from disca_engine.clustering import presets
         try:
-            presets.check_box(cfg, dims[0])
+            engineSettings.check_box(cfg.method, dims[0])
         except Exception as exc:
             return [str(exc)]
         return []
@@ -295,9 +293,8 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
 
     @staticmethod
     def _validateSize(inputSet, cfg):
-        from disca_engine.clustering import presets
         try:
-            presets.check_k_range(cfg, inputSet.getSize())
+            engineSettings.check_k_range(cfg, inputSet.getSize())
         except Exception as exc:
             return [str(exc).replace('--k-range', 'the K range')]
         return []
@@ -335,8 +332,8 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
             return []
         inputSet = self.inputSubtomos.get()
         sizes = report.get('cluster_sizes') or []
-        config = report.get('config') or {}
-        if config.get('align_classes'):
+        classification = (report.get('settings') or {}).get('classification')
+        if classification:
             return ['%d subtomograms%s were sorted with the auto preset of scipion-em-disca: '
                     'over-split k-means clusters of rotation-invariant descriptors were refined '
                     'by multi-reference alignment (%s rotations, shift search, missing-wedge '
@@ -346,14 +343,15 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
                     'these classes for %s iteration(s).'
                     % (report.get('n_particles', 0),
                        ' from %s' % setName(self.inputSubtomos) if inputSet else '',
-                       config.get('align_rotations'), config.get('align_merge'),
+                       classification['alignment']['rotations'],
+                       classification['merge_test']['threshold'],
                        ('; the classes were then relabelled by a cross-validated linear '
                         'discriminant of the descriptors and the alignment scores'
-                        if config.get('align_polish') else '')
+                        if classification.get('relabel') else '')
                        + ('; low-scoring groups that matched their class average little better '
                           'than noise, or whose boxes held less of its power spectrum, were '
                           'split off as classes of their own'
-                          if config.get('align_junk_split') else ''),
+                          if classification.get('junk_split') else ''),
                        report.get('k'), ', '.join(map(str, sizes)),
                        len(report.get('iterations') or []))]
         return ['%d subtomograms%s were sorted with DISCA [Zeng2023] (%s preset, candidate K %s, '
@@ -367,7 +365,7 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
 
     @staticmethod
     def _kText(report):
-        ks = (report.get('config') or {}).get('k_range') or []
+        ks = (report.get('resolved') or {}).get('k_range') or []
         return format_k_range(ks) if ks else '?'
 
     def _citations(self):

@@ -249,7 +249,7 @@ class DiscaProtExtract(EMProtocol, ProtTomoBase):
         except (ValueError, AttributeError):
             return []
         warnings = []
-        from disca_engine.clustering.validate import smallest_box
+        from disca_engine.settings import smallest_box
         need = smallest_box()
         if box < need:
             warnings.append('DISCA clustering (every preset) needs boxes of at least %d voxels; '

@@ -54,10 +54,10 @@ class TestFormValues(unittest.TestCase):
             pickingDefaults(200, 0, 0, 3.0, None, 'ten', None, None, 1.1, 1)
 
     def test_cluster_fields_show_the_presets(self):
-        from disca_engine.clustering.presets import PRESETS
-        text = autoPresetDefault(PRESETS, 'batch_size')
-        for name, cfg in PRESETS.items():
-            self.assertIn('%s %s' % (name, cfg['batch_size']), text)
+        from disca_engine.settings import PRESETS, preset_values
+        text = autoPresetDefault(preset_values('batch_size'))
+        for name, method in PRESETS.items():
+            self.assertIn('%s %s' % (name, method.network.batch_size), text)
         prot = DiscaProtCluster()
         for name, flag, key, _ in PRESET_FIELDS:
             self.assertTrue(isAuto(getattr(prot, name).get()), name)

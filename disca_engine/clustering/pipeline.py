@@ -42,9 +42,15 @@ def classify(particles, z, method, k, seed, base_seed, threads):
     """auto's classes from ``k`` seed clusters of the descriptors ``z``; returns (labels,
     history). ``seed`` is the restart's (seeds), ``base_seed`` the run's (the subsample,
     relabel and junk split)."""
-    c, min_size = method.classification, method.min_cluster_size
-    first = seeds.seed_labels(z, k, seed, min_size)
+    first = seeds.seed_labels(z, k, seed, method.min_cluster_size)
     log(f"seed clusters: K={int(first.max()) + 1}; alignment classification")
+    return classes_from_seeds(particles, first, z, method, base_seed, threads)
+
+
+def classes_from_seeds(particles, first, z, method, base_seed, threads, log=log):
+    """The stages after the seeds: alignment, merge test, relabel, junk split (those the
+    method runs); returns (labels of all subtomograms, history)."""
+    c, min_size = method.classification, method.min_cluster_size
     sub = alignment.subsample(particles.n, c.alignment, base_seed, log)
     zs = z if sub is None else z[sub]
     classes = alignment.refine(particles, first if sub is None else first[sub], zs, c.alignment,

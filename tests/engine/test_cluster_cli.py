@@ -216,14 +216,23 @@ def test_bad_k_range_syntax(data, tmp_path):
     _one_line_error(cli("cluster", "--input", data, "--output", tmp_path, "--k-range", "two:five"), "--k-range")
 
 
-def test_no_relabel_and_no_junk_split_switch_those_steps_off(data, reference, tmp_path):
-    with open(reference / "report.json") as fh:
-        config = json.load(fh)["config"]
-    assert config["align_polish"] is True and config["align_junk_split"] == 0.2   # the defaults
-    out = tmp_path / "run"
-    r = cli("cluster", "--input", data, "--output", out, *RUN, "--max-iterations", "1", "--no-relabel",
-            "--no-junk-split")
-    assert r.returncode == 0, r.stderr[-2000:]
-    with open(out / "report.json") as fh:
-        config = json.load(fh)["config"]
-    assert config["align_polish"] is False and config["align_junk_split"] == 0.0
+def test_no_relabel_and_no_junk_split_switch_those_steps_off(data, tmp_path):
+    """The default preset runs both steps and reports their settings; the switches leave
+    them out of the run, its log and its report; other presets refuse them."""
+    auto = ["--k-range", "2:3", "--max-iterations", "1", "--precision", "float32", "--threads", "2",
+            "--no-report"]
+    runs = {}
+    for name, flags in (("on", []), ("off", ["--no-relabel", "--no-junk-split"])):
+        r = cli("cluster", "--input", data, "--output", tmp_path / name, *auto, *flags)
+        assert r.returncode == 0, r.stderr[-2000:]
+        with open(tmp_path / name / "report.json") as fh:
+            runs[name] = (r.stdout, json.load(fh)["settings"]["classification"])
+    log, settings = runs["on"]
+    assert "relabel (two views)" in log and "junk split" in log
+    assert settings["relabel"] is True and settings["junk_split"]["position"] == 0.2
+    log, settings = runs["off"]
+    assert "relabel (two views)" not in log and "junk split:" not in log and "merge test" in log
+    assert settings["relabel"] is False and "junk_split" not in settings
+    _one_line_error(cli("cluster", "--input", data, "--output", tmp_path / "fast", *RUN,
+                        "--no-relabel"), "--no-relabel", "only auto")
+    assert not (tmp_path / "fast").exists()

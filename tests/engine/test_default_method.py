@@ -1,15 +1,14 @@
 """The default ('auto') method's own pieces: rotation-invariant descriptors, over-split
-seeding, the rotation merge test, and a tiny end-to-end run of the loop with them."""
+seeding, the presets' settings, and tiny end-to-end runs of the whole method."""
 import contextlib
 import io
 
 import numpy as np
 import pytest
 
-from disca_engine.clustering import presets
+from disca_engine import settings as S
 from disca_engine.clustering.invariants import InvariantDescriptor
-from disca_engine.clustering.merging import confident, merge_groups, pair_confusion, soft_confusion
-from disca_engine.clustering.seeding import seed_k, seed_labels
+from disca_engine.clustering.stages.seeds import seed_k, seed_labels
 
 
 def _Stack(data):
@@ -68,11 +67,12 @@ def test_wedge_directions_are_found_from_the_data():
 
 
 def test_seed_k_is_over_split_within_bounds():
-    cfg = presets.resolve("auto")
-    assert seed_k(cfg, 200) == round(200 / cfg["seed_per_cluster"])
-    assert seed_k(cfg, 60) >= cfg["seed_k_min"] or seed_k(cfg, 60) == 60 // cfg["min_subtomograms_per_cluster"]
-    assert seed_k(cfg, 10 ** 6) == cfg["seed_k_max"]
-    assert 2 <= seed_k(cfg, 12) <= 12 // cfg["min_subtomograms_per_cluster"]
+    seeds, ks = S.Seeds(), tuple(range(2, 25))
+    assert seed_k(seeds, 200, ks, 5) == 17                    # round(200 / 12)
+    assert seed_k(seeds, 60, ks, 5) == 6                      # round(5) raised to k_min 6
+    assert seed_k(seeds, 10 ** 6, ks, 5) == 24                # k_max
+    assert seed_k(seeds, 12, ks, 5) == 2                      # 12 // 5 members per cluster
+    assert seed_k(seeds, 200, tuple(range(2, 9)), 5) == 8     # capped by the K range
 
 
 def test_seed_labels_keep_structures_apart():
@@ -80,87 +80,89 @@ def test_seed_labels_keep_structures_apart():
     desc = InvariantDescriptor(24).fit_wedge([data])
     z = desc.transform([data])
     z = (z - z.mean(0)) / (z.std(0) + 1e-9)
-    seeds = seed_labels(z, 6, 0)
+    seeds = seed_labels(z, 6, 0, 1)
     assert seeds.max() + 1 <= 6 and set(np.unique(seeds)) == set(range(seeds.max() + 1))
     for c in np.unique(seeds):  # every seed cluster holds one structure only
         assert len(np.unique(labels[seeds == c])) == 1
 
 
-def test_merge_test_joins_interchangeable_clusters_only():
-    labels = np.repeat([0, 1, 2], 10)
-    proba = np.zeros((30, 3))
-    proba[:10, :2] = [0.6, 0.4]             # 0 and 1: halves of one structure
-    proba[10:20, :2] = [0.4, 0.6]
-    proba[20:, 2] = 0.95
-    proba[20:, 0] = 0.05
-    m, counts = soft_confusion(labels, proba)
-    assert m[0, 1] == pytest.approx(0.4) and counts.tolist() == [10, 10, 10]
-    assert pair_confusion(m)[0, 1] == pytest.approx(0.8 / 1.2)
-    assert pair_confusion(m)[0, 2] == pytest.approx(0.05 / 1.55)
-    assert confident(labels, proba)
-    new, groups, merges = merge_groups(labels, proba, threshold=0.6)
-    assert sorted(map(sorted, groups)) == [[0, 1], [2]]
-    assert new.max() == 1 and len(merges) == 1 and merges[0][1] == pytest.approx(0.8 / 1.2)
-    assert len(np.unique(new[:20])) == 1 and new[0] != new[25]
-    # a threshold above every ratio merges nothing
-    _, groups, merges = merge_groups(labels, proba, threshold=1.01)
-    assert len(groups) == 3 and not merges
-    # a head at chance is not trusted
-    assert not confident(labels, np.full((30, 3), 1 / 3))
-    # clusters the head has not learnt are never merged, even when another one is confident
-    unlearnt = np.full((30, 3), 1 / 3)
-    unlearnt[20:] = [0.0, 0.0, 1.0]
-    _, groups, merges = merge_groups(labels, unlearnt, threshold=0.6)
-    assert len(groups) == 3 and not merges
-
-
 def test_auto_is_the_default_preset_and_paper_is_unchanged():
-    cfg = presets.resolve()
-    assert cfg["preset"] == "auto" and cfg["seed_labels"] and cfg["align_classes"] and cfg["align_merge"]
-    paper = presets.resolve("paper")
-    assert not paper["seed_labels"] and not paper["merge_threshold"] and not paper["k_by_merging"]
-    assert not paper["align_classes"]
-    assert paper["k_range"] == list(range(2, 21)) and paper["pca_components"] == 16
-    assert presets.pca_components_for(cfg, 200, 10) == 200 // 20 - 1
-    assert presets.pca_components_for(cfg, 200) == 16
+    method = S.resolve().method
+    assert method.preset == "auto" and method.classification is not None
+    assert method.classification.merge_test.threshold == 0.8 and method.k_by_bic is None
+    paper = S.resolve("paper").method
+    assert paper.classification is None and paper.k_by_bic is not None
+    assert paper.k_range == tuple(range(2, 21)) and paper.feature_pca.components == 16
+    assert paper.network.widths == tuple(64 + 16 * i for i in range(10))
+    assert (paper.network.learning_rate, paper.network.batch_size) == (1e-5, 64)
+    assert S.pca_components_for(method, 200, 10) == 200 // 20 - 1
+    assert S.pca_components_for(method, 200) == 16
+
+
+def test_every_setting_has_one_default():
+    """A field default no preset changes, or no field default and a value in every preset
+    that has the stage."""
+    from dataclasses import MISSING, fields, is_dataclass
+
+    def stages(obj, path=""):
+        for f in fields(obj):
+            value = getattr(obj, f.name)
+            if is_dataclass(value):
+                yield path + f.name, f, value
+                yield from stages(value, path + f.name + ".")
+    seen = {}
+    for method in S.PRESETS.values():
+        for f in fields(method):
+            seen.setdefault(f.name, (f, []))[1].append(getattr(method, f.name))
+        for path, _, stage in stages(method):
+            for f in fields(stage):
+                seen.setdefault(path + "." + f.name, (f, []))[1].append(getattr(stage, f.name))
+    for name, (f, values) in seen.items():
+        stage = any(is_dataclass(v) for v in values) or is_dataclass(f.default)
+        if f.default is not MISSING and not stage:  # a stage's presence is the preset's choice
+            assert all(v == f.default for v in values), f"{name}: a preset overrides its default"
+
+
+def test_a_fast_report_holds_only_what_fast_uses():
+    fast = S.as_dict(S.resolve("fast").method)
+    assert set(fast) == {"preset", "k_range", "network", "loop", "feature_pca", "k_by_bic",
+                         "min_cluster_size"}
+    auto = S.as_dict(S.resolve("auto", junk_split=False).method)
+    assert "k_by_bic" not in auto and "junk_split" not in auto["classification"]
+    assert auto["classification"]["alignment"]["rotations"] == 1500
 
 
 def _tiny_run(tmp_path, classes, **settings):
     """(report, printed log) of a tiny default-preset run on 2 x 15 simulated subtomograms."""
     pytest.importorskip("tensorflow")
-    from disca_engine.clustering import loop
+    from disca_engine.clustering.run import run_cluster
     from disca_engine.simulate import simulate_subtomograms
     with contextlib.redirect_stdout(io.StringIO()):
         star = simulate_subtomograms(str(tmp_path / "sim"), classes=classes, n_per_class=15,
                                      snr=1.0, size=21, voxel_A=20.0, seed=1)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        report = loop.run_cluster(star, str(tmp_path / "run"), widths=[8, 8, 8], feature_dim=16,
-                                  batch_size=16, head_epochs=3, threads=2, precision="float32",
-                                  seed_k_min=4, **settings)
+        report = run_cluster(star, str(tmp_path / "run"), threads=2, precision="float32",
+                             network={"widths": [8, 8, 8], "feature_dim": 16, "batch_size": 16,
+                                      "head_epochs": 3},
+                             seeds={"k_min": 4}, **settings)
     return report, out.getvalue()
 
 
 def test_tiny_auto_run_aligns_the_seeds_then_keeps_the_labels(tmp_path):
-    """The default: seeds -> alignment classification -> the network learns those labels."""
-    report, log = _tiny_run(tmp_path, "ribosome,rod", align_rotations=300)
+    """The default: seeds -> alignment classification -> the network learns those labels;
+    the report holds the settings of the stages that ran."""
+    report, log = _tiny_run(tmp_path, "ribosome,rod", alignment={"rotations": 300})
     recs = report["iterations"]
-    assert recs[0]["mixture"] == "aligned" and recs[0]["alignment"]
-    assert "alignment round 1" in log and "merge test" in log
+    assert recs[0]["mixture"] == "aligned" and recs[0]["classification"]
+    assert "rotation-invariant descriptors of 30 subtomograms" in log
+    assert "alignment round 1" in log and "merge test" in log and "relabel" in log
+    assert "junk split" in log
     assert all(r["mixture"] == "kept" for r in recs[1:]) and len(recs) == 2
+    assert recs[1]["classification"] is None
     assert 2 <= recs[-1]["k"] <= 4
     assert recs[-1]["ground_truth"]["homogeneity"] > 0.9  # the simulator's classes
-
-
-def test_tiny_network_merge_run_seeds_then_merges(tmp_path):
-    """The network's rotation merge test (align_classes off) still runs as before."""
-    report, log = _tiny_run(tmp_path, "ribosome,globule", max_iterations=3, merge_after=1,
-                            align_classes=False, k_by_merging=True, merge_threshold=0.6,
-                            seed_warmup=2)
-    recs = report["iterations"]
-    assert report["config"]["preset"] == "auto"
-    assert recs[0]["mixture"] == "seeded" and 2 <= recs[0]["k"] <= 4  # seed K 4, tiny ones absorbed
-    assert "rotation-invariant descriptors of 30 subtomograms" in log
-    # after seeding, K only comes from merges: never above the seeded K
-    assert all(r["k"] <= recs[0]["k"] for r in recs)
-    assert sum(recs[-1]["cluster_sizes"]) == 30
+    settings = report["settings"]
+    assert settings["classification"]["alignment"]["rotations"] == 300
+    assert settings["classification"]["seeds"]["k_min"] == 4 and "k_by_bic" not in settings
+    assert report["resolved"]["k_range"] == list(range(2, 7))   # 30 boxes, 5 per cluster

@@ -10,13 +10,18 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from disca_engine.clustering import loop, presets  # noqa: E402
+from disca_engine import contract, settings as S  # noqa: E402
+from disca_engine.clustering.network import labelling, loop  # noqa: E402
+from disca_engine.clustering.network.checkpoint import Checkpoint  # noqa: E402
+from disca_engine.clustering.network.training import train_network  # noqa: E402
+from disca_engine.clustering.run import run_cluster  # noqa: E402
 from disca_engine.errors import EngineError  # noqa: E402
 from disca_engine.io.mrc import read_volume  # noqa: E402
 from disca_engine.io.star import read_star  # noqa: E402
 
-TINY = dict(widths=[8, 8, 8], feature_dim=16, k_range="2:4", max_iterations=3, epochs_per_iteration=1,
-            batch_size=16, head_epochs=3, threads=2, precision="float32", learning_rate=1e-3)
+TINY = dict(network={"widths": [8, 8, 8], "feature_dim": 16, "head_epochs": 3}, k_range="2:4",
+            max_iterations=3, epochs_per_iteration=1, batch_size=16, threads=2, precision="float32",
+            learning_rate=1e-3)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +35,7 @@ def star(tmp_path_factory):
 def _run(star, outdir, **kw):
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        report = loop.run_cluster(star, str(outdir), preset="fast", **{**TINY, **kw})
+        report = run_cluster(star, str(outdir), preset="fast", **{**TINY, **kw})
     return report, out.getvalue()
 
 
@@ -50,7 +55,9 @@ def test_report_follows_the_contract(run):
         assert set(r) >= {"k", "bic", "mixture", "ddbi", "labels_changed", "cluster_sizes", "learning_rate",
                           "label_smoothing", "seconds"}
         assert set(r["bic"]) == {"2", "3", "4"} and r["k"] == len(r["cluster_sizes"])
-        assert min(r["bic"].values()) == pytest.approx(min(r["bic"].values()))
+        # the lowest BIC chose K (empty clusters dropped after it can only lower K)
+        assert int(min(r["bic"], key=r["bic"].get)) >= r["k"]
+        assert all(np.isfinite(v) for v in r["bic"].values())
         assert sum(r["cluster_sizes"]) == 36 and min(r["cluster_sizes"]) > 0  # empty clusters dropped
         assert r["learning_rate"] == pytest.approx(1e-3 * 0.95 ** i)
         assert r["label_smoothing"] == pytest.approx(0.2 * 0.9 ** i)
@@ -117,20 +124,20 @@ def test_resume_after_crash_gives_the_uninterrupted_result(run, star, tmp_path, 
     if len(report["iterations"]) < 3:
         pytest.skip("reference run stopped early")
 
-    save_iteration = loop._save_iteration
+    save_iteration = loop.save_iteration
 
     def crash(iter_dir, iteration, *args):
         if iteration == 3:  # after the checkpoint of iteration 2
             raise KeyboardInterrupt("simulated kill")
         save_iteration(iter_dir, iteration, *args)
-    monkeypatch.setattr(loop, "_save_iteration", crash)
+    monkeypatch.setattr(loop, "save_iteration", crash)
     with pytest.raises(KeyboardInterrupt):
         _run(star, tmp_path / "r", seed=3)
     assert not os.path.exists(tmp_path / "r" / "report.json")
     assert not os.path.exists(tmp_path / "r" / "cache")  # removed on every failure
     with pytest.raises(EngineError, match="--resume"):
         _run(star, tmp_path / "r", seed=3)
-    monkeypatch.setattr(loop, "_save_iteration", save_iteration)
+    monkeypatch.setattr(loop, "save_iteration", save_iteration)
     resumed, text = _run(star, tmp_path / "r", seed=3, resume=True)
     assert "resuming restart 0 after iteration 2/3" in text
     assert [r["ddbi"] for r in resumed["iterations"]] == [r["ddbi"] for r in report["iterations"]]
@@ -186,22 +193,23 @@ def test_init_model_starts_from_the_trained_network(run, star, tmp_path):
 
 # ------------------------------------------------------------------ loop pieces on their own
 def test_mixture_from_labels_and_matching_to_previous_labels():
-    from disca_engine.clustering.stats import assign
+    from disca_engine.clustering.mixtures import assign
     rng = np.random.default_rng(0)
     centres = np.array([[0, 0], [6, 0], [0, 6]], float)
     truth = np.repeat(np.arange(3), 40)
     Z = centres[truth] + rng.standard_normal((120, 2))
-    m = loop.mixture_from_labels(Z, truth, 3, 1e-5)
+    m = labelling.mixture_from_labels(Z, truth, 3, 1e-5)
     np.testing.assert_allclose(m.means, [Z[truth == j].mean(0) for j in range(3)])
     np.testing.assert_allclose(m.weights, [1 / 3] * 3)
     labels, _, _ = assign(Z, m)
     assert np.mean(labels == truth) > 0.97
     # previous labels permuted: the new labels follow the previous numbering
     prev = np.array([2, 0, 1])[truth]
-    cfg = presets.resolve("fast", k_range="3", gmm_n_init=1)
-    new, post, mix, bics, how = loop.fit_mixture(Z, cfg, seed=0, it=1, prev_labels=prev, prev_k=3)
-    assert np.mean(new == prev) > 0.97 and how in ("inherited", "de_novo") and set(bics) == {"3"}
-    np.testing.assert_allclose(mix.means[prev[0]], Z[prev == prev[0]].mean(0), atol=0.3)
+    method = S.resolve("fast", k_range="3").method
+    step = labelling.MixtureLabels(method, method.k_range).label(Z, 1, 0, prev, 3)
+    assert np.mean(step.labels == prev) > 0.97 and step.how in ("inherited", "de_novo")
+    assert set(step.bics) == {"3"}
+    np.testing.assert_allclose(step.mixture.means[prev[0]], Z[prev == prev[0]].mean(0), atol=0.3)
 
 
 class _CountingNet:
@@ -232,8 +240,8 @@ def test_training_set_is_originals_plus_one_rotated_copy_each():
     vols = rng.standard_normal((n, s, s, s)).astype(np.float32)
     labels = np.arange(n) % 2
     net = _CountingNet()
-    cfg = presets.resolve("fast", batch_size=4, epochs_per_iteration=2)
-    loop.train_network(net, _Particles(vols), labels, 2, 0.1, cfg, seed=0, it=0)
+    network = S.resolve("fast", batch_size=4, epochs_per_iteration=2).method.network
+    train_network(net, _Particles(vols), labels, 2, 0.1, network, seed=0, it=0)
     seen = np.concatenate(net.batches)
     targets = np.concatenate(net.targets)
     assert len(seen) == 2 * (2 * n)  # two epochs of N originals + N rotated copies
@@ -248,7 +256,7 @@ def test_training_set_is_originals_plus_one_rotated_copy_each():
 
 
 def test_checkpoint_swap_survives_a_crash_during_writing(tmp_path):
-    ck = loop.Checkpoint(str(tmp_path), 0)
+    ck = Checkpoint(str(tmp_path), 0)
     os.makedirs(ck.path + ".old")
     with open(os.path.join(ck.path + ".old", "loop.json"), "w") as fh:
         json.dump({"iteration": 4}, fh)
@@ -257,15 +265,20 @@ def test_checkpoint_swap_survives_a_crash_during_writing(tmp_path):
 
 
 def test_k_range_and_pca_size_rules():
-    cfg = presets.resolve("paper")
+    paper = S.resolve("paper")
     with pytest.raises(EngineError, match=r"K range 2:20 needs at least 100 subtomograms.*you have 60.*--k-range"):
-        presets.check_k_range(cfg, 60)
-    presets.check_k_range(cfg, 100)
-    assert presets.pca_components_for(presets.resolve("paper"), 200) == 16
-    assert presets.pca_components_for(presets.resolve("fast"), 200) == 200 // presets.PRESETS["fast"]["pca_per_subtomograms"]
-    assert presets.pca_components_for(presets.resolve("fast", pca_components=12), 200) == 12
-    assert presets.parse_k_range("5,10,20") == [5, 10, 20] and presets.parse_k_range("2:4") == [2, 3, 4]
+        S.check_k_range(paper, 60)
+    assert S.check_k_range(paper, 100) == tuple(range(2, 21))
+    # auto's own range is an upper bound, capped at 5 members per cluster; a given one is checked
+    assert S.check_k_range(S.resolve("auto"), 40) == tuple(range(2, 9))
+    with pytest.raises(EngineError, match="K range 2:20 needs at least 100"):
+        S.check_k_range(S.resolve("auto", k_range="2:20"), 40)
+    assert S.pca_components_for(paper.method, 200) == 16
+    fast = S.resolve("fast").method
+    assert S.pca_components_for(fast, 200) == 200 // fast.feature_pca.per_subtomograms == 4
+    assert S.pca_components_for(S.resolve("fast", pca_components=12).method, 200) == 12
+    assert contract.parse_k_range("5,10,20") == [5, 10, 20] and contract.parse_k_range("2:4") == [2, 3, 4]
     with pytest.raises(EngineError):
-        presets.parse_k_range("a:b")
+        contract.parse_k_range("a:b")
     with pytest.raises(EngineError, match="at least 21"):
-        presets.check_box(presets.resolve("paper"), 16)
+        S.check_box(paper.method, 16)

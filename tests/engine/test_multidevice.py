@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from disca_engine.clustering.training import CPU_DEVICES_ENV, GPU_SPLIT_ENV  # noqa: E402
+from disca_engine.clustering.network.runtime import CPU_DEVICES_ENV, GPU_SPLIT_ENV  # noqa: E402
 from disca_engine.io.star import read_star  # noqa: E402
 
 RUN = ["--preset", "fast", "--k-range", "2:4", "--max-iterations", "2", "--epochs-per-iteration", "1",

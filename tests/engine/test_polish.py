@@ -1,9 +1,12 @@
-"""Two-view relabelling after the alignment classification (polish.py, ``align_polish``)."""
+"""Relabel: the two-view relabelling after the alignment classification (stages/relabel.py)."""
 import numpy as np
 
-from disca_engine.clustering import alignment, polish, presets
+from disca_engine.clustering.align.averages import references_from_labels
+from disca_engine.clustering.align.rotations import rotation_grid
+from disca_engine.clustering.align.scan import score_matrix
+from disca_engine.clustering.stages import relabel as polish
 
-from test_alignment import _simulated, _Stack
+from test_alignment import AlignedStack, _classify, _simulated, _Stack
 
 
 def test_canonical_labels_do_not_depend_on_cluster_ids():
@@ -23,7 +26,7 @@ def test_two_views_correct_labels_that_both_views_contradict():
     labels = truth.copy()
     wrong = rng.choice(90, 9, replace=False)
     labels[wrong] = (truth[wrong] + 1) % 3
-    new, passes = polish.two_view_labels(z, scores, labels)
+    new, passes = polish.two_view_labels(z, scores, labels, 0, 5)
     assert np.mean(new == truth) > 0.97 > np.mean(labels == truth)
     assert 1 <= passes <= 10
 
@@ -35,7 +38,7 @@ def test_a_view_without_information_does_not_move_correct_labels():
     truth = np.repeat(np.arange(4), 25)
     z = rng.standard_normal((100, 8))
     scores = 0.3 + 0.2 * np.eye(4)[truth] + 0.05 * rng.standard_normal((100, 4))
-    new, _ = polish.two_view_labels(z, scores, truth)
+    new, _ = polish.two_view_labels(z, scores, truth, 0, 5)
     assert np.mean(new == truth) >= 0.97
 
 
@@ -46,35 +49,38 @@ def test_classes_left_too_small_are_dissolved():
     scores = 0.3 + 0.2 * np.eye(2)[truth] + 0.05 * rng.standard_normal((60, 2))
     labels = truth.copy()
     labels[:6] = 2                       # a third "class" of six members of class 0
-    new, _ = polish.two_view_labels(z, scores, labels, min_size=7)
+    new, _ = polish.two_view_labels(z, scores, labels, 0, min_size=7)
     assert new.max() == 1 and np.mean(new == truth) > 0.95
 
 
 def test_score_matrix_ranks_each_subtomograms_own_structure_first():
     data, truth = _simulated(["ribosome", "rod"], 10, 2.0, 60)
-    stack = alignment.AlignedStack(_Stack(data), workers=1)
-    grid = alignment.rotation_grid(400)
-    refs, weight = polish.references_from_labels(stack, truth, np.zeros((20, 2), np.float32), grid)
-    scores = alignment.score_matrix(stack, refs, grid, weight)
+    stack = AlignedStack(_Stack(data), workers=1)
+    grid = rotation_grid(400)
+    refs, weight = references_from_labels(stack, truth, np.zeros((20, 2), np.float32), grid)
+    scores = score_matrix(stack, refs, grid, weight)
     assert scores.shape == (20, 2) and np.isfinite(scores).all()
     assert np.mean(scores.argmax(1) == truth) >= 0.95
     # the same scores, whatever the number of threads
-    stack2 = alignment.AlignedStack(_Stack(data), workers=2)
-    assert np.allclose(alignment.score_matrix(stack2, refs, grid, weight), scores, atol=1e-5)
+    stack2 = AlignedStack(_Stack(data), workers=2)
+    assert np.allclose(score_matrix(stack2, refs, grid, weight), scores, atol=1e-5)
 
 
-def test_classification_with_polish_logs_the_relabelling():
+def test_classification_logs_the_relabelling_and_skips_it_when_off():
     from sklearn.metrics import homogeneity_score
     data, truth = _simulated(["ribosome", "rod"], 15, 2.0, 60)
     rng = np.random.default_rng(0)
     seeds = truth * 2 + np.arange(len(data)) % 2
     z = np.eye(2, dtype=np.float32)[truth] + 0.5 * rng.standard_normal((30, 2)).astype(np.float32)
-    cfg = presets.resolve("auto", align_rotations=400, align_polish=True)
     lines = []
-    labels, history = alignment.classify(_Stack(data), seeds, z, cfg, log=lines.append)
+    labels, history = _classify(data, seeds, z, lines.append, alignment={"rotations": 400})
     assert homogeneity_score(truth, labels) > 0.95
-    assert any("two-view relabelling" in line for line in lines)
-    assert any(h.get("polish") for h in history)
+    assert any("relabel (two views)" in line for line in lines)
+    assert any(h.get("relabel") for h in history)
+    lines = []
+    _, history = _classify(data, seeds, z, lines.append, alignment={"rotations": 400},
+                           relabel=False)
+    assert not any("relabel" in line for line in lines) and not any(h.get("relabel") for h in history)
 
 
 def test_moved_fraction_is_right_when_two_clusters_merge_and_ids_change():
@@ -82,12 +88,12 @@ def test_moved_fraction_is_right_when_two_clusters_merge_and_ids_change():
     new = (old + 3) % 11
     new[new == 10] = 0                   # two clusters of 10 merged, the ids permuted
     new = np.unique(new, return_inverse=True)[1]
-    assert abs(alignment._moved(old, new) - 10 / 110) < 1e-9
-    assert alignment._moved(old, old) == 0.0
+    assert abs(polish.moved(old, new) - 10 / 110) < 1e-9
+    assert polish.moved(old, old) == 0.0
 
 
 def test_a_single_class_is_returned_as_it_is():
     rng = np.random.default_rng(3)
     labels = np.zeros(20, np.int64)
-    new, passes = polish.two_view_labels(rng.standard_normal((20, 3)), rng.random((20, 1)), labels)
+    new, passes = polish.two_view_labels(rng.standard_normal((20, 3)), rng.random((20, 1)), labels, 0, 5)
     assert np.array_equal(new, labels) and passes == 0

@@ -175,15 +175,15 @@ def test_json_files_are_strict(tmp_path):
 
 
 def test_rules_the_protocols_ask_the_engine():
-    from disca_engine.clustering import presets, validate
+    from disca_engine import settings as S
     from disca_engine.picking.pipeline import MIN_SIGMA_VOXELS, SIGMA_PER_RADIUS, make_params
-    assert validate.smallest_box("paper") == 21 and validate.smallest_box() == 21
-    assert validate.smallest_box("fast") == 13
+    assert S.smallest_box("paper") == 21 and S.smallest_box() == 21
+    assert S.smallest_box("fast") == 13
     for name in contract.PRESETS:
-        need = validate.smallest_box(name)
-        presets.check_box(presets.resolve(name), need)
+        need = S.smallest_box(name)
+        S.check_box(S.PRESETS[name], need)
         with pytest.raises(EngineError):
-            presets.check_box(presets.resolve(name), need - 1)
+            S.check_box(S.PRESETS[name], need - 1)
     # below this diameter (voxels) the DoG width is held at its minimum
     from disca_engine.picking.pipeline import smallest_resolved_diameter_vox
     d = smallest_resolved_diameter_vox()

@@ -91,7 +91,7 @@ def build_fake_run(root, decoded_ok=True, seed=0):
               "cluster_sizes": sizes[:k], "learning_rate": 1e-4, "label_smoothing": 0.2,
               "seconds": {"features": 1.0, "pca": 0.01, "mixture": 0.5, "train": 3.0}}
              for it, k, dd in ((1, 2, 1.4), (2, 3, 0.7), (3, 3, 0.5))]
-    info = {"engine_version": "0.1.0", "preset": "fast", "config": {}, "n_particles": n,
+    info = {"engine_version": "0.1.0", "preset": "fast", "settings": {}, "n_particles": n,
             "box_size": BOX, "seed": 0, "iterations": iters, "chosen_iteration": 3, "k": K,
             "ddbi": 0.5, "cluster_sizes": sizes,
             "restarts": [{"restart": 0, "seed": 0, "chosen_iteration": 3, "ddbi": 0.5}],

@@ -85,7 +85,7 @@ def finished_run(tmp_path):
                 "checkpoint/restart_00/loop.json", "my_notes.txt"):
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_text(f"old {rel}")
-    (out / "report.json").write_text(json.dumps({"box_size": BOX, "config": {}}))
+    (out / "report.json").write_text(json.dumps({"box_size": BOX, "settings": {}}))
     return out
 
 

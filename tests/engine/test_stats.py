@@ -1,9 +1,14 @@
 import numpy as np
 import pytest
 
-from disca_engine.clustering import stats
-from disca_engine.clustering.stats import (Mixture, PCAModel, assign, fit_pca, n_parameters,
-                                           refine_mixture, select_k)
+from disca_engine.clustering import mixtures as stats
+from disca_engine.clustering.mixtures import Mixture, assign, n_parameters, refine_mixture
+from disca_engine.clustering.pca import PCAModel, fit_pca
+
+
+def select_k(X, candidates, seed=0, n_init=1, reg_covar=1e-5, max_fit_samples=20000, **kw):
+    """``mixtures.select_k`` with the presets' mixture settings unless given."""
+    return stats.select_k(X, candidates, seed, n_init, reg_covar, max_fit_samples, **kw)
 from disca_engine.errors import EngineError
 
 
@@ -122,19 +127,19 @@ def test_select_k_rejects_nan():
 def test_refine_keeps_better_likelihood():
     X, _ = blobs(100, 3, 2, sep=6, seed=5)
     good, _ = select_k(X, [3], progress=False)
-    m, how = refine_mixture(X, good, seed=1)
+    m, how = refine_mixture(X, good, 1, 1e-5)
     assert how in ("inherited", "de_novo")
     assert m.k == 3
     assert m.info["log_likelihood"] >= m.info["other_log_likelihood"]
     # a deliberately bad previous solution (all means in one corner) must lose to de novo
     bad = Mixture(np.ones(3) / 3, np.full((3, 2), 40.0) + np.arange(3)[:, None] * 1e-3,
                   np.tile(np.eye(2) * 1e-4, (3, 1, 1)))
-    m2, how2 = refine_mixture(X, bad, seed=1)
+    m2, how2 = refine_mixture(X, bad, 1, 1e-5)
     assert how2 == "de_novo"
     assert m2.log_likelihood(X) >= good.log_likelihood(X) - 1e-3
     assert m2.info["log_likelihood"] >= m2.info["other_log_likelihood"]
     # ... and a perfect previous solution is kept (EM from the optimum stays there)
-    m3, how3 = refine_mixture(X, m, seed=2)
+    m3, how3 = refine_mixture(X, m, 2, 1e-5)
     assert m3.log_likelihood(X) >= m.log_likelihood(X) - 1e-6
 
 
@@ -148,7 +153,7 @@ def test_refine_prefers_inherited_when_de_novo_is_worse(monkeypatch):
         return real(X, k, seed, reg_covar, init=init, **kw) if init is not None else poor
 
     monkeypatch.setattr(stats, "_fit", fake)
-    m, how = refine_mixture(X, good)
+    m, how = refine_mixture(X, good, 0, 1e-5)
     assert how == "inherited"
     assert m.log_likelihood(X) > poor.log_likelihood(X)
     np.testing.assert_allclose(m.means, good.means, atol=1e-3)
@@ -157,7 +162,7 @@ def test_refine_prefers_inherited_when_de_novo_is_worse(monkeypatch):
 def test_refine_dimension_change_goes_de_novo(capsys):
     X, _ = blobs(50, 2, 3)
     prev, _ = select_k(X[:, :2], [2], progress=False)
-    m, how = refine_mixture(X, prev)
+    m, how = refine_mixture(X, prev, 0, 1e-5)
     assert how == "de_novo" and m.dim == 3
     assert "de novo only" in capsys.readouterr().out
 
@@ -218,7 +223,7 @@ def test_refine_with_one_failing_fit_keeps_the_other(monkeypatch, capsys):
         return real(X, k, seed, reg_covar, **kw)
 
     monkeypatch.setattr(stats, "_fit", failing_inherited)
-    m, how = refine_mixture(X, good)
+    m, how = refine_mixture(X, good, 0, 1e-5)
     assert how == "de_novo" and "inherited fit failed" in capsys.readouterr().out
 
     def failing(*a, **kw):
@@ -226,4 +231,4 @@ def test_refine_with_one_failing_fit_keeps_the_other(monkeypatch, capsys):
 
     monkeypatch.setattr(stats, "_fit", failing)
     with pytest.raises(EngineError, match="both mixture fits"):
-        refine_mixture(X, good)
+        refine_mixture(X, good, 0, 1e-5)

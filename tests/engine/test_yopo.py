@@ -5,14 +5,16 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from disca_engine.clustering import presets, training  # noqa: E402
+from disca_engine import settings as S  # noqa: E402
+from disca_engine.clustering.network import model as network_model  # noqa: E402
+from disca_engine.clustering.network import runtime as training  # noqa: E402
 
 training.configure_runtime(threads=2, seed=0)
 training.set_precision("float32")
 
 import keras  # noqa: E402
 
-from disca_engine.clustering import yopo  # noqa: E402
+from disca_engine.clustering.network import yopo  # noqa: E402
 
 
 def test_paper_architecture_exactly():
@@ -109,8 +111,9 @@ def test_masked_head_is_a_dense_k_softmax():
 
 
 def _net(**overrides):
-    cfg = presets.resolve("fast", widths=[8, 8], feature_dim=16, k_range="2:4", batch_size=8, **overrides)
-    return training.Network(cfg, 21, "float32", training.make_strategy()[0])
+    network = S.resolve("fast", network={"widths": [8, 8], "feature_dim": 16}, batch_size=8,
+                        **overrides).method.network
+    return network_model.Network(network, 4, 21, "float32", training.make_strategy()[0])
 
 
 def test_network_steps_learn_and_reinitialise_reproducibly():
