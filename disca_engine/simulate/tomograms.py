@@ -52,7 +52,7 @@ def _parse_shape(shape):
     return shape
 
 
-def _membrane_profile(d_a, voxel_a):
+def membrane_profile(d_a, voxel_a):
     """Bilayer contrast at signed distance ``d_a`` (A) from the mid-plane, averaged over
     one voxel (box filter) so thin layers are not aliased."""
     fine = np.linspace(-0.5, 0.5, 9) * voxel_a
@@ -136,7 +136,7 @@ class _Layout:
         return None
 
 
-def _paste(vol, temp, rot, centre):
+def paste(vol, temp, rot, centre):
     """Add ``temp`` rotated by ``rot`` with its centre of mass at ``centre`` (continuous)."""
     anchor = np.round(centre).astype(int)
     size = 2 * int(np.ceil(temp.rfull)) + 5
@@ -164,16 +164,21 @@ def _distractor_volume(shape, layout, voxel_a):
             d -= np.float32(radius)
             near = np.abs(d) * voxel_a < HEAD_OFFSET_A + 4 * HEAD_SIGMA_A + voxel_a
             sub = vol[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-            sub[near] = _membrane_profile(d[near].astype(np.float64) * voxel_a, voxel_a)
-    gold_r = GOLD_RADIUS_A / voxel_a
+            sub[near] = membrane_profile(d[near].astype(np.float64) * voxel_a, voxel_a)
     for c in layout.gold:
-        lo = np.maximum(np.floor(c - gold_r - 2).astype(int), 0)
-        hi = np.minimum(np.ceil(c + gold_r + 3).astype(int), shape)
-        sub = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-        d = np.sqrt(sum((s - c[i]) ** 2 for i, s in enumerate(sub)))
-        occ = np.clip(gold_r + 0.5 - d, 0.0, 1.0)  # partial-volume edge
-        vol[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] += GOLD_CONTRAST * occ
+        paste_gold(vol, c, voxel_a)
     return vol
+
+
+def paste_gold(vol, c, voxel_a):
+    """Add a gold bead (GOLD_RADIUS_A, partial-volume edge) centred at ``c`` [z, y, x]."""
+    gold_r = GOLD_RADIUS_A / voxel_a
+    lo = np.maximum(np.floor(c - gold_r - 2).astype(int), 0)
+    hi = np.minimum(np.ceil(c + gold_r + 3).astype(int), vol.shape)
+    sub = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    d = np.sqrt(sum((s - c[i]) ** 2 for i, s in enumerate(sub)))
+    occ = np.clip(gold_r + 0.5 - d, 0.0, 1.0)  # partial-volume edge
+    vol[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] += GOLD_CONTRAST * occ
 
 
 # Zero padding per side before the FFT. Measured on two dense beads near the faces of a
@@ -262,7 +267,7 @@ def generate_tomogram(shape=(96, 256, 256), voxel_A=14.0, classes=5, n_particles
     big = np.zeros(pshape, np.float32)
     inner = big[tuple(slice(p, p + n) for p, n in zip(pad, shape))]  # a view
     for lab, rot, c in zip(layout.labels, layout.rotations, layout.centres):
-        _paste(inner, temps[lab], rot, c)
+        paste(inner, temps[lab], rot, c)
     transfer = _transfer(pshape, voxel_A, defocus_um, tilt)
     spec = optics.rfftn3(big)
     # noise level from the particles alone (distractors excluded)
