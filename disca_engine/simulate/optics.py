@@ -71,15 +71,17 @@ def ctf_of_k2(k2, defocus_a, kv=300.0, cs_mm=2.7, amplitude_contrast=0.07):
     return h
 
 
-def image_freqs(n, voxel_a):
-    """Frequencies (cycles/A) ky, kx broadcastable to the fft2 grid of an n x n image."""
-    k = sfft.fftfreq(n, voxel_a)
-    return k[:, None], k[None, :]
+def image_freqs(shape, voxel_a):
+    """Frequencies (cycles/A) kv, ku broadcastable to the fft2 grid of an image of ``shape``
+    (nv, nu), or n x n for an int."""
+    nv, nu = (shape, shape) if np.isscalar(shape) else shape
+    return sfft.fftfreq(nv, voxel_a)[:, None], sfft.fftfreq(nu, voxel_a)[None, :]
 
 
 def ctf_image(n, voxel_a, defocus_um, astigmatism_um=0.0, astig_angle_deg=0.0, kv=300.0,
               cs_mm=2.7, amplitude_contrast=0.07):
-    """2D CTF (float32) on the fft2 grid of an n x n image [v, u]. Astigmatism: the underfocus
+    """2D CTF (float32) on the fft2 grid of an n x n image [v, u] (or of shape n = (nv, nu)).
+    Astigmatism: the underfocus
     is defocus + astigmatism along the direction ``astig_angle_deg`` from u (the RELION
     DefocusU axis) and defocus - astigmatism across it."""
     ky, kx = image_freqs(n, voxel_a)

@@ -61,46 +61,67 @@ def project(volume, rotations, image_shape, centre=None, max_points=2_000_000):
     return out
 
 
-def _splat(coords, values, n):
-    """Trilinear splat of complex ``values`` at grid ``coords`` (m, 3) [z, y, x] onto a
-    periodic n^3 grid: (sum of weighted values, sum of weights), flat."""
+def _splat(coords, values, n, power=None):
+    """Trilinear splat of complex ``values`` (c, m) at grid ``coords`` (m, 3) [z, y, x] onto
+    a periodic n^3 grid. Returns the summed weighted values (c, n^3), the summed weights
+    (n^3,) and, for a real ``power`` (m,), the sum of power x weight^2 (n^3,)."""
     base = np.floor(coords)
     frac = coords - base
     base = base.astype(np.int64)
-    acc_re = np.zeros(n ** 3)
-    acc_im = np.zeros(n ** 3)
-    acc_w = np.zeros(n ** 3)
+    size = n ** 3
+    acc = np.zeros((len(values), size), complex)
+    acc_w = np.zeros(size)
+    acc_p = None if power is None else np.zeros(size)
     for dz in (0, 1):
         for dy in (0, 1):
             for dx in (0, 1):
                 w = ((frac[:, 0] if dz else 1 - frac[:, 0]) * (frac[:, 1] if dy else 1 - frac[:, 1])
                      * (frac[:, 2] if dx else 1 - frac[:, 2]))
                 idx = (((base[:, 0] + dz) % n) * n + (base[:, 1] + dy) % n) * n + (base[:, 2] + dx) % n
-                acc_re += np.bincount(idx, w * values.real, n ** 3)
-                acc_im += np.bincount(idx, w * values.imag, n ** 3)
-                acc_w += np.bincount(idx, w, n ** 3)
-    return acc_re + 1j * acc_im, acc_w
+                for c, val in enumerate(values):
+                    acc[c] += np.bincount(idx, w * val.real, size)
+                    acc[c] += 1j * np.bincount(idx, w * val.imag, size)
+                acc_w += np.bincount(idx, w, size)
+                if power is not None:
+                    acc_p += np.bincount(idx, w * w * power, size)
+    return acc, acc_w, acc_p
 
 
-def insert(images, rotations, filters=None):
-    """n^3 float32 volume [z, y, x] from square images (m, n, n) by direct Fourier insertion
-    (module docstring); ``filters`` (m, n, n) multiply each image's fft2 first. Frequencies
-    beyond Nyquist (|k| > n/2 in the image) are left out, so every shell is isotropic."""
+def insert(images, rotations, filters=None, noise_power=None):
+    """Volumes [z, y, x] from square images by direct Fourier insertion (module docstring).
+
+    ``images`` (m, n, n), or (c, m, n, n) for c image sets sharing the geometry (signal,
+    clutter, noise: linear, so reconstructed apart); ``filters`` (m, n, n) multiply each
+    image's fft2 first. Frequencies beyond Nyquist (|k| > n/2) are left out, so every shell
+    is isotropic. Returns the n^3 float32 volume (or (c, n, n, n)); with ``noise_power``
+    (m, n, n), the expected |fft2|^2 of the noise in each image, also the expected variance
+    of that noise in the reconstruction (Parseval over the inserted samples)."""
     images = np.asarray(images, np.float64)
-    m, n = images.shape[0], images.shape[-1]
-    spec = sfft.fft2(sfft.ifftshift(images, axes=(-2, -1)), axes=(-2, -1))
-    if filters is not None:
-        spec *= filters
+    single = images.ndim == 3
+    stack = images[None] if single else images
+    c, m, n = stack.shape[0], stack.shape[1], stack.shape[-1]
+    spec = sfft.fft2(sfft.ifftshift(stack, axes=(-2, -1)), axes=(-2, -1))
+    gain = np.ones((m, n, n)) if filters is None else np.asarray(filters)
+    spec *= gain
     k = sfft.fftfreq(n) * n
     kv, ku = np.meshgrid(k, k, indexing="ij")
     inside = (kv ** 2 + ku ** 2 <= (n / 2) ** 2).ravel()
     rot = np.asarray(rotations, float)[:, :2, :][:, :, _REV]      # U, V in [z, y, x]
     coords = (ku.ravel()[None, :, None] * rot[:, None, 0, :]
               + kv.ravel()[None, :, None] * rot[:, None, 1, :])    # (m, n^2, 3)
-    grid, weight = _splat(coords[:, inside].reshape(-1, 3), spec.reshape(m, -1)[:, inside].ravel(), n)
-    grid /= np.maximum(weight, 1.0)
-    vol = sfft.ifftn(grid.reshape(n, n, n)).real
-    return sfft.fftshift(vol).astype(np.float32)
+    power = None
+    if noise_power is not None:
+        power = (np.asarray(noise_power) * np.abs(gain) ** 2).reshape(m, -1)[:, inside].ravel()
+    grid, weight, acc_p = _splat(coords[:, inside].reshape(-1, 3),
+                                 spec.reshape(c, m, -1)[:, :, inside].reshape(c, -1), n, power)
+    norm = np.maximum(weight, 1.0)
+    grid /= norm
+    vol = sfft.fftshift(sfft.ifftn(grid.reshape(c, n, n, n), axes=(1, 2, 3)).real, axes=(1, 2, 3))
+    vol = vol[0] if single else vol
+    if noise_power is None:
+        return vol.astype(np.float32)
+    expected = acc_p / norm ** 2
+    return vol.astype(np.float32), float((expected.sum() - expected[0]) / float(n) ** 6)
 
 
 def ramp_filter(images):

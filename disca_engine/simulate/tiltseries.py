@@ -10,7 +10,7 @@ tilt a measures the Fourier plane through ky and (kx, kz) = (cos a, sin a), the 
 
 Contrast. The recorded image has the physical CTF sign: the first lobe is negative, so protein
 (positive contrast against ice) is dark. ``ctf_correction='phaseflip'`` multiplies each image
-by -sign(CTF), which makes every band positive, so protein is bright, as in WarpTools and
+by sign(CTF), which makes every band positive (|CTF|), so protein is bright, as in WarpTools and
 RELION subtomograms (and the real EMPIAR boxes of tests/data/real); ``contrast='dark'``
 negates the result (protein dark, as in the idealised simulator and IMOD tomograms).
 """
@@ -24,10 +24,11 @@ from . import optics
 # Grigorieff (eLife 2015); an amplitude at frequency k falls as exp(-N / (2 N_e(k))).
 CRITICAL_A, CRITICAL_B, CRITICAL_C = 0.245, -1.665, 2.81
 DOSE_PER_TILT = 3.0          # e/A^2 per image: 41 images give 123 e/A^2, a typical total
+TILT_STEP = 3.0              # degrees between images
 DOSE_GROUP = 2               # Hagen scheme: 0, +1, +2, -1, -2, +3, +4, ... steps
 
 
-def tilt_angles(tilt=60.0, step=3.0):
+def tilt_angles(tilt=60.0, step=TILT_STEP):
     """Tilt angles from -tilt to +tilt (degrees) every ``step``, symmetric about 0."""
     if not 0 < tilt <= 80:
         raise EngineError(f"--tilt {tilt:g}: give the largest tilt in degrees, 0 < tilt <= 80 "
@@ -37,6 +38,12 @@ def tilt_angles(tilt=60.0, step=3.0):
                           f"0 < step <= {tilt:g} (e.g. 3)")
     k = int(np.floor(tilt / step + 1e-9))
     return step * np.arange(-k, k + 1, dtype=np.float64)
+
+
+def check_dose(dose_per_tilt):
+    if not (np.isfinite(dose_per_tilt) and 0 < dose_per_tilt <= 20):
+        raise EngineError(f"--dose-per-tilt {dose_per_tilt:g}: give the exposure of one image in "
+                          "e/A^2, > 0 and <= 20 (typical: 2-4)")
 
 
 def dose_symmetric_order(angles, group=DOSE_GROUP):
@@ -124,16 +131,16 @@ def single_axis(angles, defocus_um, dose_per_tilt=DOSE_PER_TILT, group=DOSE_GROU
 
 
 def radial_freq(n, voxel_a):
-    """|k| (1/A) on the fft2 grid of an n x n image."""
+    """|k| (1/A) on the fft2 grid of an n x n image (or of shape n = (nv, nu))."""
     ky, kx = optics.image_freqs(n, voxel_a)
     return np.sqrt(ky ** 2 + kx ** 2)
 
 
 def physics_filters(series, n, voxel_a):
     """(n_images, n, n) float32: CTF x radiation damage x ctf_scale of each image on its fft2
-    grid: what the microscope does to the projected density."""
+    grid (n an int or (nv, nu)): what the microscope does to the projected density."""
     kr = radial_freq(n, voxel_a)
-    out = np.empty((len(series), n, n), np.float32)
+    out = np.empty((len(series),) + kr.shape, np.float32)
     for j in range(len(series)):
         out[j] = optics.ctf_image(n, voxel_a, series.defocus_um[j], series.astigmatism_um[j],
                                   series.astig_angle_deg[j])
@@ -144,17 +151,17 @@ def physics_filters(series, n, voxel_a):
 
 def correction_filters(series, n, voxel_a, ctf_correction="phaseflip", contrast="bright"):
     """(n_images, n, n) float32 applied to each recorded image before back-projection: the
-    phase flip (-sign CTF) and exposure weighting (the damage curve once more, so late,
+    phase flip (sign CTF) and exposure weighting (the damage curve once more, so late,
     damaged images count less at high frequency), and the contrast sign."""
     kr = radial_freq(n, voxel_a)
     sign = 1.0 if contrast == "bright" else -1.0
-    out = np.empty((len(series), n, n), np.float32)
+    out = np.empty((len(series),) + kr.shape, np.float32)
     for j in range(len(series)):
         weight = exposure_filter(kr, series.pre_exposure[j], series.dose[j])
         if ctf_correction == "phaseflip":
             c = optics.ctf_image(n, voxel_a, series.defocus_um[j], series.astigmatism_um[j],
                                  series.astig_angle_deg[j])
-            weight = weight * -np.sign(c)
+            weight = weight * np.sign(c)
         else:  # raw contrast: protein dark in the first lobe
             weight = -weight
         out[j] = sign * weight
@@ -168,15 +175,19 @@ def apply_filters(images, filters):
     return sfft.ifft2(spec, axes=(-2, -1)).real.astype(np.float32)
 
 
-def image_noise(rng, n_images, n, variance, colour=None):
-    """Gaussian noise images (n_images, n, n) float32 with per-image ``variance``; ``colour``
-    (n_images, n, n) or (n, n), optional: amplitude spectrum shape on the fft2 grid,
-    normalised here so the variance is as asked."""
-    noise = rng.standard_normal((n_images, n, n), dtype=np.float32)
-    if colour is not None:
-        shape = np.broadcast_to(np.asarray(colour, np.float32), (n_images, n, n))
-        noise = apply_filters(noise, shape)
-        # expected variance of filtered unit white noise (Parseval), not the sample's
-        noise /= np.sqrt(np.mean(shape.astype(np.float64) ** 2, axis=(1, 2))).astype(np.float32)[:, None, None]
-    noise *= np.sqrt(np.asarray(variance, np.float32)).reshape(-1, 1, 1)
-    return noise
+def image_noise(rng, power):
+    """Gaussian noise images (m, n, n) float32 whose expected |fft2|^2 is ``power`` (m, n, n)
+    (white noise of variance s^2 has power n^2 s^2 everywhere)."""
+    power = np.asarray(power, np.float64)
+    pixels = power.shape[-1] * power.shape[-2]
+    white = rng.standard_normal(power.shape, dtype=np.float32)
+    spec = sfft.fft2(white, axes=(-2, -1))
+    spec *= np.sqrt(power / pixels)   # the fft2 of unit white noise has power nv nu
+    return sfft.ifft2(spec, axes=(-2, -1)).real.astype(np.float32)
+
+
+def white_noise_power(series, n):
+    """Per-image noise power (m, n, n) (or (m, nv, nu) for n = (nv, nu)) of white noise whose
+    variance grows with the path length through the ice slab (1 at zero tilt, 1/cos(tilt))."""
+    nv, nu = (n, n) if np.isscalar(n) else n
+    return np.broadcast_to((float(nv * nu) * series.path_factor)[:, None, None], (len(series), nv, nu))

@@ -29,7 +29,7 @@ from ..io.atomic import atomic_path
 from ..io.mrc import write_volume
 from ..io.star import StarTable, write_star
 from ..progress import Progress
-from . import geometry, optics
+from . import geometry, optics, tiltseries
 from .subtomos import _check_common, _check_defocus
 from .templates import class_info, resolve_classes, template
 
@@ -38,6 +38,7 @@ GOLD_CONTRAST = 4.3         # e/A^3 above ice (gold 4.66, ice 0.334)
 # lipid bilayer electron-density profile (e/A^3 relative to ice) across the membrane
 HEAD_OFFSET_A, HEAD_SIGMA_A, HEAD_CONTRAST = 20.0, 4.0, 0.12
 TAIL_SIGMA_A, TAIL_CONTRAST = 8.0, -0.05
+RECONSTRUCTIONS = ("fourier", "wbp")
 
 
 def _parse_shape(shape):
@@ -240,14 +241,16 @@ def _reference_signal_var(temps, box, voxel_a, defocus_um, tilt):
 
 def generate_tomogram(shape=(96, 256, 256), voxel_A=14.0, classes=5, n_particles=60, snr=0.05,
                       tilt=60.0, seed=0, distractors=True, defocus_um=5.0, snr_box=24,
-                      slab=None, return_clean=False):
+                      slab=None, return_clean=False, reconstruction="fourier",
+                      tilt_step=tiltseries.TILT_STEP, dose_per_tilt=tiltseries.DOSE_PER_TILT):
     """One tomogram in memory: dict with ``volume`` (normalised float32 [z, y, x]),
     ``centres`` (n, 3) [z, y, x] voxels, ``labels`` (0-based), ``class_names``,
     ``rotations``, ``gold`` and ``vesicle`` positions, ``signal_var``, ``noise_var``, and
     ``clean`` (noise-free particles + distractors, same scaling) when asked. ``slab``:
     thickness in voxels of the specimen layer (centred in z) that holds the particles and
     gold beads; default the whole volume. ``simulate_tomograms`` makes tomogram t with
-    ``seed=[seed, t]``."""
+    ``seed=[seed, t]``. ``reconstruction='wbp'``: through a tilt series every ``tilt_step``
+    degrees instead of the Fourier-space CTF and wedge (``tomo_wbp``)."""
     names = resolve_classes(classes)
     _check_common(snr, tilt, voxel_A)
     shape = _parse_shape(shape)
@@ -260,7 +263,14 @@ def generate_tomogram(shape=(96, 256, 256), voxel_A=14.0, classes=5, n_particles
     geo_rng, noise_rng = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2)]
     if slab is not None and not 8 <= float(slab):
         raise EngineError(f"--slab {slab}: give the specimen thickness in voxels (>= 8)")
+    if reconstruction not in RECONSTRUCTIONS:
+        raise EngineError(f"--reconstruction {reconstruction}: use 'fourier' (CTF and wedge "
+                          "in Fourier space) or 'wbp' (through a simulated tilt series)")
     layout = _Layout(geo_rng, shape, temps, int(n_particles), distractors, voxel_A, slab)
+    if reconstruction == "wbp":
+        from .tomo_wbp import generate_wbp
+        return generate_wbp(layout, temps, names, shape, voxel_A, snr, tilt, tilt_step,
+                            dose_per_tilt, defocus_um, snr_box, noise_rng, distractors, return_clean)
 
     pad = (PAD, PAD, PAD)
     pshape = _padded_shape(shape, pad)
@@ -311,7 +321,9 @@ def generate_tomogram(shape=(96, 256, 256), voxel_A=14.0, classes=5, n_particles
 
 def simulate_tomograms(outdir, n_tomograms=2, shape=(96, 256, 256), voxel_A=14.0, classes=5,
                        n_particles=60, snr=0.05, tilt=60.0, seed=0, distractors=True,
-                       defocus_um=5.0, snr_box=24, slab=None, defocus_spread_um=0.0):
+                       defocus_um=5.0, snr_box=24, slab=None, defocus_spread_um=0.0,
+                       reconstruction="fourier", tilt_step=tiltseries.TILT_STEP,
+                       dose_per_tilt=tiltseries.DOSE_PER_TILT):
     """Write ``tomo_001.mrc``... + ``truth.star`` + ``simulation.json`` into ``outdir``;
     return (list of tomogram paths, truth STAR path)."""
     names = resolve_classes(classes)
@@ -333,7 +345,9 @@ def simulate_tomograms(outdir, n_tomograms=2, shape=(96, 256, 256), voxel_A=14.0
             defocus += np.random.default_rng([int(seed), t, 1]).uniform(-1, 1) * defocus_spread_um
         res = generate_tomogram(shape, voxel_A, names, n_particles, snr, tilt,
                                 seed=[int(seed), t], distractors=distractors,
-                                defocus_um=defocus, snr_box=snr_box, slab=slab)
+                                defocus_um=defocus, snr_box=snr_box, slab=slab,
+                                reconstruction=reconstruction, tilt_step=tilt_step,
+                                dose_per_tilt=dose_per_tilt)
         stem = f"tomo_{t + 1:03d}"
         path = os.path.join(outdir, stem + ".mrc")
         write_volume(path, res["volume"], voxel_A)
@@ -369,10 +383,13 @@ def simulate_tomograms(outdir, n_tomograms=2, shape=(96, 256, 256), voxel_A=14.0
                            "distractors": bool(distractors), "slab_voxels": slab,
                            "kv": 300.0, "cs_mm": 2.7,
                            "defocus_um": defocus_um, "defocus_spread_um": defocus_spread_um,
-                           "amplitude_contrast": 0.07},
+                           "amplitude_contrast": 0.07, "reconstruction": reconstruction},
             "classes": [{"class": i + 1, "name": c, "description": class_info(c)[0]}
                         for i, c in enumerate(names)],
             "tomograms": tomo_info, "seconds": round(time.time() - t0, 3)}
+    if reconstruction == "wbp":
+        info["parameters"].update({"tilt_step_deg": tilt_step, "dose_per_tilt": dose_per_tilt,
+                                   "ctf_correction": "phaseflip", "contrast": "dark"})
     with atomic_path(os.path.join(outdir, "simulation.json")) as tmp, open(tmp, "w") as fh:
         json.dump(info, fh, indent=1)
     progress.finish(f"{len(paths)} tomograms in {outdir}")
