@@ -38,6 +38,7 @@ from .tiltsubtomos import Plan, margin_voxels, simulate_boxes
 from .templates import resolve_classes
 
 SNR = 0.008                 # the real boxes' per-particle SNR, 0.006-0.01 (their README)
+MAX_SNR = 0.1               # measured: the shell spectra still match within 11% at 0.1, not at 0.3
 MAX_SHIFT = 1.0             # refined coordinates: particles centred within about a voxel
 CTF_FLOOR = 0.07            # the divisor's floor: the amplitude contrast
 BAND = 15.0 / 16.0          # fraction of Nyquist kept
@@ -260,9 +261,10 @@ def generate_like_real(real_dir, classes, n_per_class=40, snr=SNR, seed=0,
     real set's particles STAR) and ``voxel_A``, ``size``. ``match_spectrum=False`` leaves out
     the 3D shell gain (``LikeRealOptics.shape_noise``): the measured per-image noise alone."""
     names = resolve_classes(classes)
-    if not (np.isfinite(snr) and snr > 0):
-        raise EngineError(f"--snr {snr:g}: the signal-to-noise ratio must be > 0 (the real boxes: "
-                          f"about {SNR:g})")
+    if not (np.isfinite(snr) and 0 < snr <= MAX_SNR):
+        raise EngineError(f"--snr {snr:g}: give an SNR > 0 and <= {MAX_SNR:g} (the real boxes: about "
+                          f"{SNR:g}); above it the particle's own power exceeds the real spectrum at "
+                          "low frequency and the spectra cannot be matched")
     if int(n_per_class) < 1:
         raise EngineError(f"--n-per-class {n_per_class}: need at least 1 subtomogram per class")
     if not (np.isfinite(max_shift) and max_shift >= 0):
