@@ -5,7 +5,7 @@ holds the central particle (or nothing, for a junk box), neighbours whose 95%-ma
 (radius r95) overlaps the box ("reaching" it: they show partly inside), background particles
 further out at the same number density (they leave only streaks in the box), optionally a
 membrane through the box and a gold bead near it. Coordinates are [z, y, x] voxels from the
-box centre. The membrane is the lipid-bilayer profile of ``tomograms.membrane_profile`` on a
+box centre. The membrane is the lipid-bilayer profile of ``specimen.membrane_profile`` on a
 sphere of large radius (gently curved to nearly planar), faded out over the scene's outer
 voxels so its cut edge leaves no sharp line in the projections.
 """
@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import EngineError
 from . import geometry
-from .tomograms import GOLD_RADIUS_A, HEAD_OFFSET_A, HEAD_SIGMA_A, membrane_profile, paste, paste_gold
+from .specimen import GOLD_RADIUS_A, HEAD_OFFSET_A, HEAD_SIGMA_A, membrane_profile, paste, paste_gold
 
 MEMBRANE_HALF_A = HEAD_OFFSET_A + 2 * HEAD_SIGMA_A    # half-thickness kept clear of particles
 CURVATURE_NM = (40.0, 400.0)     # membrane radius of curvature, log-uniform: vesicle to flat

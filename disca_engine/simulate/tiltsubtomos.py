@@ -17,7 +17,6 @@ variance of the reconstructed image noise. ``snr_mode='particle'`` sets it per b
 import numpy as np
 
 from ..errors import EngineError
-from ..progress import Progress
 from . import geometry, junk, projection, tiltseries
 from .scene import build_scene, reach_volume
 from .subtomos import _check_common, _check_fit
@@ -47,7 +46,8 @@ def _range(value, flag, integer=False, example="0,3"):
     """(lo, hi) from one number or a pair: finite, >= 0, lo <= hi (whole numbers if asked)."""
     lo, hi = (value, value) if np.isscalar(value) else tuple(value)
     cast = int if integer else float
-    if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0 or hi < lo or (integer and (lo != int(lo) or hi != int(hi))):
+    whole = not integer or (lo == int(lo) and hi == int(hi))
+    if not (np.isfinite(lo) and np.isfinite(hi) and 0 <= lo <= hi and whole):
         kind = "whole numbers" if integer else "numbers"
         text = ",".join(f"{v:g}" for v in np.atleast_1d(value))
         raise EngineError(f"{flag} {text}: give one value or a range LO,HI of {kind} >= 0 with "

@@ -92,7 +92,8 @@ def wbp_tomogram(particles, distractors, centres, voxel_a, tilt, tilt_step, dose
 def generate_wbp(layout, temps, names, shape, voxel_a, snr, tilt, tilt_step, dose_per_tilt,
                  defocus_um, snr_box, noise_rng, distractors, return_clean):
     """``generate_tomogram``'s result for ``reconstruction='wbp'`` from its layout."""
-    from .tomograms import _distractor_volume, _reference_signal_var, paste
+    from .specimen import paste
+    from .tomograms import _distractor_volume, _reference_signal_var, layout_result
     tiltseries.tilt_angles(tilt, tilt_step)        # the angles' errors before any work
     tiltseries.check_dose(dose_per_tilt)
     particles = np.zeros(shape, np.float32)
@@ -104,13 +105,6 @@ def generate_wbp(layout, temps, names, shape, voxel_a, snr, tilt, tilt_step, dos
     vol, signal_var, noise_var, clean, series = wbp_tomogram(
         particles, dist, layout.centres, voxel_a, tilt, tilt_step, dose_per_tilt, defocus_um,
         snr, snr_box, noise_rng, ref, return_clean=return_clean)
-    out = {"volume": vol, "centres": layout.centres, "labels": layout.labels,
-           "class_names": names, "rotations": layout.rotations,
-           "gold": [list(map(float, g)) for g in layout.gold],
-           "vesicle": None if layout.vesicle is None else
-           {"centre": list(map(float, layout.vesicle[0])), "radius": float(layout.vesicle[1])},
-           "signal_var": signal_var, "noise_var": noise_var,
-           "tilt_angles": np.rad2deg(np.arctan2(series.rotations[:, 0, 2], series.rotations[:, 0, 0])).tolist()}
-    if clean is not None:
-        out["clean"] = clean
+    out = layout_result(layout, names, vol, signal_var, noise_var, clean)
+    out["tilt_angles"] = np.rad2deg(np.arctan2(series.rotations[:, 0, 2], series.rotations[:, 0, 0])).tolist()
     return out

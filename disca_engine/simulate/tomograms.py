@@ -30,14 +30,10 @@ from ..io.mrc import write_volume
 from ..io.star import StarTable, write_star
 from ..progress import Progress
 from . import geometry, optics, tiltseries
+from .specimen import GOLD_RADIUS_A, HEAD_OFFSET_A, HEAD_SIGMA_A, membrane_profile, paste, paste_gold
 from .subtomos import _check_common, _check_defocus
 from .templates import class_info, resolve_classes, template
 
-GOLD_RADIUS_A = 50.0        # 10 nm colloidal gold
-GOLD_CONTRAST = 4.3         # e/A^3 above ice (gold 4.66, ice 0.334)
-# lipid bilayer electron-density profile (e/A^3 relative to ice) across the membrane
-HEAD_OFFSET_A, HEAD_SIGMA_A, HEAD_CONTRAST = 20.0, 4.0, 0.12
-TAIL_SIGMA_A, TAIL_CONTRAST = 8.0, -0.05
 RECONSTRUCTIONS = ("fourier", "wbp")
 
 
@@ -51,16 +47,6 @@ def _parse_shape(shape):
     if len(shape) != 3 or min(shape) < 8:
         raise EngineError(f"--shape {shape}: need three sizes z,y,x of at least 8 voxels each")
     return shape
-
-
-def membrane_profile(d_a, voxel_a):
-    """Bilayer contrast at signed distance ``d_a`` (A) from the mid-plane, averaged over
-    one voxel (box filter) so thin layers are not aliased."""
-    fine = np.linspace(-0.5, 0.5, 9) * voxel_a
-    dd = d_a[..., None] + fine
-    heads = np.exp(-0.5 * ((np.abs(dd) - HEAD_OFFSET_A) / HEAD_SIGMA_A) ** 2) * HEAD_CONTRAST
-    tails = np.exp(-0.5 * (dd / TAIL_SIGMA_A) ** 2) * TAIL_CONTRAST
-    return (heads + tails).mean(-1)
 
 
 class _Layout:
@@ -137,20 +123,6 @@ class _Layout:
         return None
 
 
-def paste(vol, temp, rot, centre):
-    """Add ``temp`` rotated by ``rot`` with its centre of mass at ``centre`` (continuous)."""
-    anchor = np.round(centre).astype(int)
-    size = 2 * int(np.ceil(temp.rfull)) + 5
-    local = geometry.place(temp, rot, centre - anchor, size)
-    lo = anchor - size // 2
-    src, dst = [], []
-    for ax in range(3):
-        a, b = max(lo[ax], 0), min(lo[ax] + size, vol.shape[ax])
-        dst.append(slice(a, b))
-        src.append(slice(a - lo[ax], b - lo[ax]))
-    vol[tuple(dst)] += local[tuple(src)]
-
-
 def _distractor_volume(shape, layout, voxel_a):
     vol = np.zeros(shape, np.float32)
     if layout.vesicle is not None:
@@ -169,17 +141,6 @@ def _distractor_volume(shape, layout, voxel_a):
     for c in layout.gold:
         paste_gold(vol, c, voxel_a)
     return vol
-
-
-def paste_gold(vol, c, voxel_a):
-    """Add a gold bead (GOLD_RADIUS_A, partial-volume edge) centred at ``c`` [z, y, x]."""
-    gold_r = GOLD_RADIUS_A / voxel_a
-    lo = np.maximum(np.floor(c - gold_r - 2).astype(int), 0)
-    hi = np.minimum(np.ceil(c + gold_r + 3).astype(int), vol.shape)
-    sub = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-    d = np.sqrt(sum((s - c[i]) ** 2 for i, s in enumerate(sub)))
-    occ = np.clip(gold_r + 0.5 - d, 0.0, 1.0)  # partial-volume edge
-    vol[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] += GOLD_CONTRAST * occ
 
 
 # Zero padding per side before the FFT. Measured on two dense beads near the faces of a
@@ -271,7 +232,28 @@ def generate_tomogram(shape=(96, 256, 256), voxel_A=14.0, classes=5, n_particles
         from .tomo_wbp import generate_wbp
         return generate_wbp(layout, temps, names, shape, voxel_A, snr, tilt, tilt_step,
                             dose_per_tilt, defocus_um, snr_box, noise_rng, distractors, return_clean)
+    vol, signal_var, noise_var, clean = _fourier_tomogram(
+        layout, temps, shape, voxel_A, snr, tilt, defocus_um, snr_box, noise_rng, distractors,
+        return_clean)
+    return layout_result(layout, names, vol, signal_var, noise_var, clean)
 
+
+def layout_result(layout, names, vol, signal_var, noise_var, clean=None):
+    """``generate_tomogram``'s dict for a tomogram of ``layout``."""
+    out = {"volume": vol, "centres": layout.centres,
+           "labels": layout.labels, "class_names": names, "rotations": layout.rotations,
+           "gold": [list(map(float, g)) for g in layout.gold],
+           "vesicle": None if layout.vesicle is None else
+           {"centre": list(map(float, layout.vesicle[0])), "radius": float(layout.vesicle[1])},
+           "signal_var": signal_var, "noise_var": noise_var}
+    if clean is not None:
+        out["clean"] = clean
+    return out
+
+
+def _fourier_tomogram(layout, temps, shape, voxel_A, snr, tilt, defocus_um, snr_box, noise_rng,
+                      distractors, return_clean):
+    """CTF and wedge in Fourier space: (normalised volume, signal_var, noise_var, clean)."""
     pad = (PAD, PAD, PAD)
     pshape = _padded_shape(shape, pad)
     big = np.zeros(pshape, np.float32)
@@ -281,7 +263,7 @@ def generate_tomogram(shape=(96, 256, 256), voxel_A=14.0, classes=5, n_particles
     transfer = _transfer(pshape, voxel_A, defocus_um, tilt)
     spec = optics.rfftn3(big)
     # noise level from the particles alone (distractors excluded)
-    if n_particles:
+    if len(layout.centres):
         sig_p = _crop(optics.irfftn3(spec * transfer, pshape), pad, shape)
         signal_var = _cube_variance(sig_p, layout.centres, int(snr_box))
         del sig_p
@@ -308,15 +290,24 @@ def generate_tomogram(shape=(96, 256, 256), voxel_A=14.0, classes=5, n_particles
     mean, std = float(vol.mean()), float(vol.std())
     vol -= mean
     vol /= std
-    out = {"volume": vol.astype(np.float32, copy=False), "centres": layout.centres,
-           "labels": layout.labels, "class_names": names, "rotations": layout.rotations,
-           "gold": [list(map(float, g)) for g in layout.gold],
-           "vesicle": None if layout.vesicle is None else
-           {"centre": list(map(float, layout.vesicle[0])), "radius": float(layout.vesicle[1])},
-           "signal_var": signal_var, "noise_var": noise_var}
     if clean is not None:
-        out["clean"] = ((clean - mean) / std).astype(np.float32)
-    return out
+        clean = ((clean - mean) / std).astype(np.float32)
+    return vol.astype(np.float32, copy=False), signal_var, noise_var, clean
+
+
+def _add_rows(rows, gold, stem, res, names):
+    """Append one tomogram's particles to the truth rows and its gold beads to ``gold``."""
+    for c, lab in zip(res["centres"], res["labels"]):
+        rows["rlnTomoName"].append(stem)
+        rows["rlnCoordinateX"].append(f"{c[2]:.2f}")
+        rows["rlnCoordinateY"].append(f"{c[1]:.2f}")
+        rows["rlnCoordinateZ"].append(f"{c[0]:.2f}")
+        rows["discaTrueClass"].append(int(lab) + 1)
+        rows["discaTrueClassName"].append(names[lab])
+    for c in res["gold"]:
+        for key, val in zip(("rlnTomoName", "rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ",
+                             "discaDistractor"), (stem, c[2], c[1], c[0], "gold")):
+            gold[key].append(f"{val:.2f}" if isinstance(val, float) else val)
 
 
 def simulate_tomograms(outdir, n_tomograms=2, shape=(96, 256, 256), voxel_A=14.0, classes=5,
@@ -352,17 +343,7 @@ def simulate_tomograms(outdir, n_tomograms=2, shape=(96, 256, 256), voxel_A=14.0
         path = os.path.join(outdir, stem + ".mrc")
         write_volume(path, res["volume"], voxel_A)
         paths.append(path)
-        for c, lab in zip(res["centres"], res["labels"]):
-            rows["rlnTomoName"].append(stem)
-            rows["rlnCoordinateX"].append(f"{c[2]:.2f}")
-            rows["rlnCoordinateY"].append(f"{c[1]:.2f}")
-            rows["rlnCoordinateZ"].append(f"{c[0]:.2f}")
-            rows["discaTrueClass"].append(int(lab) + 1)
-            rows["discaTrueClassName"].append(names[lab])
-        for c in res["gold"]:
-            for key, val in zip(("rlnTomoName", "rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ",
-                                 "discaDistractor"), (stem, c[2], c[1], c[0], "gold")):
-                gold[key].append(f"{val:.2f}" if isinstance(val, float) else val)
+        _add_rows(rows, gold, stem, res, names)
         tomo_info.append({"tomogram": stem + ".mrc", "n_particles": len(res["labels"]),
                           "defocus_um": round(float(defocus), 4),
                           "gold_zyx": res["gold"], "vesicle_zyx": res["vesicle"],
@@ -387,7 +368,7 @@ def simulate_tomograms(outdir, n_tomograms=2, shape=(96, 256, 256), voxel_A=14.0
             "classes": [{"class": i + 1, "name": c, "description": class_info(c)[0]}
                         for i, c in enumerate(names)],
             "tomograms": tomo_info, "seconds": round(time.time() - t0, 3)}
-    if reconstruction == "wbp":
+    if reconstruction == "wbp":  # protein dark, as tomo_wbp makes it
         info["parameters"].update({"tilt_step_deg": tilt_step, "dose_per_tilt": dose_per_tilt,
                                    "ctf_correction": "phaseflip", "contrast": "dark"})
     with atomic_path(os.path.join(outdir, "simulation.json")) as tmp, open(tmp, "w") as fh:

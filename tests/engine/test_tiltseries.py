@@ -11,7 +11,7 @@ from disca_engine.commands.simulate import TILTSERIES_DEFAULTS
 from disca_engine.errors import EngineError
 from disca_engine.io.star import read_star
 from disca_engine.simulate import (generate_tiltseries_subtomograms, generate_tomogram, geometry,
-                                   optics, projection, template, tiltseries, tiltsubtomos)
+                                   projection, template, tiltseries, tiltsubtomos)
 from disca_engine.simulate.scene import distance_to_box
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
