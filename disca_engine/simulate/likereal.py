@@ -8,7 +8,7 @@ tilt series themselves (32^3 px at 12 A, CTF-premultiplied and exposure filtered
 WarpTools), from which the noise is measured.
 
 Processing (the README of the set, reproduced: ``reconstruct_real`` makes boxes that
-correlate 0.99 with the shipped ones; benchmarks/compare_real_boxes.py): each premultiplied
+correlate 0.988 (median of 40) with the shipped ones; benchmarks/compare_real_boxes.py): each premultiplied
 image is divided by max(E |CTF|, A) (E the exposure filter, A = 0.07 the amplitude contrast)
 and multiplied by E, frequencies beyond 15/16 of Nyquist dropped; the CTF is that of the
 particle's own underfocus (the image's plus the particle's depth along the beam); inserted

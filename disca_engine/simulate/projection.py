@@ -15,7 +15,7 @@ through the projection centre.
   is the mean of many samples; far out, where they are sparse, it is one); no ramp filter
   has to be designed for irregular or multi-axis series. One inverse FFT per box, and the
   interpolation blur and wedge shape are those of the real boxes (their reconstruction with
-  this code correlates 0.95 with them; benchmarks/compare_real_boxes.py).
+  this code correlates 0.988 with them; benchmarks/compare_real_boxes.py).
 - ``backproject``: tomograms by real-space weighted back-projection (IMOD's method): each
   image is ramp-filtered along u (perpendicular to the tilt axis y) and smeared back along its
   rays. A Fourier grid the size of a tomogram would wrap streaks around in z; this does not.

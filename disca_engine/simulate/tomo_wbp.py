@@ -69,8 +69,9 @@ def wbp_tomogram(particles, distractors, centres, voxel_a, tilt, tilt_step, dose
                  ctf_correction, contrast)
     step = (lambda m: progress.log(m)) if progress else (lambda m: None)
     img_p = ts.correct(ts.record(particles, shape[1:]))
-    step("particles projected")
+    step(f"particles projected at {len(ts.series)} tilts")
     rec_p = ts.backproject(img_p, shape)
+    step("particles back-projected")
     signal_var = _cube_variance(rec_p, centres, int(snr_box)) if len(centres) else reference_signal_var
     noise = ts.correct(tiltseries.image_noise(noise_rng, tiltseries.white_noise_power(ts.series, shape[1:])))
     unit_var = float(ts.backproject(noise, shape, min(NOISE_PLANES, shape[0])).var())
@@ -79,6 +80,7 @@ def wbp_tomogram(particles, distractors, centres, voxel_a, tilt, tilt_step, dose
     img_d = ts.correct(ts.record(distractors, shape[1:])) if distractors is not None else 0.0
     step("distractors and noise projected")
     vol = rec_p + ts.backproject(img_d + noise, shape)
+    step("reconstructed")
     clean = None
     if return_clean:
         clean = rec_p + (ts.backproject(img_d, shape) if distractors is not None else 0.0)
@@ -90,7 +92,7 @@ def wbp_tomogram(particles, distractors, centres, voxel_a, tilt, tilt_step, dose
 
 
 def generate_wbp(layout, temps, names, shape, voxel_a, snr, tilt, tilt_step, dose_per_tilt,
-                 defocus_um, snr_box, noise_rng, distractors, return_clean):
+                 defocus_um, snr_box, noise_rng, distractors, return_clean, progress=None):
     """``generate_tomogram``'s result for ``reconstruction='wbp'`` from its layout."""
     from .specimen import paste
     from .tomograms import _distractor_volume, _reference_signal_var, layout_result
@@ -104,7 +106,7 @@ def generate_wbp(layout, temps, names, shape, voxel_a, snr, tilt, tilt_step, dos
     dist = _distractor_volume(shape, layout, voxel_a) if distractors else None
     vol, signal_var, noise_var, clean, series = wbp_tomogram(
         particles, dist, layout.centres, voxel_a, tilt, tilt_step, dose_per_tilt, defocus_um,
-        snr, snr_box, noise_rng, ref, return_clean=return_clean)
+        snr, snr_box, noise_rng, ref, return_clean=return_clean, progress=progress)
     out = layout_result(layout, names, vol, signal_var, noise_var, clean)
     out["tilt_angles"] = np.rad2deg(np.arctan2(series.rotations[:, 0, 2], series.rotations[:, 0, 0])).tolist()
     return out

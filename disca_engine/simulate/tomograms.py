@@ -203,7 +203,8 @@ def _reference_signal_var(temps, box, voxel_a, defocus_um, tilt):
 def generate_tomogram(shape=(96, 256, 256), voxel_A=14.0, classes=5, n_particles=60, snr=0.05,
                       tilt=60.0, seed=0, distractors=True, defocus_um=5.0, snr_box=24,
                       slab=None, return_clean=False, reconstruction="fourier",
-                      tilt_step=tiltseries.TILT_STEP, dose_per_tilt=tiltseries.DOSE_PER_TILT):
+                      tilt_step=tiltseries.TILT_STEP, dose_per_tilt=tiltseries.DOSE_PER_TILT,
+                      progress=None):
     """One tomogram in memory: dict with ``volume`` (normalised float32 [z, y, x]),
     ``centres`` (n, 3) [z, y, x] voxels, ``labels`` (0-based), ``class_names``,
     ``rotations``, ``gold`` and ``vesicle`` positions, ``signal_var``, ``noise_var``, and
@@ -211,7 +212,8 @@ def generate_tomogram(shape=(96, 256, 256), voxel_A=14.0, classes=5, n_particles
     thickness in voxels of the specimen layer (centred in z) that holds the particles and
     gold beads; default the whole volume. ``simulate_tomograms`` makes tomogram t with
     ``seed=[seed, t]``. ``reconstruction='wbp'``: through a tilt series every ``tilt_step``
-    degrees instead of the Fourier-space CTF and wedge (``tomo_wbp``)."""
+    degrees instead of the Fourier-space CTF and wedge (``tomo_wbp``; ``progress`` gets its
+    stages)."""
     names = resolve_classes(classes)
     _check_common(snr, tilt, voxel_A)
     shape = _parse_shape(shape)
@@ -231,7 +233,8 @@ def generate_tomogram(shape=(96, 256, 256), voxel_A=14.0, classes=5, n_particles
     if reconstruction == "wbp":
         from .tomo_wbp import generate_wbp
         return generate_wbp(layout, temps, names, shape, voxel_A, snr, tilt, tilt_step,
-                            dose_per_tilt, defocus_um, snr_box, noise_rng, distractors, return_clean)
+                            dose_per_tilt, defocus_um, snr_box, noise_rng, distractors, return_clean,
+                            progress)
     vol, signal_var, noise_var, clean = _fourier_tomogram(
         layout, temps, shape, voxel_A, snr, tilt, defocus_um, snr_box, noise_rng, distractors,
         return_clean)
@@ -338,7 +341,7 @@ def simulate_tomograms(outdir, n_tomograms=2, shape=(96, 256, 256), voxel_A=14.0
                                 seed=[int(seed), t], distractors=distractors,
                                 defocus_um=defocus, snr_box=snr_box, slab=slab,
                                 reconstruction=reconstruction, tilt_step=tilt_step,
-                                dose_per_tilt=dose_per_tilt)
+                                dose_per_tilt=dose_per_tilt, progress=progress)
         stem = f"tomo_{t + 1:03d}"
         path = os.path.join(outdir, stem + ".mrc")
         write_volume(path, res["volume"], voxel_A)

@@ -276,3 +276,18 @@ def test_cli_defaults_are_the_api_defaults():
     from disca_engine.cli import build_parser
     args = build_parser().parse_args(["simulate", "like-real", "x", "--real", "y"])
     assert (args.snr, args.max_shift) == (likereal.SNR, likereal.MAX_SHIFT)
+
+
+@pytest.mark.skipif(not os.path.isdir(REAL), reason="real test data not in this checkout")
+def test_cli_like_real_writes_boxes_and_refuses_a_folder_without_a_set(tmp_path, capsys):
+    out = tmp_path / "lr"
+    assert _run_cli(["simulate", "like-real", str(out), "--real", REAL, "--classes", "tric",
+                     "--n-per-class", "2", "--seed", "3"]) == 0
+    t = read_star(str(out / "particles.star"))
+    assert len(t) == 2 and t["discaTrueClassName"] == ["tric", "tric"]
+    info = json.load(open(out / "simulation.json"))
+    assert info["parameters"]["voxel_A"] == 12.0 and len(info["parameters"]["source_particle"]) == 2
+    bad = tmp_path / "bad"
+    assert _run_cli(["simulate", "like-real", str(bad), "--real", str(tmp_path), "--classes", "tric"]) == 2
+    assert "no source/*_optimisation_set.star" in capsys.readouterr().err
+    assert not bad.exists()
