@@ -42,27 +42,55 @@ def wedge_mask(shape, tilt_deg):
 
 
 def ctf(shape, voxel_a, defocus_um=5.0, kv=300.0, cs_mm=2.7, amplitude_contrast=0.07, bfactor=0.0):
-    """CTF (float32) on the rfftn grid of ``shape`` (defocus_um > 0 = underfocus).
+    """CTF (float32) on the rfftn grid of ``shape`` (defocus_um > 0 = underfocus)."""
+    kz, ky, kx = (k.astype(np.float32) for k in rfft_freqs(shape, voxel_a))
+    k2 = (kz ** 2 + ky ** 2) + kx ** 2  # 2D + 1D broadcast, then one 3D array
+    h = ctf_of_k2(k2, defocus_um * 1e4, kv, cs_mm, amplitude_contrast)
+    if bfactor:
+        h *= np.exp(-bfactor * k2 / 4.0)
+    return h
+
+
+def ctf_of_k2(k2, defocus_a, kv=300.0, cs_mm=2.7, amplitude_contrast=0.07):
+    """CTF at squared frequencies ``k2`` (float32, 1/A^2) for an underfocus ``defocus_a`` in A
+    (a number, or an array broadcastable to ``k2`` for astigmatism).
 
     Uses sqrt(1 - A^2) sin(chi) + A cos(chi) = sin(chi + asin(A)): one sine per point,
     in float32 with in-place operations (big tomogram grids)."""
-    kz, ky, kx = (k.astype(np.float32) for k in rfft_freqs(shape, voxel_a))
-    k2 = (kz ** 2 + ky ** 2) + kx ** 2  # 2D + 1D broadcast, then one 3D array
     lam = wavelength_a(kv)
-    df = defocus_um * 1e4
     cs = cs_mm * 1e7
-    env = np.exp(-bfactor * k2 / 4.0) if bfactor else None
     # chi = pi lam df k2 - pi/2 cs lam^3 k2^2 = k2 (c1 - c2 k2)
-    c1, c2 = np.float32(np.pi * lam * df), np.float32(0.5 * np.pi * cs * lam ** 3)
+    c1 = (np.pi * lam * np.asarray(defocus_a, np.float64)).astype(np.float32)
+    c2 = np.float32(0.5 * np.pi * cs * lam ** 3)
     h = k2 * np.float32(-c2)
     h += c1
     h *= k2
     h += np.float32(np.arcsin(amplitude_contrast))
     np.sin(h, out=h)
     h *= np.float32(-1.0)
-    if env is not None:
-        h *= env
     return h
+
+
+def image_freqs(shape, voxel_a):
+    """Frequencies (cycles/A) kv, ku broadcastable to the fft2 grid of an image of ``shape``
+    (nv, nu), or n x n for an int."""
+    nv, nu = (shape, shape) if np.isscalar(shape) else shape
+    return sfft.fftfreq(nv, voxel_a)[:, None], sfft.fftfreq(nu, voxel_a)[None, :]
+
+
+def ctf_image(n, voxel_a, defocus_um, astigmatism_um=0.0, astig_angle_deg=0.0, kv=300.0,
+              cs_mm=2.7, amplitude_contrast=0.07):
+    """2D CTF (float32) on the fft2 grid of an n x n image [v, u] (or of shape n = (nv, nu)).
+    Astigmatism: the underfocus
+    is defocus + astigmatism along the direction ``astig_angle_deg`` from u (the RELION
+    DefocusU axis) and defocus - astigmatism across it."""
+    ky, kx = image_freqs(n, voxel_a)
+    k2 = (ky ** 2 + kx ** 2).astype(np.float32)
+    df = defocus_um * 1e4
+    if astigmatism_um:
+        theta = np.arctan2(ky, kx) - np.deg2rad(astig_angle_deg)
+        df = df + astigmatism_um * 1e4 * np.cos(2 * theta)
+    return ctf_of_k2(k2, df, kv, cs_mm, amplitude_contrast)
 
 
 def rfft_weights(shape):

@@ -200,7 +200,7 @@ def simulate_subtomograms(outdir, classes=5, n_per_class=40, snr=0.1, tilt=60.0,
     progress = Progress("simulate subtomos", total=n)
     if stack:
         image_names = [f"{i + 1}@particles.mrcs" for i in range(n)]
-        writer = _StackWriter(os.path.join(outdir, "particles.mrcs"), n, int(size), voxel_A)
+        writer = StackWriter(os.path.join(outdir, "particles.mrcs"), n, int(size), voxel_A)
         sink = writer.write
     else:
         os.makedirs(os.path.join(outdir, "subtomos"), exist_ok=True)
@@ -255,7 +255,7 @@ def simulate_subtomograms(outdir, classes=5, n_per_class=40, snr=0.1, tilt=60.0,
     return star
 
 
-class _StackWriter:
+class StackWriter:
     """Fill a float32 MRC volume stack batch by batch (memory-mapped), renamed when closed."""
 
     def __init__(self, path, n, size, voxel_a):

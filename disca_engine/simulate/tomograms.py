@@ -29,15 +29,12 @@ from ..io.atomic import atomic_path
 from ..io.mrc import write_volume
 from ..io.star import StarTable, write_star
 from ..progress import Progress
-from . import geometry, optics
+from . import geometry, optics, tiltseries
+from .specimen import GOLD_RADIUS_A, HEAD_OFFSET_A, HEAD_SIGMA_A, membrane_profile, paste, paste_gold
 from .subtomos import _check_common, _check_defocus
 from .templates import class_info, resolve_classes, template
 
-GOLD_RADIUS_A = 50.0        # 10 nm colloidal gold
-GOLD_CONTRAST = 4.3         # e/A^3 above ice (gold 4.66, ice 0.334)
-# lipid bilayer electron-density profile (e/A^3 relative to ice) across the membrane
-HEAD_OFFSET_A, HEAD_SIGMA_A, HEAD_CONTRAST = 20.0, 4.0, 0.12
-TAIL_SIGMA_A, TAIL_CONTRAST = 8.0, -0.05
+RECONSTRUCTIONS = ("fourier", "wbp")
 
 
 def _parse_shape(shape):
@@ -50,16 +47,6 @@ def _parse_shape(shape):
     if len(shape) != 3 or min(shape) < 8:
         raise EngineError(f"--shape {shape}: need three sizes z,y,x of at least 8 voxels each")
     return shape
-
-
-def _membrane_profile(d_a, voxel_a):
-    """Bilayer contrast at signed distance ``d_a`` (A) from the mid-plane, averaged over
-    one voxel (box filter) so thin layers are not aliased."""
-    fine = np.linspace(-0.5, 0.5, 9) * voxel_a
-    dd = d_a[..., None] + fine
-    heads = np.exp(-0.5 * ((np.abs(dd) - HEAD_OFFSET_A) / HEAD_SIGMA_A) ** 2) * HEAD_CONTRAST
-    tails = np.exp(-0.5 * (dd / TAIL_SIGMA_A) ** 2) * TAIL_CONTRAST
-    return (heads + tails).mean(-1)
 
 
 class _Layout:
@@ -136,20 +123,6 @@ class _Layout:
         return None
 
 
-def _paste(vol, temp, rot, centre):
-    """Add ``temp`` rotated by ``rot`` with its centre of mass at ``centre`` (continuous)."""
-    anchor = np.round(centre).astype(int)
-    size = 2 * int(np.ceil(temp.rfull)) + 5
-    local = geometry.place(temp, rot, centre - anchor, size)
-    lo = anchor - size // 2
-    src, dst = [], []
-    for ax in range(3):
-        a, b = max(lo[ax], 0), min(lo[ax] + size, vol.shape[ax])
-        dst.append(slice(a, b))
-        src.append(slice(a - lo[ax], b - lo[ax]))
-    vol[tuple(dst)] += local[tuple(src)]
-
-
 def _distractor_volume(shape, layout, voxel_a):
     vol = np.zeros(shape, np.float32)
     if layout.vesicle is not None:
@@ -164,15 +137,9 @@ def _distractor_volume(shape, layout, voxel_a):
             d -= np.float32(radius)
             near = np.abs(d) * voxel_a < HEAD_OFFSET_A + 4 * HEAD_SIGMA_A + voxel_a
             sub = vol[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-            sub[near] = _membrane_profile(d[near].astype(np.float64) * voxel_a, voxel_a)
-    gold_r = GOLD_RADIUS_A / voxel_a
+            sub[near] = membrane_profile(d[near].astype(np.float64) * voxel_a, voxel_a)
     for c in layout.gold:
-        lo = np.maximum(np.floor(c - gold_r - 2).astype(int), 0)
-        hi = np.minimum(np.ceil(c + gold_r + 3).astype(int), shape)
-        sub = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-        d = np.sqrt(sum((s - c[i]) ** 2 for i, s in enumerate(sub)))
-        occ = np.clip(gold_r + 0.5 - d, 0.0, 1.0)  # partial-volume edge
-        vol[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] += GOLD_CONTRAST * occ
+        paste_gold(vol, c, voxel_a)
     return vol
 
 
@@ -235,14 +202,18 @@ def _reference_signal_var(temps, box, voxel_a, defocus_um, tilt):
 
 def generate_tomogram(shape=(96, 256, 256), voxel_A=14.0, classes=5, n_particles=60, snr=0.05,
                       tilt=60.0, seed=0, distractors=True, defocus_um=5.0, snr_box=24,
-                      slab=None, return_clean=False):
+                      slab=None, return_clean=False, reconstruction="fourier",
+                      tilt_step=tiltseries.TILT_STEP, dose_per_tilt=tiltseries.DOSE_PER_TILT,
+                      progress=None):
     """One tomogram in memory: dict with ``volume`` (normalised float32 [z, y, x]),
     ``centres`` (n, 3) [z, y, x] voxels, ``labels`` (0-based), ``class_names``,
     ``rotations``, ``gold`` and ``vesicle`` positions, ``signal_var``, ``noise_var``, and
     ``clean`` (noise-free particles + distractors, same scaling) when asked. ``slab``:
     thickness in voxels of the specimen layer (centred in z) that holds the particles and
     gold beads; default the whole volume. ``simulate_tomograms`` makes tomogram t with
-    ``seed=[seed, t]``."""
+    ``seed=[seed, t]``. ``reconstruction='wbp'``: through a tilt series every ``tilt_step``
+    degrees instead of the Fourier-space CTF and wedge (``tomo_wbp``; ``progress`` gets its
+    stages)."""
     names = resolve_classes(classes)
     _check_common(snr, tilt, voxel_A)
     shape = _parse_shape(shape)
@@ -255,18 +226,47 @@ def generate_tomogram(shape=(96, 256, 256), voxel_A=14.0, classes=5, n_particles
     geo_rng, noise_rng = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2)]
     if slab is not None and not 8 <= float(slab):
         raise EngineError(f"--slab {slab}: give the specimen thickness in voxels (>= 8)")
+    if reconstruction not in RECONSTRUCTIONS:
+        raise EngineError(f"--reconstruction {reconstruction}: use 'fourier' (CTF and wedge "
+                          "in Fourier space) or 'wbp' (through a simulated tilt series)")
     layout = _Layout(geo_rng, shape, temps, int(n_particles), distractors, voxel_A, slab)
+    if reconstruction == "wbp":
+        from .tomo_wbp import generate_wbp
+        return generate_wbp(layout, temps, names, shape, voxel_A, snr, tilt, tilt_step,
+                            dose_per_tilt, defocus_um, snr_box, noise_rng, distractors, return_clean,
+                            progress)
+    vol, signal_var, noise_var, clean = _fourier_tomogram(
+        layout, temps, shape, voxel_A, snr, tilt, defocus_um, snr_box, noise_rng, distractors,
+        return_clean)
+    return layout_result(layout, names, vol, signal_var, noise_var, clean)
 
+
+def layout_result(layout, names, vol, signal_var, noise_var, clean=None):
+    """``generate_tomogram``'s dict for a tomogram of ``layout``."""
+    out = {"volume": vol, "centres": layout.centres,
+           "labels": layout.labels, "class_names": names, "rotations": layout.rotations,
+           "gold": [list(map(float, g)) for g in layout.gold],
+           "vesicle": None if layout.vesicle is None else
+           {"centre": list(map(float, layout.vesicle[0])), "radius": float(layout.vesicle[1])},
+           "signal_var": signal_var, "noise_var": noise_var}
+    if clean is not None:
+        out["clean"] = clean
+    return out
+
+
+def _fourier_tomogram(layout, temps, shape, voxel_A, snr, tilt, defocus_um, snr_box, noise_rng,
+                      distractors, return_clean):
+    """CTF and wedge in Fourier space: (normalised volume, signal_var, noise_var, clean)."""
     pad = (PAD, PAD, PAD)
     pshape = _padded_shape(shape, pad)
     big = np.zeros(pshape, np.float32)
     inner = big[tuple(slice(p, p + n) for p, n in zip(pad, shape))]  # a view
     for lab, rot, c in zip(layout.labels, layout.rotations, layout.centres):
-        _paste(inner, temps[lab], rot, c)
+        paste(inner, temps[lab], rot, c)
     transfer = _transfer(pshape, voxel_A, defocus_um, tilt)
     spec = optics.rfftn3(big)
     # noise level from the particles alone (distractors excluded)
-    if n_particles:
+    if len(layout.centres):
         sig_p = _crop(optics.irfftn3(spec * transfer, pshape), pad, shape)
         signal_var = _cube_variance(sig_p, layout.centres, int(snr_box))
         del sig_p
@@ -293,20 +293,31 @@ def generate_tomogram(shape=(96, 256, 256), voxel_A=14.0, classes=5, n_particles
     mean, std = float(vol.mean()), float(vol.std())
     vol -= mean
     vol /= std
-    out = {"volume": vol.astype(np.float32, copy=False), "centres": layout.centres,
-           "labels": layout.labels, "class_names": names, "rotations": layout.rotations,
-           "gold": [list(map(float, g)) for g in layout.gold],
-           "vesicle": None if layout.vesicle is None else
-           {"centre": list(map(float, layout.vesicle[0])), "radius": float(layout.vesicle[1])},
-           "signal_var": signal_var, "noise_var": noise_var}
     if clean is not None:
-        out["clean"] = ((clean - mean) / std).astype(np.float32)
-    return out
+        clean = ((clean - mean) / std).astype(np.float32)
+    return vol.astype(np.float32, copy=False), signal_var, noise_var, clean
+
+
+def _add_rows(rows, gold, stem, res, names):
+    """Append one tomogram's particles to the truth rows and its gold beads to ``gold``."""
+    for c, lab in zip(res["centres"], res["labels"]):
+        rows["rlnTomoName"].append(stem)
+        rows["rlnCoordinateX"].append(f"{c[2]:.2f}")
+        rows["rlnCoordinateY"].append(f"{c[1]:.2f}")
+        rows["rlnCoordinateZ"].append(f"{c[0]:.2f}")
+        rows["discaTrueClass"].append(int(lab) + 1)
+        rows["discaTrueClassName"].append(names[lab])
+    for c in res["gold"]:
+        for key, val in zip(("rlnTomoName", "rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ",
+                             "discaDistractor"), (stem, c[2], c[1], c[0], "gold")):
+            gold[key].append(f"{val:.2f}" if isinstance(val, float) else val)
 
 
 def simulate_tomograms(outdir, n_tomograms=2, shape=(96, 256, 256), voxel_A=14.0, classes=5,
                        n_particles=60, snr=0.05, tilt=60.0, seed=0, distractors=True,
-                       defocus_um=5.0, snr_box=24, slab=None, defocus_spread_um=0.0):
+                       defocus_um=5.0, snr_box=24, slab=None, defocus_spread_um=0.0,
+                       reconstruction="fourier", tilt_step=tiltseries.TILT_STEP,
+                       dose_per_tilt=tiltseries.DOSE_PER_TILT):
     """Write ``tomo_001.mrc``... + ``truth.star`` + ``simulation.json`` into ``outdir``;
     return (list of tomogram paths, truth STAR path)."""
     names = resolve_classes(classes)
@@ -328,22 +339,14 @@ def simulate_tomograms(outdir, n_tomograms=2, shape=(96, 256, 256), voxel_A=14.0
             defocus += np.random.default_rng([int(seed), t, 1]).uniform(-1, 1) * defocus_spread_um
         res = generate_tomogram(shape, voxel_A, names, n_particles, snr, tilt,
                                 seed=[int(seed), t], distractors=distractors,
-                                defocus_um=defocus, snr_box=snr_box, slab=slab)
+                                defocus_um=defocus, snr_box=snr_box, slab=slab,
+                                reconstruction=reconstruction, tilt_step=tilt_step,
+                                dose_per_tilt=dose_per_tilt, progress=progress)
         stem = f"tomo_{t + 1:03d}"
         path = os.path.join(outdir, stem + ".mrc")
         write_volume(path, res["volume"], voxel_A)
         paths.append(path)
-        for c, lab in zip(res["centres"], res["labels"]):
-            rows["rlnTomoName"].append(stem)
-            rows["rlnCoordinateX"].append(f"{c[2]:.2f}")
-            rows["rlnCoordinateY"].append(f"{c[1]:.2f}")
-            rows["rlnCoordinateZ"].append(f"{c[0]:.2f}")
-            rows["discaTrueClass"].append(int(lab) + 1)
-            rows["discaTrueClassName"].append(names[lab])
-        for c in res["gold"]:
-            for key, val in zip(("rlnTomoName", "rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ",
-                                 "discaDistractor"), (stem, c[2], c[1], c[0], "gold")):
-                gold[key].append(f"{val:.2f}" if isinstance(val, float) else val)
+        _add_rows(rows, gold, stem, res, names)
         tomo_info.append({"tomogram": stem + ".mrc", "n_particles": len(res["labels"]),
                           "defocus_um": round(float(defocus), 4),
                           "gold_zyx": res["gold"], "vesicle_zyx": res["vesicle"],
@@ -364,10 +367,13 @@ def simulate_tomograms(outdir, n_tomograms=2, shape=(96, 256, 256), voxel_A=14.0
                            "distractors": bool(distractors), "slab_voxels": slab,
                            "kv": 300.0, "cs_mm": 2.7,
                            "defocus_um": defocus_um, "defocus_spread_um": defocus_spread_um,
-                           "amplitude_contrast": 0.07},
+                           "amplitude_contrast": 0.07, "reconstruction": reconstruction},
             "classes": [{"class": i + 1, "name": c, "description": class_info(c)[0]}
                         for i, c in enumerate(names)],
             "tomograms": tomo_info, "seconds": round(time.time() - t0, 3)}
+    if reconstruction == "wbp":  # protein dark, as tomo_wbp makes it
+        info["parameters"].update({"tilt_step_deg": tilt_step, "dose_per_tilt": dose_per_tilt,
+                                   "ctf_correction": "phaseflip", "contrast": "dark"})
     with atomic_path(os.path.join(outdir, "simulation.json")) as tmp, open(tmp, "w") as fh:
         json.dump(info, fh, indent=1)
     progress.finish(f"{len(paths)} tomograms in {outdir}")

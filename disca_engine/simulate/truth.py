@@ -5,6 +5,11 @@ import numpy as np
 from .. import contract
 
 JUNK = "junk"
+# truth columns of the tilt-series subtomograms, besides contract.TRUE_CLASS(_NAME)
+TRUE_DEFOCUS = "discaTrueDefocusUm"        # the particle's underfocus (um)
+TRUE_NEIGHBOURS = "discaTrueNeighbours"    # neighbours whose 95%-mass sphere reaches the box
+TRUE_MEMBRANE = "discaTrueMembrane"        # 1 if a membrane crosses the box
+TRUE_GOLD = "discaTrueGold"                # 1 if the scene holds a gold bead
 _AXES = ("rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ")
 
 
