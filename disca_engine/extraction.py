@@ -257,6 +257,23 @@ def remove_previous(output_dir):
         os.remove(info)
 
 
+def _particles_table(kept, xyz, scores, rows, name, tomogram, pad):
+    """particles.star of the boxes ``kept`` ((coordinate row, image name, padded fraction))."""
+    idx = np.array([i for i, _, _ in kept], dtype=int)
+    table = StarTable(name="particles")
+    table[contract.IMAGE] = [rel for _, rel, _ in kept]
+    table[contract.TOMO_NAME] = [name] * len(kept)
+    table[contract.TOMO_FILE] = [tomogram] * len(kept)
+    for k, axis in enumerate("XYZ"):
+        table[f"rlnCoordinate{axis}"] = [f"{v:.2f}" for v in xyz[idx, k]]
+    if scores is not None:
+        table[contract.SCORE] = [f"{v:.6g}" for v in scores[idx]]
+    table[contract.PICK_INDEX] = [str(int(rows[i])) for i in idx]
+    if pad:
+        table["discaPaddedFraction"] = [f"{f:.4f}" for _, _, f in kept]
+    return table
+
+
 def extract_file(tomogram, coords_star, box, output_dir, bin=1, tomo_name=None, voxel_A=None,
                  quiet=False, stack=False, pad=None, overwrite=False, allow_empty=False):
     """Extract boxes around the picks of ``coords_star`` from ``tomogram`` into ``output_dir``.
@@ -300,18 +317,7 @@ def extract_file(tomogram, coords_star, box, output_dir, bin=1, tomo_name=None, 
     finally:
         mrc.close()
     kept = sorted(kept + padded)  # coords order
-    idx = np.array([i for i, _, _ in kept], dtype=int)
-    table = StarTable(name="particles")
-    table[contract.IMAGE] = [rel for _, rel, _ in kept]
-    table[contract.TOMO_NAME] = [name] * len(kept)
-    table[contract.TOMO_FILE] = [tomogram] * len(kept)
-    for k, axis in enumerate("XYZ"):
-        table[f"rlnCoordinate{axis}"] = [f"{v:.2f}" for v in xyz[idx, k]]
-    if scores is not None:
-        table[contract.SCORE] = [f"{v:.6g}" for v in scores[idx]]
-    table[contract.PICK_INDEX] = [str(int(rows[i])) for i in idx]
-    if pad:
-        table["discaPaddedFraction"] = [f"{f:.4f}" for _, _, f in kept]
+    table = _particles_table(kept, xyz, scores, rows, name, tomogram, pad)
     star = os.path.join(output_dir, contract.PARTICLES_STAR)
     n_skip = len(xyz) - len(kept)
     summary = ExtractionSummary(n_extracted=len(kept), n_skipped=n_skip, particles_star=os.path.abspath(star),

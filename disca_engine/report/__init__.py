@@ -39,6 +39,47 @@ class _Stages:
             self.p.log(msg)
 
 
+def _embedding(run, out, colors, points, seed, stages):
+    emb = embedding.plot_embeddings(run, os.path.join(out, "embedding.png"), colors,
+                                    max_points=points, seed=seed, progress=stages)
+    if emb:
+        emb["chosen"] = run.chosen_iteration
+    return emb
+
+
+def _add_warnings(sections, warnings, stages):
+    """A Warnings section after the summary, and each warning in the log."""
+    if warnings:
+        sections.insert(1, ("Warnings", "".join(f'<p class="warn">{H.esc(w)}</p>' for w in warnings)))
+        for w in warnings:
+            stages.log("WARNING " + w)
+
+
+def _run_level_plots(run, out, colors, truth, names, sections):
+    """BIC, iterations and sizes plots (a section), and the confusion plot when the truth is
+    known (its path, or None)."""
+    bic = plots.plot_bic(run, os.path.join(out, "bic.png"))
+    its = plots.plot_iterations(run, os.path.join(out, "iterations.png"))
+    sizes = plots.plot_sizes(run, os.path.join(out, "sizes.png"), colors)
+    sections.append(("Choosing K and the iteration", _run_plots(bic, its, sizes)))
+    if truth is None:
+        return None
+    return plots.plot_confusion(run, os.path.join(out, "confusion.png"), truth, names)
+
+
+def _decode(run, out, decoder, decoder_options, seed, progress, warnings):
+    """(decoded centres, decoder info) when ``decoder``; a failure becomes a warning."""
+    if not decoder:
+        return {}, None
+    from .decoder import train_and_decode
+    try:
+        return train_and_decode(run, out, progress=progress,
+                                **{"seed": seed, **(decoder_options or {})})
+    except EngineError as exc:
+        warnings.append(f"decoder not run: {exc}")
+        return {}, None
+
+
 def write_report(cluster_dir, tomograms=None, decoder=True, max_members=6, progress=True,
                  output=None, embedding_points=2000, decoder_options=None, seed=0,
                  name=None, input_label=None):
@@ -61,37 +102,20 @@ def write_report(cluster_dir, tomograms=None, decoder=True, max_members=6, progr
     sections = [("Summary", _summary(run, colors))]
     warnings = []
 
-    # run-level plots
-    bic = plots.plot_bic(run, os.path.join(out, "bic.png"))
-    its = plots.plot_iterations(run, os.path.join(out, "iterations.png"))
-    sizes = plots.plot_sizes(run, os.path.join(out, "sizes.png"), colors)
     truth, names = run.true_classes()
-    conf = plots.plot_confusion(run, os.path.join(out, "confusion.png"), truth, names) \
-        if truth is not None else None
+    conf = _run_level_plots(run, out, colors, truth, names, sections)
     stages.next("run plots")
-    sections.append(("Choosing K and the iteration", _run_plots(bic, its, sizes)))
 
     # embeddings
-    emb = embedding.plot_embeddings(run, os.path.join(out, "embedding.png"), colors,
-                                    max_points=embedding_points, seed=seed, progress=stages)
-    if emb:
-        emb["chosen"] = run.chosen_iteration
+    emb = _embedding(run, out, colors, embedding_points, seed, stages)
     stages.next("embedding")
     sections.append(("Feature space", _embedding_section(emb)))
 
-    # decoder
-    decoded, dec_info = {}, None
     if decoder and run.is_predict:
         decoder = False  # predict folders keep no features; the decoder belongs to the cluster run
         warnings.append("decoder skipped: this is a 'predict' folder without features.npy; the "
                         "decoded centres are in the report of the cluster run that made the model")
-    if decoder:
-        from .decoder import train_and_decode
-        try:
-            decoded, dec_info = train_and_decode(run, out, progress=progress,
-                                                 **{"seed": seed, **(decoder_options or {})})
-        except EngineError as exc:
-            warnings.append(f"decoder not run: {exc}")
+    decoded, dec_info = _decode(run, out, decoder, decoder_options, seed, progress, warnings)
     stages.next("decoder")
 
     # montages
@@ -109,10 +133,7 @@ def write_report(cluster_dir, tomograms=None, decoder=True, max_members=6, progr
     sections.append(("Clusters in the tomograms", _reembed_section(tomos, out)))
     if conf:
         sections.append(("Ground truth", _truth_section(run, conf, truth, names)))
-    if warnings:
-        sections.insert(1, ("Warnings", "".join(f'<p class="warn">{H.esc(w)}</p>' for w in warnings)))
-        for w in warnings:
-            stages.log("WARNING " + w)
+    _add_warnings(sections, warnings, stages)
     index = H.write_page(os.path.join(out, "index.html"), _title(run, out, name, input_label),
                          sections)
     stages.next("html")

@@ -63,12 +63,8 @@ def _load_training_data(run, features, max_samples, rng):
     return features[idx], vols[..., None]
 
 
-def train_and_decode(run, outdir, progress=False, **options):
-    """Train the decoder on (features, subtomograms), decode every cluster centre.
-
-    Writes ``outdir/decoded/class_NNN.mrc`` and ``outdir/decoder.json``; returns
-    ({cluster: volume}, info dict)."""
-    opts = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
+def _standardised_features(run):
+    """The chosen iteration's features, standardised (the centres use the same transform)."""
     feat_path = os.path.join(run.dir, "features.npy")
     if not os.path.isfile(feat_path):
         raise EngineError(f"{feat_path} missing: the decoder needs the features of the chosen "
@@ -77,22 +73,16 @@ def train_and_decode(run, outdir, progress=False, **options):
     if len(features) != len(run.labels):
         raise EngineError(f"features.npy has {len(features)} rows, clusters.star {len(run.labels)}: "
                           "the folder mixes two runs; rerun cluster")
-    # standardise so the decoder sees well-scaled inputs; centres use the same transform
     mu, sd = features.mean(axis=0), features.std(axis=0) + 1e-6
-    z = (features - mu) / sd
-    rng = np.random.default_rng(opts["seed"])
-    x, y = _load_training_data(run, z, int(opts["max_samples"]), rng)
-    steps, seconds = budget(len(x), int(opts["batch_size"]))
-    opts["max_steps"] = steps if opts["max_steps"] is None else opts["max_steps"]
-    opts["max_seconds"] = seconds if opts["max_seconds"] is None else opts["max_seconds"]
+    return (features - mu) / sd
 
-    t0 = time.time()
-    import keras  # lazily: TensorFlow backend
-    keras.utils.set_random_seed(int(opts["seed"]))
-    model = build_decoder(z.shape[1], run.box_size, keras)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(opts["learning_rate"])),
-                  loss="mse")
-    t_import = time.time() - t0
+
+def _fit(model, x, y, opts, epochs, progress, keras):
+    """Train within the step and time caps; returns (losses per epoch, loss curve, seconds)."""
+    curve = []
+    if progress:
+        from ..progress import Progress
+        progress = Progress("report: decoder training", total=epochs)
 
     class _Budget(keras.callbacks.Callback):
         """Stops at the time cap (checked every batch) and prints progress per epoch."""
@@ -107,17 +97,35 @@ def train_and_decode(run, outdir, progress=False, **options):
             if progress:
                 progress.update(epoch + 1, extra=f"loss {logs.get('loss', float('nan')):.4f}")
 
-    steps_per_epoch = int(np.ceil(len(x) / int(opts["batch_size"])))
-    epochs = max(1, min(int(opts["epochs"]), int(np.ceil(int(opts["max_steps"]) / steps_per_epoch))))
-    if progress:
-        from ..progress import Progress
-        progress = Progress("report: decoder training", total=epochs)
-    curve = []
     t_train = time.time()
     hist = model.fit(x, y, epochs=epochs, batch_size=int(opts["batch_size"]),
                      shuffle=True, verbose=0, callbacks=[_Budget()])
-    train_seconds = time.time() - t_train
-    losses = [float(v) for v in hist.history["loss"]]
+    return [float(v) for v in hist.history["loss"]], curve, time.time() - t_train
+
+
+def train_and_decode(run, outdir, progress=False, **options):
+    """Train the decoder on (features, subtomograms), decode every cluster centre.
+
+    Writes ``outdir/decoded/class_NNN.mrc`` and ``outdir/decoder.json``; returns
+    ({cluster: volume}, info dict)."""
+    opts = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
+    z = _standardised_features(run)
+    rng = np.random.default_rng(opts["seed"])
+    x, y = _load_training_data(run, z, int(opts["max_samples"]), rng)
+    steps, seconds = budget(len(x), int(opts["batch_size"]))
+    opts["max_steps"] = steps if opts["max_steps"] is None else opts["max_steps"]
+    opts["max_seconds"] = seconds if opts["max_seconds"] is None else opts["max_seconds"]
+
+    t0 = time.time()
+    import keras  # lazily: TensorFlow backend
+    keras.utils.set_random_seed(int(opts["seed"]))
+    model = build_decoder(z.shape[1], run.box_size, keras)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=float(opts["learning_rate"])),
+                  loss="mse")
+    t_import = time.time() - t0
+    steps_per_epoch = int(np.ceil(len(x) / int(opts["batch_size"])))
+    epochs = max(1, min(int(opts["epochs"]), int(np.ceil(int(opts["max_steps"]) / steps_per_epoch))))
+    losses, curve, train_seconds = _fit(model, x, y, opts, epochs, progress, keras)
     steps_done = int(model.optimizer.iterations.numpy())
 
     centres = {c: z[run.labels == c].mean(axis=0) for c in run.classes}

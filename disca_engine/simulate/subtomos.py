@@ -103,6 +103,55 @@ def _batches(n, batch=BATCH):
     return [np.arange(s, min(n, s + batch)) for s in range(0, n, batch)]
 
 
+def _check_generate(snr, tilt, voxel_a, n_per_class, size, max_shift, defocus_um,
+                    defocus_spread_um, snr_mode, junk_fraction):
+    _check_common(snr, tilt, voxel_a)
+    if int(n_per_class) < 1:
+        raise EngineError(f"--n-per-class {n_per_class}: need at least 1 subtomogram per class")
+    if int(size) < 8:
+        raise EngineError(f"--size {size}: boxes smaller than 8 voxels cannot hold a particle")
+    if max_shift < 0:
+        raise EngineError(f"--max-shift {max_shift}: must be >= 0 voxels")
+    _check_defocus(defocus_um, defocus_spread_um)
+    if snr_mode not in ("particle", "dataset"):
+        raise EngineError(f"snr mode '{snr_mode}': use 'particle' or 'dataset'")
+    if not 0 <= junk_fraction <= 0.5:
+        raise EngineError(f"--junk-fraction {junk_fraction}: give a fraction between 0 and 0.5 "
+                          "(e.g. 0.2: one box in five is junk)")
+
+
+def _dataset_level(plan, batches, transfer, shape, snr):
+    """snr_mode 'dataset': one noise level for all, from the data set's mean signal variance."""
+    signal_var = np.empty(len(plan.labels))
+    for idx in batches:
+        spec = optics.rfftn3(plan.render(idx)) * transfer(idx)
+        signal_var[idx] = optics.spectral_variance(spec, shape)
+    return np.full(len(plan.labels), signal_var.mean() / snr)
+
+
+def _junk_noise(want, is_junk, junk_level):
+    """Junk boxes get the noise of the particles around them, not their own SNR; returns
+    (noise variances, the level carried to a batch of junk only)."""
+    if is_junk.any():
+        if (~is_junk).any():
+            junk_level = np.median(want[~is_junk])
+        want = np.where(is_junk, junk_level, want)
+    return want, junk_level
+
+
+def _add_noise(spec, want, noise_unit_var, rng, wedge, shape, with_clean):
+    """(normalised noisy volumes, the noise-free signal scaled alike or None) of signal
+    spectra ``spec`` with wedge-filtered white noise of variances ``want``."""
+    scale = np.sqrt(want / noise_unit_var).astype(np.float32)
+    noise = rng.standard_normal((len(want),) + shape, dtype=np.float32)
+    nspec = optics.rfftn3(noise) * wedge
+    vol = optics.irfftn3(spec + scale[:, None, None, None] * nspec, shape)
+    mean = vol.mean(axis=(1, 2, 3), keepdims=True)
+    std = vol.std(axis=(1, 2, 3), keepdims=True)
+    clean = (optics.irfftn3(spec, shape) - mean) / std if with_clean else None
+    return ((vol - mean) / std).astype(np.float32), clean
+
+
 def generate(classes=5, n_per_class=40, snr=0.1, tilt=60.0, size=24, voxel_A=14.0, seed=0,
              max_shift=2.0, defocus_um=5.0, snr_mode="particle", return_clean=False, sink=None,
              progress=None, defocus_spread_um=0.0, junk_fraction=0.0):
@@ -115,20 +164,9 @@ def generate(classes=5, n_per_class=40, snr=0.1, tilt=60.0, size=24, voxel_A=14.
     CTF+wedge signal scaled like ``data``) when ``return_clean``. With ``defocus_spread_um``
     each subtomogram's underfocus is uniform in defocus_um +- spread."""
     names = resolve_classes(classes)
-    _check_common(snr, tilt, voxel_A)
-    if int(n_per_class) < 1:
-        raise EngineError(f"--n-per-class {n_per_class}: need at least 1 subtomogram per class")
-    if int(size) < 8:
-        raise EngineError(f"--size {size}: boxes smaller than 8 voxels cannot hold a particle")
-    if max_shift < 0:
-        raise EngineError(f"--max-shift {max_shift}: must be >= 0 voxels")
-    _check_defocus(defocus_um, defocus_spread_um)
-    if snr_mode not in ("particle", "dataset"):
-        raise EngineError(f"snr mode '{snr_mode}': use 'particle' or 'dataset'")
+    _check_generate(snr, tilt, voxel_A, n_per_class, size, max_shift, defocus_um,
+                    defocus_spread_um, snr_mode, junk_fraction)
     size, n_per_class = int(size), int(n_per_class)
-    if not 0 <= junk_fraction <= 0.5:
-        raise EngineError(f"--junk-fraction {junk_fraction}: give a fraction between 0 and 0.5 "
-                          "(e.g. 0.2: one box in five is junk)")
     n_junk = int(round(junk_fraction * n_per_class * len(names) / (1 - junk_fraction)))
     plan = _Plan(names, n_per_class, size, voxel_A, max_shift, seed, defocus_um, defocus_spread_um,
                  n_junk)
@@ -145,36 +183,22 @@ def generate(classes=5, n_per_class=40, snr=0.1, tilt=60.0, size=24, voxel_A=14.
     noise_unit_var = optics.filtered_noise_variance(wedge, shape)
     n = len(plan.labels)
     batches = _batches(n)
-
     signal_var = np.empty(n)
-    junk_level = None
-    if snr_mode == "dataset":  # first pass: the data set's mean signal variance
-        for idx in batches:
-            spec = optics.rfftn3(plan.render(idx)) * transfer(idx)
-            signal_var[idx] = optics.spectral_variance(spec, shape)
-        level = np.full(n, signal_var.mean() / snr)
+    level = _dataset_level(plan, batches, transfer, shape, snr) if snr_mode == "dataset" else None
     data = None if sink else np.empty((n,) + shape, np.float32)
     clean = np.empty((n,) + shape, np.float32) if return_clean else None
     noise_var = np.empty(n)
-    for b, idx in enumerate(batches):
+    junk_level = None
+    for idx in batches:
         spec = optics.rfftn3(plan.render(idx)) * transfer(idx)
         signal_var[idx] = optics.spectral_variance(spec, shape)
-        want = level[idx] if snr_mode == "dataset" else signal_var[idx] / snr
-        is_junk = plan.labels[idx] == plan.junk_label
-        if is_junk.any():  # junk gets the noise of the particles around it, not its own SNR
-            if (~is_junk).any():
-                junk_level = np.median(want[~is_junk])
-            want = np.where(is_junk, junk_level, want)
-        scale = np.sqrt(want / noise_unit_var).astype(np.float32)
-        noise = plan.noise_rng.standard_normal((len(idx),) + shape, dtype=np.float32)
-        nspec = optics.rfftn3(noise) * wedge
+        want = level[idx] if level is not None else signal_var[idx] / snr
+        want, junk_level = _junk_noise(want, plan.labels[idx] == plan.junk_label, junk_level)
         noise_var[idx] = want
-        vol = optics.irfftn3(spec + scale[:, None, None, None] * nspec, shape)
-        mean = vol.mean(axis=(1, 2, 3), keepdims=True)
-        std = vol.std(axis=(1, 2, 3), keepdims=True)
-        vol = ((vol - mean) / std).astype(np.float32)
+        vol, clean_vol = _add_noise(spec, want, noise_unit_var, plan.noise_rng, wedge, shape,
+                                    clean is not None)
         if clean is not None:
-            clean[idx] = (optics.irfftn3(spec, shape) - mean) / std
+            clean[idx] = clean_vol
         if sink:
             sink(idx, vol)
         else:
@@ -184,6 +208,30 @@ def generate(classes=5, n_per_class=40, snr=0.1, tilt=60.0, size=24, voxel_A=14.
     return {"data": data, "labels": plan.labels, "class_names": names,
             "rotations": plan.rotations, "shifts": plan.shifts, "signal_var": signal_var,
             "noise_var": noise_var, "defocus_um": plan.defocus, "clean": clean}
+
+
+def _simulation_info(names, labels, image_names, res, seed, parameters):
+    """simulation.json of ``simulate_subtomograms``: parameters, classes, every particle."""
+    n = len(labels)
+    junk_text = "junk boxes: " + ", ".join(junk.KINDS) + " in turn (simulate/junk.py)"
+    info = {
+        "engine_version": __version__, "kind": "subtomograms", "seed": seed,
+        "parameters": {"classes": names, **parameters},
+        "classes": [{"class": i + 1, "name": c,
+                     "description": junk_text if c == "junk" else class_info(c)[0],
+                     "approx_kDa": None if c == "junk" else class_info(c)[1],
+                     "count": int((labels == i).sum())}
+                    for i, c in enumerate(names)],
+        "conventions": {"rotation": "3x3 matrix in [x, y, z] mapping template to particle "
+                                    "coordinates about the template centre of mass",
+                        "shift": "[z, y, x] voxels of the centre of mass from box index size//2",
+                        "missing_wedge": "tilt axis y, beam z: zeroed where |kz| > tan(tilt)|kx|"},
+        "particles": [{"image": image_names[i], "class": int(labels[i]) + 1,
+                       "rotation": np.round(res["rotations"][i], 6).tolist(),
+                       "shift": np.round(res["shifts"][i], 4).tolist(),
+                       "defocus_um": round(float(res["defocus_um"][i]), 4)} for i in range(n)],
+    }
+    return info
 
 
 def simulate_subtomograms(outdir, classes=5, n_per_class=40, snr=0.1, tilt=60.0, size=24,
@@ -225,30 +273,12 @@ def simulate_subtomograms(outdir, classes=5, n_per_class=40, snr=0.1, tilt=60.0,
     star = os.path.join(outdir, "particles.star")
     write_star(star, table, comment=f"disca-engine {__version__} simulate subtomos: "
                                     f"{len(names)} classes x {n_per_class}, SNR {snr:g}, tilt +-{tilt:g}")
-    junk_text = "junk boxes: " + ", ".join(junk.KINDS) + " in turn (simulate/junk.py)"
-    info = {
-        "engine_version": __version__, "kind": "subtomograms", "seed": seed,
-        "parameters": {"classes": names, "n_per_class": int(n_per_class), "snr": snr,
-                       "snr_mode": snr_mode, "tilt_deg": tilt, "size": int(size),
-                       "voxel_A": voxel_A, "max_shift_voxels": max_shift, "kv": 300.0,
-                       "cs_mm": 2.7, "defocus_um": defocus_um,
-                       "defocus_spread_um": defocus_spread_um, "amplitude_contrast": 0.07,
-                       "stack": bool(stack), "junk_fraction": junk_fraction},
-        "classes": [{"class": i + 1, "name": c,
-                     "description": junk_text if c == "junk" else class_info(c)[0],
-                     "approx_kDa": None if c == "junk" else class_info(c)[1],
-                     "count": int((labels == i).sum())}
-                    for i, c in enumerate(names)],
-        "conventions": {"rotation": "3x3 matrix in [x, y, z] mapping template to particle "
-                                    "coordinates about the template centre of mass",
-                        "shift": "[z, y, x] voxels of the centre of mass from box index size//2",
-                        "missing_wedge": "tilt axis y, beam z: zeroed where |kz| > tan(tilt)|kx|"},
-        "particles": [{"image": image_names[i], "class": int(labels[i]) + 1,
-                       "rotation": np.round(res["rotations"][i], 6).tolist(),
-                       "shift": np.round(res["shifts"][i], 4).tolist(),
-                       "defocus_um": round(float(res["defocus_um"][i]), 4)} for i in range(n)],
-        "seconds": round(time.time() - t0, 3),
-    }
+    info = _simulation_info(names, labels, image_names, res, seed, {
+        "n_per_class": int(n_per_class), "snr": snr, "snr_mode": snr_mode, "tilt_deg": tilt,
+        "size": int(size), "voxel_A": voxel_A, "max_shift_voxels": max_shift, "kv": 300.0,
+        "cs_mm": 2.7, "defocus_um": defocus_um, "defocus_spread_um": defocus_spread_um,
+        "amplitude_contrast": 0.07, "stack": bool(stack), "junk_fraction": junk_fraction})
+    info["seconds"] = round(time.time() - t0, 3)
     with atomic_path(os.path.join(outdir, "simulation.json")) as tmp, open(tmp, "w") as fh:
         json.dump(info, fh, indent=1)
     progress.finish(f"{n} subtomograms in {outdir}")

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import projection, tiltseries
 from .tiltsubtomos import margin_voxels
-from .tomograms import _cube_variance
+from .tomo_parts import cube_variance, distractor_volume, layout_result, reference_signal_var
 
 NOISE_PLANES = 8      # z planes reconstructed to measure the noise variance
 
@@ -72,7 +72,7 @@ def wbp_tomogram(particles, distractors, centres, voxel_a, tilt, tilt_step, dose
     step(f"particles projected at {len(ts.series)} tilts")
     rec_p = ts.backproject(img_p, shape)
     step("particles back-projected")
-    signal_var = _cube_variance(rec_p, centres, int(snr_box)) if len(centres) else reference_signal_var
+    signal_var = cube_variance(rec_p, centres, int(snr_box)) if len(centres) else reference_signal_var
     noise = ts.correct(tiltseries.image_noise(noise_rng, tiltseries.white_noise_power(ts.series, shape[1:])))
     unit_var = float(ts.backproject(noise, shape, min(NOISE_PLANES, shape[0])).var())
     noise_var = signal_var / snr
@@ -95,15 +95,14 @@ def generate_wbp(layout, temps, names, shape, voxel_a, snr, tilt, tilt_step, dos
                  defocus_um, snr_box, noise_rng, distractors, return_clean, progress=None):
     """``generate_tomogram``'s result for ``reconstruction='wbp'`` from its layout."""
     from .specimen import paste
-    from .tomograms import _distractor_volume, _reference_signal_var, layout_result
     tiltseries.tilt_angles(tilt, tilt_step)        # the angles' errors before any work
     tiltseries.check_dose(dose_per_tilt)
     particles = np.zeros(shape, np.float32)
     for lab, rot, c in zip(layout.labels, layout.rotations, layout.centres):
         paste(particles, temps[lab], rot, c)
-    ref = None if len(layout.centres) else _reference_signal_var(temps, int(snr_box), voxel_a,
+    ref = None if len(layout.centres) else reference_signal_var(temps, int(snr_box), voxel_a,
                                                                  defocus_um, tilt)
-    dist = _distractor_volume(shape, layout, voxel_a) if distractors else None
+    dist = distractor_volume(shape, layout, voxel_a) if distractors else None
     vol, signal_var, noise_var, clean, series = wbp_tomogram(
         particles, dist, layout.centres, voxel_a, tilt, tilt_step, dose_per_tilt, defocus_um,
         snr, snr_box, noise_rng, ref, return_clean=return_clean, progress=progress)

@@ -21,7 +21,6 @@ import os
 import time
 
 import numpy as np
-from scipy import fft as sfft
 
 from .. import __version__
 from ..errors import EngineError
@@ -30,9 +29,11 @@ from ..io.mrc import write_volume
 from ..io.star import StarTable, write_star
 from ..progress import Progress
 from . import geometry, optics, tiltseries
-from .specimen import GOLD_RADIUS_A, HEAD_OFFSET_A, HEAD_SIGMA_A, membrane_profile, paste, paste_gold
+from .specimen import GOLD_RADIUS_A, HEAD_OFFSET_A, HEAD_SIGMA_A, paste
 from .subtomos import _check_common, _check_defocus
 from .templates import class_info, resolve_classes, template
+from .tomo_parts import (PAD, crop, ctf_wedge, cube_variance, distractor_volume, layout_result,
+                         padded_shape, reference_signal_var)
 
 RECONSTRUCTIONS = ("fourier", "wbp")
 
@@ -123,83 +124,6 @@ class _Layout:
         return None
 
 
-def _distractor_volume(shape, layout, voxel_a):
-    vol = np.zeros(shape, np.float32)
-    if layout.vesicle is not None:
-        centre, radius = layout.vesicle
-        reach = radius + (HEAD_OFFSET_A + 4 * HEAD_SIGMA_A + voxel_a) / voxel_a
-        lo = np.maximum(np.floor(centre - reach).astype(int), 0)
-        hi = np.minimum(np.ceil(centre + reach).astype(int) + 1, shape)
-        if np.all(hi > lo):  # only the vesicle's bounding box, in float32
-            z, y, x = (np.arange(a, b, dtype=np.float32) - np.float32(c)
-                       for a, b, c in zip(lo, hi, centre))
-            d = np.sqrt(z[:, None, None] ** 2 + y[None, :, None] ** 2 + x[None, None, :] ** 2)
-            d -= np.float32(radius)
-            near = np.abs(d) * voxel_a < HEAD_OFFSET_A + 4 * HEAD_SIGMA_A + voxel_a
-            sub = vol[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-            sub[near] = membrane_profile(d[near].astype(np.float64) * voxel_a, voxel_a)
-    for c in layout.gold:
-        paste_gold(vol, c, voxel_a)
-    return vol
-
-
-# Zero padding per side before the FFT. Measured on two dense beads near the faces of a
-# 96 x 256 x 256 volume against a 2x-padded reference: no padding 12% rms error (5% of the
-# peak), 16 voxels 5.8% (1.4%), 32 voxels 4.1% (0.7%); the wedge PSF decays only as 1/r.
-PAD = 32
-
-
-def _padded_shape(shape, pad):
-    return tuple(sfft.next_fast_len(n + 2 * p, real=True) for n, p in zip(shape, pad))
-
-
-def _transfer(shape, voxel_a, defocus_um, tilt):
-    """CTF x wedge on the rfftn grid of ``shape`` (float32)."""
-    h = optics.ctf(shape, voxel_a, defocus_um)
-    h *= optics.wedge_mask(shape, tilt)
-    return h
-
-
-def _pad(vol, pshape, pad):
-    big = np.zeros(pshape, np.float32)
-    big[tuple(slice(p, p + n) for p, n in zip(pad, vol.shape))] = vol
-    return big
-
-
-def _crop(big, pad, shape):
-    return np.ascontiguousarray(big[tuple(slice(p, p + n) for p, n in zip(pad, shape))])
-
-
-def _padded_filter(vol, transfer, pad):
-    """Apply ``transfer`` (made for the padded shape) to ``vol`` zero-padded by ``pad``."""
-    pshape = _padded_shape(vol.shape, pad)
-    spec = optics.rfftn3(_pad(vol, pshape, pad))
-    spec *= transfer
-    return _crop(optics.irfftn3(spec, pshape), pad, vol.shape)
-
-
-def _cube_variance(vol, centres, box):
-    vals = []
-    for c in np.round(centres).astype(int):
-        lo = np.maximum(c - box // 2, 0)
-        hi = np.minimum(c - box // 2 + box, vol.shape)
-        vals.append(vol[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].var())
-    return float(np.mean(vals))
-
-
-def _reference_signal_var(temps, box, voxel_a, defocus_um, tilt):
-    """Mean variance, in a centred cube of ``box`` voxels, of each class filtered alone
-    (used to set the noise level of a tomogram without particles)."""
-    size = 2 * max(box, max(2 * int(np.ceil(t.rmax)) + 3 for t in temps))
-    vals = []
-    for t in temps:
-        vol = geometry.place(t, np.eye(3), np.zeros(3), size)
-        filt = _padded_filter(vol, _transfer((size,) * 3, voxel_a, defocus_um, tilt), (0, 0, 0))
-        c = size // 2 - box // 2
-        vals.append(filt[c:c + box, c:c + box, c:c + box].var())
-    return float(np.mean(vals))
-
-
 def generate_tomogram(shape=(96, 256, 256), voxel_A=14.0, classes=5, n_particles=60, snr=0.05,
                       tilt=60.0, seed=0, distractors=True, defocus_um=5.0, snr_box=24,
                       slab=None, return_clean=False, reconstruction="fourier",
@@ -241,43 +165,30 @@ def generate_tomogram(shape=(96, 256, 256), voxel_A=14.0, classes=5, n_particles
     return layout_result(layout, names, vol, signal_var, noise_var, clean)
 
 
-def layout_result(layout, names, vol, signal_var, noise_var, clean=None):
-    """``generate_tomogram``'s dict for a tomogram of ``layout``."""
-    out = {"volume": vol, "centres": layout.centres,
-           "labels": layout.labels, "class_names": names, "rotations": layout.rotations,
-           "gold": [list(map(float, g)) for g in layout.gold],
-           "vesicle": None if layout.vesicle is None else
-           {"centre": list(map(float, layout.vesicle[0])), "radius": float(layout.vesicle[1])},
-           "signal_var": signal_var, "noise_var": noise_var}
-    if clean is not None:
-        out["clean"] = clean
-    return out
-
-
 def _fourier_tomogram(layout, temps, shape, voxel_A, snr, tilt, defocus_um, snr_box, noise_rng,
                       distractors, return_clean):
     """CTF and wedge in Fourier space: (normalised volume, signal_var, noise_var, clean)."""
     pad = (PAD, PAD, PAD)
-    pshape = _padded_shape(shape, pad)
+    pshape = padded_shape(shape, pad)
     big = np.zeros(pshape, np.float32)
     inner = big[tuple(slice(p, p + n) for p, n in zip(pad, shape))]  # a view
     for lab, rot, c in zip(layout.labels, layout.rotations, layout.centres):
         paste(inner, temps[lab], rot, c)
-    transfer = _transfer(pshape, voxel_A, defocus_um, tilt)
+    transfer = ctf_wedge(pshape, voxel_A, defocus_um, tilt)
     spec = optics.rfftn3(big)
     # noise level from the particles alone (distractors excluded)
     if len(layout.centres):
-        sig_p = _crop(optics.irfftn3(spec * transfer, pshape), pad, shape)
-        signal_var = _cube_variance(sig_p, layout.centres, int(snr_box))
+        sig_p = crop(optics.irfftn3(spec * transfer, pshape), pad, shape)
+        signal_var = cube_variance(sig_p, layout.centres, int(snr_box))
         del sig_p
     else:
-        signal_var = _reference_signal_var(temps, int(snr_box), voxel_A, defocus_um, tilt)
+        signal_var = reference_signal_var(temps, int(snr_box), voxel_A, defocus_um, tilt)
     if distractors:
-        inner[...] = _distractor_volume(shape, layout, voxel_A)
+        inner[...] = distractor_volume(shape, layout, voxel_A)
         spec += optics.rfftn3(big)
     del big, inner
     spec *= transfer
-    clean = _crop(optics.irfftn3(spec, pshape), pad, shape) if return_clean else None
+    clean = crop(optics.irfftn3(spec, pshape), pad, shape) if return_clean else None
 
     # white noise on the padded grid filtered by the wedge: stationary, so its variance in
     # the cropped region is that of the whole grid
@@ -288,7 +199,7 @@ def _fourier_tomogram(layout, temps, shape, voxel_A, snr, tilt, defocus_um, snr_
     nspec *= wedge * np.float32(np.sqrt(noise_var / unit_var))
     spec += nspec
     del nspec, wedge
-    vol = _crop(optics.irfftn3(spec, pshape), pad, shape)
+    vol = crop(optics.irfftn3(spec, pshape), pad, shape)
     del spec
     mean, std = float(vol.mean()), float(vol.std())
     vol -= mean
@@ -311,6 +222,26 @@ def _add_rows(rows, gold, stem, res, names):
         for key, val in zip(("rlnTomoName", "rlnCoordinateX", "rlnCoordinateY", "rlnCoordinateZ",
                              "discaDistractor"), (stem, c[2], c[1], c[0], "gold")):
             gold[key].append(f"{val:.2f}" if isinstance(val, float) else val)
+
+
+def _tomogram_record(stem, res, defocus):
+    """What simulation.json says of one tomogram."""
+    return {"tomogram": stem + ".mrc", "n_particles": len(res["labels"]),
+            "defocus_um": round(float(defocus), 4), "gold_zyx": res["gold"],
+            "vesicle_zyx": res["vesicle"], "signal_var": res["signal_var"],
+            "noise_var": res["noise_var"], "rotations": np.round(res["rotations"], 6).tolist()}
+
+
+def _write_truth(outdir, rows, gold, distractors):
+    """truth.star (particles) and, with distractors, distractors.star; returns truth.star."""
+    truth = os.path.join(outdir, "truth.star")
+    write_star(truth, StarTable(rows, name="particles"),
+               comment=f"disca-engine {__version__} simulate tomograms: ground truth, coordinates "
+                       "are 0-based voxel centres")
+    if distractors:
+        write_star(os.path.join(outdir, "distractors.star"), StarTable(gold, name="distractors"),
+                   comment="gold fiducial centres (0-based voxels); the vesicle is in simulation.json")
+    return truth
 
 
 def simulate_tomograms(outdir, n_tomograms=2, shape=(96, 256, 256), voxel_A=14.0, classes=5,
@@ -347,19 +278,9 @@ def simulate_tomograms(outdir, n_tomograms=2, shape=(96, 256, 256), voxel_A=14.0
         write_volume(path, res["volume"], voxel_A)
         paths.append(path)
         _add_rows(rows, gold, stem, res, names)
-        tomo_info.append({"tomogram": stem + ".mrc", "n_particles": len(res["labels"]),
-                          "defocus_um": round(float(defocus), 4),
-                          "gold_zyx": res["gold"], "vesicle_zyx": res["vesicle"],
-                          "signal_var": res["signal_var"], "noise_var": res["noise_var"],
-                          "rotations": np.round(res["rotations"], 6).tolist()})
+        tomo_info.append(_tomogram_record(stem, res, defocus))
         progress.update(t + 1)
-    truth = os.path.join(outdir, "truth.star")
-    write_star(truth, StarTable(rows, name="particles"),
-               comment=f"disca-engine {__version__} simulate tomograms: ground truth, coordinates "
-                       "are 0-based voxel centres")
-    if distractors:
-        write_star(os.path.join(outdir, "distractors.star"), StarTable(gold, name="distractors"),
-                   comment="gold fiducial centres (0-based voxels); the vesicle is in simulation.json")
+    truth = _write_truth(outdir, rows, gold, distractors)
     info = {"engine_version": __version__, "kind": "tomograms", "seed": seed,
             "parameters": {"n_tomograms": int(n_tomograms), "shape_zyx": list(shape),
                            "voxel_A": voxel_A, "classes": names, "n_particles": int(n_particles),
