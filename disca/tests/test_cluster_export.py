@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 """Full chain in Scipion: synthetic tomograms -> import -> DoG picking -> extraction ->
-DISCA clustering (real engine, fast preset, tiny) -> classify with the trained model ->
+DISCA clustering (real engine, fast preset, tiny; and the default preset once) -> classify
+with the trained model ->
 export (per cluster and merged), checked as RELION's averaging protocol reads it.
 
 Run:  cd /tmp && python -m pytest --pyargs disca.tests.test_cluster_export
@@ -127,6 +128,32 @@ class TestDiscaClusterExport(BaseTest):
         summary = '\n'.join(self.cluster.summary())
         self.assertIn('K = %d clusters' % report['k'], summary)
         self.assertIn('DDBI', summary)
+
+    def test_default_preset_runs_every_stage(self):
+        """The default (auto) preset through Scipion: every stage runs and is named in the
+        log, the report holds the settings of those stages only, the methods text says what
+        ran, and the classes cover the input."""
+        prot = self.newProtocol(DiscaProtCluster, maxIterations=1, seed=0, useGpu=False,
+                                numberOfThreads=2, writeReport=False)
+        self.assertEqual(prot.getPresetName(), 'auto')
+        _point(prot.inputSubtomos, self.extract, 'subtomograms')
+        prot = self.launchProtocol(prot)
+        report = prot.getReport()
+        settings = report['settings']
+        self.assertIn('classification', settings)
+        self.assertNotIn('k_by_bic', settings)
+        with open(prot.getLogPaths()[0], errors='replace') as fh:
+            log = fh.read()
+        for stage in ('rotation-invariant descriptors', 'seed clusters', 'alignment round',
+                      'merge test', 'relabel (two views)', 'junk split'):
+            self.assertIn(stage, log)
+        sizes = [c.getSize() for c in prot.classes.iterItems()]
+        self.assertEqual(sum(sizes), self._subtomos().getSize())
+        self.assertEqual(sorted(sizes), sorted(report['cluster_sizes']))
+        text = ' '.join(prot._methods())
+        self.assertIn('auto preset', text)
+        self.assertIn('1500 rotations', text)
+        self.assertIn('relabelled', text)
 
     def test_methods_name_the_inputs(self):
         """Methods text: the input set by name (not an internal id); DoG cited itself."""

@@ -11,8 +11,9 @@ def add_parser(subparsers):
     p.add_argument("--input", required=True, help="particles STAR file (subtomograms)")
     p.add_argument("--output", required=True, help="output folder")
     p.add_argument("--preset", default=DEFAULT_PRESET, choices=PRESETS,
-                   help="auto (default): DISCA seeded by over-split clusters of rotation-invariant "
-                        "descriptors, K from a rotation merge test (docs/clustering.md); fast: the "
+                   help="auto (default): classes found by descriptors, seeds, alignment, a half-set "
+                        "merge test for K, relabel and junk split, then learnt by the DISCA "
+                        "network (docs/clustering.md); fast: the "
                         "earlier CPU preset (BIC over 5,10,20); paper: as published (GPU)")
     p.add_argument("--k-range", help="candidate numbers of clusters: MIN:MAX or a list 5,10,20")
     p.add_argument("--max-iterations", type=int)
@@ -37,11 +38,11 @@ def add_parser(subparsers):
     p.add_argument("--no-decoder", action="store_true",
                    help="report without the feature decoder (saves about a minute on a CPU)")
     p.add_argument("--no-relabel", action="store_true",
-                   help="auto preset: keep the alignment classes, without the two-view "
-                        "relabelling (docs/clustering.md)")
+                   help="auto preset: leave out the relabel stage (the two-view relabelling; "
+                        "docs/clustering.md)")
     p.add_argument("--no-junk-split", action="store_true",
-                   help="auto preset: do not split off the low-scoring groups of classes that "
-                        "match their average little better than noise (docs/clustering.md)")
+                   help="auto preset: leave out the junk split stage (low-scoring groups that "
+                        "match their class average little better than noise; docs/clustering.md)")
     p.add_argument("--name", help="the run's name, for the report's title")
     p.add_argument("--input-label", help="what is clustered, for the report's title "
                                          "(default: the input STAR path)")

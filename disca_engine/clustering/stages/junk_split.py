@@ -23,7 +23,7 @@ class of its own when
   patches fit it less), while it matches the average at most half as well
   (``SPECTRUM_POSITION``). At SNR 0.03 a structure's lower group can lie at 0.25-0.28,
   which the first test alone cannot tell from junk mixed with a few particles; its null
-  ratio stays at 0.92-1.05 (tuning half, docs/clustering.md).
+  ratio stays at 0.92-1.05 (tuning half, docs/clustering-history.md).
 """
 import time
 
