@@ -12,8 +12,8 @@ the highest ratios of clusters of different structures ("DIFF") at the first mer
 (the classes of the alignment rounds) and of the classes the merge tests leave, then K,
 homogeneity and completeness against the truth and the composition of every cluster. The
 merge tests in between are the engine's log lines (pairs merged, highest ratio). The
-threshold (``settings.MergeTest``) was chosen from these lines (docs/clustering.md, "What
-was tried"), when SAME/DIFF was printed at every merge test.
+threshold (``settings.MergeTest``) was chosen from these lines (docs/clustering-history.md,
+"What was tried"), when SAME/DIFF was printed at every merge test.
 """
 import argparse
 import collections
