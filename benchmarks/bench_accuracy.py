@@ -81,7 +81,7 @@ def cell_tag(half, n_structures, seed, snr, tilt, n_per_class, junk):
 
 
 def cell(args, n_structures, seed, snr, tilt):
-    from disca_engine.clustering.loop import run_cluster
+    from disca_engine.clustering.run import run_cluster
     from disca_engine.io.star import read_star
     names = structure_names(args, n_structures, seed)
     tag = cell_tag(args.half, len(names), seed, snr, tilt, args.n_per_class, args.junk)
@@ -126,7 +126,8 @@ def main():
     p.add_argument("--n-per-class", type=int, default=40)
     p.add_argument("--junk", type=float, default=0.0, help="fraction of junk boxes (empty, gold, membrane)")
     p.add_argument("--preset", default="auto")
-    p.add_argument("--settings", default="{}", help="JSON of extra run_cluster settings")
+    p.add_argument("--settings", default="{}", help="JSON of extra run_cluster settings (settings."
+                   "resolve's names: '{\"threads\": 1, \"alignment\": {\"rotations\": 300}}')")
     p.add_argument("--label", default="default", help="name of this variant in output folders")
     p.add_argument("--work", default="/tmp/disca_accuracy")
     p.add_argument("--out")

@@ -1,5 +1,5 @@
 """Cost of the alignment's rotation scan: real-space coarse copies rolled to every shift
-against the band-coefficient form that `alignment.align` uses (same scores, checked),
+against the band-coefficient form that `align.scan.align` uses (same scores, checked),
 side by side in one process.
 
     python benchmarks/bench_alignment_scan.py --n 256 --k 20 --rotations 1500 --out R.json
@@ -32,12 +32,16 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out")
     args = ap.parse_args()
-    from disca_engine.clustering import alignment as A
+    from disca_engine import settings as S
+    from disca_engine.clustering.align.fourier import fourier_crop, unit_filtered
+    from disca_engine.clustering.align.scan import coarse_scores
+    from disca_engine.clustering.align.stack import AlignedStack, band_coefficients, real_pair
     rng = np.random.default_rng(0)
     data = rng.standard_normal((args.n, args.box, args.box, args.box)).astype(np.float32)
-    stack = A.AlignedStack(_Stack(data), coarse_shift=1)
+    defaults = S.Alignment()    # the default method's coarse box and shift search
+    stack = AlignedStack(_Stack(data), coarse=defaults.coarse, coarse_shift=defaults.coarse_shift)
     c, measured = stack.c, stack.band_c & stack.wedge_c
-    coarse = A._apply(A.fourier_crop(data, c), measured).reshape(-1, c, c, c)
+    coarse = unit_filtered(fourier_crop(data, c), measured).reshape(-1, c, c, c)
     refs = rng.standard_normal((args.k * args.rotations, c ** 3)).astype(np.float32)
 
     def real_space():
@@ -48,10 +52,10 @@ def main():
         return best
 
     def band_form():
-        band = np.concatenate([A._real_pair(A._band_coefficients(refs[i:i + 4096], c, stack.band_idx,
-                                                                 stack.band_scale))
+        band = np.concatenate([real_pair(band_coefficients(refs[i:i + 4096], c, stack.band_idx,
+                                                           stack.band_scale))
                                for i in range(0, len(refs), 4096)])
-        return A._coarse_scores(stack.coarse_band, band, stack.phases)
+        return coarse_scores(stack.coarse_band, band, stack.phases)
 
     times = {"real_space": [], "band": []}
     for _ in range(args.repeats):

@@ -4,11 +4,12 @@
         --out benchmarks/results/alignment_threads.json
 
 Simulates a structure set of the tuning half, makes the seed clusters of the `auto` preset,
-and runs ``alignment.classify`` (rotation scans, averages, merge tests) once with
-``threads=1`` and once with ``threads=W``, alternating (1, W, 1, W with ``--repeats 2``), so
-a change in the machine's load hits both. Checks that the labels and the round-by-round
-history are identical, and reports the ratio of the wall times. OpenBLAS/OMP are not
-limited here: what the threads add is measured against the engine as a user runs it.
+and runs the stages after them (``pipeline.classes_from_seeds``: rotation scans, averages,
+merge tests, relabelling, junk split) once with ``threads=1`` and once with ``threads=W``,
+alternating (1, W, 1, W with ``--repeats 2``), so a change in the machine's load hits both.
+Checks that the labels and the round-by-round history are identical, and reports the ratio
+of the wall times. OpenBLAS/OMP are not limited here: what the threads add is measured
+against the engine as a user runs it.
 """
 import argparse
 import contextlib
@@ -33,8 +34,10 @@ def main():
     ap.add_argument("--work", default="/tmp/disca_bench_threads")
     ap.add_argument("--out")
     args = ap.parse_args()
-    from disca_engine.clustering import alignment, presets, seeding
+    from auto_seeds import descriptors_of, quiet, seed_clusters   # beside this script
+    from disca_engine import settings as S
     from disca_engine.clustering.dataset import load_particles
+    from disca_engine.clustering.pipeline import classes_from_seeds
     from disca_engine.simulate import simulate_subtomograms
     from disca_engine.simulate.templates import structure_set
 
@@ -43,16 +46,14 @@ def main():
         star = simulate_subtomograms(args.work, classes=",".join(names), n_per_class=args.n_per_class,
                                      snr=args.snr, tilt=60, size=24, seed=0)
     parts = load_particles(star, progress=False)
-    cfg = presets.resolve("auto")
-    z = seeding.invariant_space(parts, cfg, 0)
-    seeds = seeding.seed_labels(z, seeding.seed_k(cfg, parts.n), 0,
-                                min_size=int(cfg["min_subtomograms_per_cluster"]))
+    method = S.resolve("auto").method
+    z = descriptors_of(parts, method, 0)
+    seeds = seed_clusters(z, method, 0)
     times, results = {1: [], args.threads: []}, {}
     for _ in range(args.repeats):
         for threads in (1, args.threads):
             t0 = time.perf_counter()
-            labels, history = alignment.classify(parts, seeds, z, dict(cfg, threads=threads),
-                                                 log=lambda *a: None)
+            labels, history = classes_from_seeds(parts, seeds, z, method, 0, threads, log=quiet)
             times[threads].append(round(time.perf_counter() - t0, 1))
             results[threads] = (labels, [{k: v for k, v in h.items() if k != "seconds"}
                                          for h in history])

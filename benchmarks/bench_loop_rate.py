@@ -3,7 +3,7 @@
     python benchmarks/bench_loop_rate.py --preset auto --n 200 --threads 1
 
 (a) bare: ``Network.train_batch`` on one fixed random batch, as bench_network.py does;
-(b) in the loop: ``loop.train_network`` over N simulated subtomograms plus one rotated copy
+(b) in the loop: ``network.training.train_network`` over N simulated subtomograms plus one rotated copy
 each (batch assembly from the memory-mapped stack, rotations with N(0,1) fill, shuffling,
 the last partial batch), one epoch. The ratio (b)/(a) says what the loop's own work costs.
 """
@@ -29,14 +29,17 @@ def main():
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--out")
     args = p.parse_args()
-    from disca_engine.clustering import loop, presets, training
+    from dataclasses import replace
+    from disca_engine import settings as S
     from disca_engine.clustering.dataset import load_particles
+    from disca_engine.clustering.network import model, runtime, training
     from disca_engine.simulate import simulate_subtomograms
-    training.configure_runtime(args.threads, None, 0)
-    training.set_precision("float32")
-    cfg = presets.resolve(args.preset, threads=args.threads)
-    net = training.Network(cfg, 24, "float32", training.make_strategy()[0])
-    bs = cfg["batch_size"]
+    runtime.configure_runtime(args.threads, None, 0)
+    runtime.set_precision("float32")
+    method = S.resolve(args.preset, threads=args.threads).method
+    net = model.Network(method.network, max(method.k_range), 24, "float32",
+                        runtime.make_strategy()[0])
+    bs = method.network.batch_size
     x = np.random.default_rng(0).standard_normal((bs, 24, 24, 24)).astype(np.float32)
     y = np.eye(5, dtype=np.float32)[np.arange(bs) % 5]
     net.train_batch(x, y)
@@ -49,10 +52,10 @@ def main():
         star = simulate_subtomograms(os.path.join(tmp, "sim"), classes=5, n_per_class=args.n // 5, seed=0)
         parts = load_particles(star, cache_dir=os.path.join(tmp, "cache"), progress=False)
         labels = np.arange(parts.n) % 5
-        cfg["epochs_per_iteration"] = 1
-        loop.train_network(net, parts, labels, 5, 0.1, cfg, 0, 0)  # trace the partial batch
+        one_epoch = replace(method.network, epochs_per_iteration=1)
+        training.train_network(net, parts, labels, 5, 0.1, one_epoch, 0, 0)  # trace the partial batch
         t0 = time.perf_counter()
-        loop.train_network(net, parts, labels, 5, 0.1, cfg, 0, 1)
+        training.train_network(net, parts, labels, 5, 0.1, one_epoch, 0, 1)
         in_loop = 2 * parts.n / (time.perf_counter() - t0)
     row = {"preset": args.preset, "threads": args.threads, "n": args.n, "batch": bs,
            "bare_train_per_s": round(bare, 2), "in_loop_train_per_s": round(in_loop, 2),

@@ -48,17 +48,19 @@ def rate(fn, batch, seconds):
 
 
 def bench(preset, precision, box, batch, seconds):
-    from disca_engine.clustering import presets, training, yopo
-    training.set_precision(precision)
-    cfg = presets.resolve(preset, batch_size=batch)
-    net = training.Network(cfg, box, precision, training.make_strategy()[0])
+    from disca_engine import settings as S
+    from disca_engine.clustering.network import model, runtime, yopo
+    runtime.set_precision(precision)
+    method = S.resolve(preset, batch_size=batch).method
+    net = model.Network(method.network, max(method.k_range), box, precision,
+                        runtime.make_strategy()[0])
     net.reinitialise(0)
     net.replace_head(5, 0)
     x = np.random.default_rng(0).standard_normal((batch, box, box, box)).astype(np.float32)
     y = np.eye(5, dtype=np.float32)[np.arange(batch) % 5]
     fwd = rate(lambda: net.features(x), batch, seconds)
     train = rate(lambda: net.train_batch(x, y), batch, seconds)
-    gflop = yopo.forward_gflop(box, cfg["widths"], cfg["feature_dim"])
+    gflop = yopo.forward_gflop(box, list(method.network.widths), method.network.feature_dim)
     return {"preset": preset, "precision": precision, "box": box, "batch": batch, "gflop_forward": gflop,
             "params": int(net.features_model.count_params()), "forward_per_s": fwd, "train_per_s": train,
             "forward_gflops": fwd * gflop, "load_average": load_average()}
@@ -74,8 +76,8 @@ def main():
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out")
     args = p.parse_args()
-    from disca_engine.clustering import training
-    tf = training.configure_runtime(args.threads, None, 0)
+    from disca_engine.clustering.network import runtime
+    tf = runtime.configure_runtime(args.threads, None, 0)
     peaks = {prec: matmul_gflops(tf, getattr(tf, prec)) for prec in args.precisions.split(",")}
     rows = [bench(pr, prec, args.box, args.batch, args.seconds)
             for pr in args.presets.split(",") for prec in args.precisions.split(",")]

@@ -30,7 +30,7 @@ POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixe
 
 def bench(box, precision, batch, seconds):
     import keras
-    from disca_engine.clustering import yopo
+    from disca_engine.clustering.network import yopo
     keras.mixed_precision.set_global_policy(POLICIES[precision])
     keras.utils.set_random_seed(0)
     features = yopo.build_feature_model(box)

@@ -17,11 +17,18 @@ import argparse
 import contextlib
 import io
 import os
+import sys
 import time
 
 import numpy as np
 
-from disca_engine.clustering.stats import fit_pca, select_k
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from disca_engine import settings as S  # noqa: E402
+from disca_engine.clustering.mixtures import select_k  # noqa: E402
+from disca_engine.clustering.pca import fit_pca  # noqa: E402
+
+# the regularisation of the mixtures, the same in every preset
+REG_COVAR = S.PRESETS["paper"].feature_pca.reg_covar
 
 
 def synthetic(n, k_true=8, d=16, seed=0):
@@ -43,7 +50,8 @@ def synthetic(n, k_true=8, d=16, seed=0):
 def sweep(x, max_fit, n_init, seed):
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
-        mixture, bics = select_k(x, range(2, 21), seed=seed, n_init=n_init, max_fit_samples=max_fit)
+        mixture, bics = select_k(x, range(2, 21), seed=seed, n_init=n_init, reg_covar=REG_COVAR,
+                                 max_fit_samples=max_fit)
     return time.perf_counter() - t0, mixture.k
 
 
@@ -77,16 +85,15 @@ def main():
 
 
 def check_k(x, ks):
-    from disca_engine.clustering import stats
-    idx = np.sort(np.random.default_rng(0).choice(len(x), 20000, replace=False))
+    """``select_k`` of one K: on a 20,000-sample subsample refitted on all (initialised from
+    the subsample fit), and on all samples."""
     print(f"\nBIC on all {len(x):,} samples (lower is better):\n")
     print("| K | subsample fit refitted on all | de novo fit on all (seed 0) |")
     print("|---|---|---|")
-    with stats._blas_one_thread():
-        for k in ks:
-            warm = stats._fit(x, k, 0, 1e-5, init=stats._fit(x[idx], k, 0, 1e-5))
-            cold = stats._fit(x, k, 0, 1e-5)
-            print(f"| {k} | {warm.bic(x):,.0f} | {cold.bic(x):,.0f} |", flush=True)
+    for k in ks:
+        warm, cold = (select_k(x, [k], seed=0, n_init=1, reg_covar=REG_COVAR,
+                               max_fit_samples=limit, progress=False)[0] for limit in (20000, 0))
+        print(f"| {k} | {warm.bic(x):,.0f} | {cold.bic(x):,.0f} |", flush=True)
 
 
 def pca_bench(k_true):

@@ -1,6 +1,6 @@
 """Projected wall time of the paper's run (198,715 subtomograms of 24^3, `paper` preset) on
 this CPU, on 1 GPU and on 4 GPUs, from measured rates plus the stated assumptions below.
-Prints a markdown table (docs/clustering.md "Scaling" and benchmarks/results/scaling.md).
+Prints a markdown table (docs/scaling.md "Scaling" and benchmarks/results/scaling.md).
 
 Measured inputs (benchmarks/results/):
 - network_paper.json: paper YOPO float32 forward and training rates on this CPU (read);

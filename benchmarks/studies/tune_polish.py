@@ -1,7 +1,7 @@
-"""Study the two-view relabelling (``clustering/polish.py``) on the TUNING half only.
+"""Study the two-view relabelling (``clustering/stages/relabel.py``) on the TUNING half only.
 
-    python benchmarks/tune_alignment.py --structures 5 --seed 0 --save-labels s5_0.npz
-    python benchmarks/tune_polish.py --structures 5 --seed 0 --labels s5_0.npz
+    python benchmarks/studies/tune_alignment.py --structures 5 --seed 0 --save-labels s5_0.npz
+    python benchmarks/studies/tune_polish.py --structures 5 --seed 0 --labels s5_0.npz
 
 Re-simulates the same tuning cell, recomputes the references of the saved final labels,
 scores every subtomogram against every reference, and prints K, homogeneity, completeness
@@ -17,7 +17,8 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(HERE, ".."), os.path.join(HERE, "..", "..")]  # benchmarks/, repository
 from tuning_cell import add_cell_arguments, load_cell  # noqa: E402  (beside this script)
 
 
@@ -31,19 +32,24 @@ def main():
                     "model:most passes (the first is used in the view study): lda,lda:3,scaled")
     ap.add_argument("--outer", type=int, default=1, help="rounds of references and relabelling")
     args = ap.parse_args()
-    from disca_engine.clustering import alignment, polish, presets
     from sklearn.metrics import adjusted_rand_score, completeness_score, homogeneity_score
+    from disca_engine import settings as S
+    from disca_engine.clustering.align.averages import references_from_labels
+    from disca_engine.clustering.align.scan import score_matrix
+    from disca_engine.clustering.stages import alignment, relabel
 
     saved = np.load(args.labels)
     names, parts, truth = load_cell(args, args.work, args.junk)
     if not np.array_equal(truth, saved["truth"]):
         raise SystemExit(f"{args.labels} was not made from this cell (the truths differ)")
-    cfg = presets.resolve("auto", **json.loads(str(saved["settings"])))
-    labels, z = polish.canonical(saved["labels"]), saved["z"]
+    request = S.resolve("auto", **json.loads(str(saved["settings"])))
+    min_size = request.method.min_cluster_size
+    labels, z = relabel.canonical(saved["labels"]), saved["z"]
     t0 = time.time()
-    stack, grid = alignment.aligned_stack(parts, cfg)
-    refs, weight = polish.references_from_labels(stack, labels, z, grid)
-    scores = alignment.score_matrix(stack, refs, grid, weight)
+    stack, grid = alignment.aligned_data(parts, request.method.classification.alignment,
+                                         request.options.threads)
+    refs, weight = references_from_labels(stack, labels, z, grid)
+    scores = score_matrix(stack, refs, grid, weight)
     print(f"{names}: N {parts.n}, K {labels.max() + 1}; scores of all references in "
           f"{time.time() - t0:.0f} s; argmax agrees with the labels for "
           f"{100 * np.mean(scores.argmax(1) == labels):.1f}%", flush=True)
@@ -61,16 +67,18 @@ def main():
                                ("scores, until stable", zero, scores, 10),
                                ("both, one pass", z, scores, 1),
                                ("both, until stable", z, scores, 10)]:
-        lab, p = polish.two_view_labels(a, b, labels, max_passes=passes)
+        lab, p = relabel.two_view_labels(a, b, labels, 0, min_size, max_passes=passes)
         show(f"{name} ({p})", lab)
     for spec in args.models.split(",")[1:]:   # model or model:passes
         model, passes = (spec.split(":") + ["10"])[:2]
-        make = {"lda": polish.shrunk_lda, "scaled": ScaledDiscriminant}[model]
-        lab, p = polish.two_view_labels(z, scores, labels, max_passes=int(passes), discriminant=make)
+        make = {"lda": relabel.shrunk_lda, "scaled": ScaledDiscriminant}[model]
+        lab, p = relabel.two_view_labels(z, scores, labels, 0, min_size, max_passes=int(passes),
+                                         discriminant=make)
         show(f"both, {spec} ({p})", lab)
     for outer in range(2, args.outer + 1):  # references of the relabelled clusters, again
-        refs, weight = polish.references_from_labels(stack, lab, z, grid)
-        lab, p = polish.two_view_labels(z, alignment.score_matrix(stack, refs, grid, weight), lab)
+        refs, weight = references_from_labels(stack, lab, z, grid)
+        lab, p = relabel.two_view_labels(z, score_matrix(stack, refs, grid, weight), lab, 0,
+                                         min_size)
         show(f"both, until stable, x{outer} ({p})", lab)
 
 

@@ -2,7 +2,7 @@
 variant: seconds per structure set (no alignment, no network), so descriptor ideas can be
 screened before the minutes-long alignment runs of ``tune_alignment.py``.
 
-    python benchmarks/tune_seeds.py --structures 5 --seeds 0,1,2 --tilts 60,40 \
+    python benchmarks/studies/tune_seeds.py --structures 5 --seeds 0,1,2 --tilts 60,40 \
         --variants default,no_angular,degree2
 
 Variants (``invariants.py``): ``default``; ``no_angular`` (radial power spectrum and density
@@ -19,7 +19,8 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(HERE, ".."), os.path.join(HERE, "..", "..")]  # benchmarks/, repository
 
 DEGREE_VARIANTS = {"degree2": (2,), "degree24": (2, 4)}
 
@@ -27,17 +28,19 @@ DEGREE_VARIANTS = {"degree2": (2,), "degree24": (2, 4)}
 def seed_homogeneity(data, truth, variant, seed):
     """(seed K, homogeneity, ARI) of the seed clusters `auto` makes with that descriptor."""
     from sklearn.metrics import adjusted_rand_score, homogeneity_score
-    from disca_engine.clustering import invariants, presets, seeding
+    from auto_seeds import descriptors_of, seed_clusters
+    from disca_engine import settings as S
+    from disca_engine.clustering import invariants
     from disca_engine.clustering.dataset import ParticleSet
-    cfg = presets.resolve("auto", invariant_angular=variant != "no_angular")
+    method = S.resolve("auto", descriptors={"angular": variant != "no_angular"}).method
+    # the degrees are no setting of the descriptors: the module's constant, for this call
     saved = invariants.DEGREES
     invariants.DEGREES = DEGREE_VARIANTS.get(variant, saved)
     try:
-        z = seeding.invariant_space(ParticleSet(None, None, data), cfg, seed)
+        z = descriptors_of(ParticleSet(None, None, data), method, seed)
     finally:
         invariants.DEGREES = saved
-    labels = seeding.seed_labels(z, seeding.seed_k(cfg, len(z)), seed,
-                                 min_size=int(cfg["min_subtomograms_per_cluster"]))
+    labels = seed_clusters(z, method, seed)
     return int(labels.max()) + 1, homogeneity_score(truth, labels), adjusted_rand_score(truth, labels)
 
 

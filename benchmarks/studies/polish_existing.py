@@ -1,16 +1,17 @@
-"""Apply the two-view relabelling (``align_polish``) to the labels of finished accuracy cells.
+"""Apply the two-view relabelling (``relabel``) to the labels of finished accuracy cells.
 
-    python benchmarks/polish_existing.py benchmarks/results/accuracy_dis_report_seed0.json \
+    python benchmarks/studies/polish_existing.py benchmarks/results/accuracy_dis_report_seed0.json \
         --work /tmp/disca_acc_dis --label dis --out benchmarks/results/accuracy_polish_report_seed0.json
 
 The relabelling runs after the alignment classification and changes nothing before it, and
-the later iterations keep their labels. So a run with ``align_polish`` ends with the labels
-this script computes from a finished run without it: the same function (``alignment.
-_polished``) on the same subtomograms, descriptors (same seed) and labels. Each cell of the
-given result files is read back from its work folder (``<work>/<preset>_<label>_<tag>``,
-as ``bench_accuracy.py`` wrote it); the rows written are those of ``bench_accuracy.py``
-with DISCA's scores, K and minutes replaced (``minutes`` = the original run's plus this
-step's) and the original scores kept under ``without_polish``.
+the later iterations keep their labels. So a run with ``relabel`` ends with the labels this
+script computes from a finished run without it (``--no-relabel``; the junk split, which
+comes after the relabelling, off in both): the same stage (``stages.relabel.relabel``) on
+the same subtomograms, descriptors (same seed) and labels. Each cell of the given result
+files is read back from its work folder (``<work>/<preset>_<label>_<tag>``, as
+``bench_accuracy.py`` wrote it); the rows written are those of ``bench_accuracy.py`` with
+DISCA's scores, K and minutes replaced (``minutes`` = the original run's plus this step's)
+and the original scores kept under ``without_polish``.
 """
 import argparse
 import json
@@ -21,9 +22,8 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, ".."))
-from bench_accuracy import cell_tag, scores  # noqa: E402  (beside this script)
+sys.path[:0] = [os.path.join(HERE, ".."), os.path.join(HERE, "..", "..")]  # benchmarks/, repository
+from bench_accuracy import cell_tag, scores  # noqa: E402  (in benchmarks/)
 
 
 def tag_of(r):
@@ -32,22 +32,25 @@ def tag_of(r):
 
 
 def polish_cell(r, work, label, threads):
-    from disca_engine.clustering import alignment, presets
+    from auto_seeds import descriptors_of
+    from disca_engine import settings as S
     from disca_engine.clustering.dataset import load_particles
-    from disca_engine.clustering.seeding import invariant_space
+    from disca_engine.clustering.stages import alignment, relabel
+    from disca_engine.clustering.stages.state import Classes
     from disca_engine.io.star import read_star
     run = os.path.join(work, f"{r['preset']}_{label}_{tag_of(r)}")
     star = os.path.join(work, "sim_" + tag_of(r), "particles.star")
     truth = np.asarray(read_star(star).column("discaTrueClass", int, star))
     labels = np.asarray(read_star(os.path.join(run, "clusters.star")).column("rlnClassNumber", int)) - 1
-    settings = dict(r["settings"], threads=threads, align_polish=True)
-    cfg = presets.resolve(r["preset"], seed=r["seed"], **settings)
+    settings = dict(r["settings"], threads=threads, relabel=True)
+    method = S.resolve(r["preset"], seed=r["seed"], **settings).method
     t0 = time.time()
     parts = load_particles(star, progress=False)
-    z = invariant_space(parts, cfg, r["seed"])
-    stack, grid = alignment.aligned_stack(parts, cfg)
+    z = descriptors_of(parts, method, r["seed"])
+    stack, grid = alignment.aligned_data(parts, method.classification.alignment, threads)
     lines = []
-    new = alignment._polished(stack, grid, labels, z, cfg, lines.append, [], want_refs=False)[0]
+    new = relabel.relabel(Classes(stack, grid, labels), z, r["seed"], method.min_cluster_size,
+                          lines.append, need_refs=False).labels
     minutes = (time.time() - t0) / 60
     junk_class = r["n_structures"] if r["junk"] else None
     out = dict(r, settings=settings, k_found=int(new.max()) + 1,

@@ -1,5 +1,5 @@
-"""One simulated cell of the TUNING half, shared by the alignment tuning scripts
-(``tune_alignment.py``, ``diag_merge_test.py``): the same arguments make the same data."""
+"""One simulated cell of the TUNING half, shared by the studies (``tune_alignment.py``,
+``tune_polish.py``, ``tune_junk_split.py``): the same arguments make the same data."""
 import contextlib
 import io
 import os
@@ -17,13 +17,13 @@ def load_cell(args, work, junk=0.0, half="tuning"):
     """(structure names, particle set, true class per subtomogram (1-based)) of the cell
     described by ``args``, simulated under ``work`` from the tuning half (``half="report"``
     only to measure a step already chosen: the same data as ``bench_accuracy.py``'s cell)."""
+    from bench_accuracy import cell_tag   # benchmarks/
     from disca_engine import contract
     from disca_engine.clustering.dataset import load_particles
     from disca_engine.simulate import simulate_subtomograms
     from disca_engine.simulate.templates import structure_set
 
     names = structure_set(half, args.structures, args.seed)
-    from bench_accuracy import cell_tag   # beside this file
     folder = os.path.join(work, cell_tag(half, args.structures, args.seed, args.snr, args.tilt,
                                          args.n_per_class, junk))
     extra = {"junk_fraction": junk} if junk else {}

@@ -1,6 +1,6 @@
 """The two-view relabelling on DoG-picked boxes of simulated tomograms (TUNING half only).
 
-    python benchmarks/tune_polish_picked.py --seed 10 --work /tmp/picked
+    python benchmarks/studies/tune_polish_picked.py --seed 10 --work /tmp/picked
 
 Like the demo (`scripts/demo.sh`: 3 tomograms of 64 x 200 x 200 at 14 A, 60 particles each,
 SNR 0.1, gold and vesicles; DoG picking at 200 A; 24^3 boxes), but with 5 structures drawn
@@ -17,7 +17,8 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(HERE, ".."), os.path.join(HERE, "..", "..")]  # benchmarks/, repository
 
 
 def picked_boxes(work, names, seed, box=24, diameter=200.0):
@@ -44,11 +45,13 @@ def picked_boxes(work, names, seed, box=24, diameter=200.0):
 
 
 def held(truth, labels, names):
-    """Each structure's share in the clusters where it is the majority."""
+    """Each structure's share in the clusters where it is the majority (a tie goes to the
+    first name in sorted order: a set's order changed from run to run)."""
     out = []
     for n in names:
         major = [c for c in np.unique(labels)
-                 if max(set(truth[labels == c]), key=lambda m: np.sum(truth[labels == c] == m)) == n]
+                 if max(np.unique(truth[labels == c]),
+                        key=lambda m: np.sum(truth[labels == c] == m)) == n]
         out.append(float(np.mean(np.isin(labels[truth == n], major))))
     return out
 
@@ -68,25 +71,32 @@ def main():
     ap.add_argument("--work", default="tune-polish-picked")
     ap.add_argument("--caps", default="10,4,3,2,1", help="pass caps of the relabelling")
     args = ap.parse_args()
-    from disca_engine.clustering import alignment, polish, presets, seeding
+    from auto_seeds import descriptors_of, quiet, seed_clusters
+    from disca_engine import settings as S
+    from disca_engine.clustering.align.averages import references_from_labels
+    from disca_engine.clustering.align.scan import score_matrix
     from disca_engine.clustering.dataset import ParticleSet
+    from disca_engine.clustering.pipeline import classes_from_seeds
+    from disca_engine.clustering.stages import alignment, relabel
     from disca_engine.simulate.templates import structure_set
 
     names = structure_set("tuning", 5, args.seed)
     boxes, truth = picked_boxes(os.path.join(args.work, f"seed{args.seed}"), names, args.seed)
     parts = ParticleSet(None, None, boxes)
-    cfg = presets.resolve("auto", seed=args.seed, threads=1, align_polish=False)
-    z = seeding.invariant_space(parts, cfg, args.seed)
-    seeds = seeding.seed_labels(z, seeding.seed_k(cfg, parts.n), args.seed, min_size=5)
-    labels = polish.canonical(alignment.classify(parts, seeds, z, cfg, log=lambda m: None)[0])
-    stack, grid = alignment.aligned_stack(parts, cfg)
-    refs, weight = polish.references_from_labels(stack, labels, z, grid)
-    scores = alignment.score_matrix(stack, refs, grid, weight)
+    method = S.resolve("auto", seed=args.seed, threads=1, relabel=False).method
+    z = descriptors_of(parts, method, args.seed)
+    seeds = seed_clusters(z, method, args.seed)
+    labels = relabel.canonical(classes_from_seeds(parts, seeds, z, method, args.seed, 1,
+                                                  log=quiet)[0])
+    stack, grid = alignment.aligned_data(parts, method.classification.alignment, 1)
+    refs, weight = references_from_labels(stack, labels, z, grid)
+    scores = score_matrix(stack, refs, grid, weight)
     print(f"{names}: {parts.n} boxes, {np.sum(truth == 'junk')} junk", flush=True)
 
     show("alignment classes", truth, labels, names)
     for cap in map(int, args.caps.split(",")):
-        lab, p = polish.two_view_labels(z, scores, labels, seed=args.seed, max_passes=cap)
+        lab, p = relabel.two_view_labels(z, scores, labels, args.seed, method.min_cluster_size,
+                                         max_passes=cap)
         show(f"relabelled, cap {cap} ({p})", truth, lab, names)
 
 

@@ -1,8 +1,8 @@
-"""The junk split (``junk_split.py``) on TUNING-half cells, before and after.
+"""The junk split (``stages/junk_split.py``) on TUNING-half cells, before and after.
 
-    python benchmarks/tune_junk_split.py --picked --seed 10          # demo-like DoG picks
-    python benchmarks/tune_junk_split.py --structures 5 --seed 0     # simulated subtomograms
-    python benchmarks/tune_junk_split.py --half report --structures 5 --seed 0 --position 0.3
+    python benchmarks/studies/tune_junk_split.py --picked --seed 10          # demo-like DoG picks
+    python benchmarks/studies/tune_junk_split.py --structures 5 --seed 0     # simulated subtomograms
+    python benchmarks/studies/tune_junk_split.py --half report --structures 5 --seed 0 --position 0.3
 
 ``--half report`` measures the chosen step on the report half's cells (the data of
 ``bench_accuracy.py``): never use it to choose.
@@ -22,13 +22,14 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(HERE, ".."), os.path.join(HERE, "..", "..")]  # benchmarks/, repository
 from tuning_cell import add_cell_arguments, load_cell  # noqa: E402  (beside this script)
 from tune_polish_picked import picked_boxes, show  # noqa: E402
-from bench_accuracy import cell_tag  # noqa: E402
+from bench_accuracy import cell_tag  # noqa: E402  (in benchmarks/)
 
 
-def main():
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_cell_arguments(ap)
     ap.add_argument("--picked", action="store_true", help="demo-like DoG-picked cell (tuning)")
@@ -44,39 +45,33 @@ def main():
     ap.add_argument("--spectrum", type=float, default=0.0,
                     help="also split off a lower group whose mean null score is under this "
                          "fraction of the upper group's (position under 0.5); 0: off")
-    args = ap.parse_args()
-    from disca_engine.clustering import alignment, presets, seeding
-    from disca_engine.clustering.dataset import ParticleSet
-    from disca_engine.clustering.junk_split import null_scores, own_scores, split_low_groups
-    from disca_engine.simulate.templates import structure_set
+    return ap.parse_args()
 
-    if args.clusters_star:
-        parts, truth, labels = finished_run(args.clusters_star, args.truth_star)
-        names = sorted(set(truth.tolist()) - {"junk"})
-    elif args.picked:
-        names = structure_set("tuning", args.structures, args.seed)
-        boxes, truth = picked_boxes(os.path.join(args.work, f"picked{args.seed}"), names,
-                                    args.seed)
-        parts = ParticleSet(None, None, boxes)
-    else:
-        names, parts, truth = load_cell(args, args.work, args.junk, args.half)
-        names = list(range(1, len(names) + 1))
-    cfg = presets.resolve("auto", seed=args.seed, threads=1, align_junk_split=0.0)  # before
-    z = seeding.invariant_space(parts, cfg, args.seed)
-    if not args.clusters_star:
-        labels = cached_labels(args, parts, z, cfg)
-    stack, grid = alignment.aligned_stack(parts, cfg)
+
+def main():
+    args = parse_args()
+    from auto_seeds import descriptors_of
+    from disca_engine import settings as S
+    from disca_engine.clustering.stages import alignment
+    from disca_engine.clustering.stages.junk_split import null_scores, own_scores, split_low_groups
+
+    names, parts, truth, labels = cell_of(args)
+    method = S.resolve("auto", seed=args.seed, threads=1, junk_split=False).method  # before
+    z = descriptors_of(parts, method, args.seed)
+    if labels is None:
+        labels = cached_labels(args, parts, z, method)
+    stack, grid = alignment.aligned_data(parts, method.classification.alignment, 1)
     t0 = time.time()
     scores, refs = own_scores(stack, labels, z, grid)
-    null = null_scores(stack, labels, refs, grid)
+    null = null_scores(stack, labels, refs, grid, seed=0)
     seconds = time.time() - t0
-    min_size = int(cfg["min_subtomograms_per_cluster"])
+    min_size = method.min_cluster_size
     # every group BIC finds, with its position (no threshold), then the step at --position
     # and --spectrum
-    split, splits = split_low_groups(scores, labels, min_size, seed=args.seed, null=null,
-                                     position=np.inf)
-    with_null = split_low_groups(scores, labels, min_size, seed=args.seed, null=null,
-                                 position=args.position, spectrum=args.spectrum)[0]
+    split, splits = split_low_groups(scores, labels, min_size, args.seed, position=np.inf,
+                                     spectrum=0.0, null=null)
+    with_null = split_low_groups(scores, labels, min_size, args.seed, position=args.position,
+                                 spectrum=args.spectrum, null=null)[0]
     print(f"{names}: {parts.n} boxes" + (f", {np.sum(truth == 'junk')} junk" if args.picked
                                          else "") + f" (scores and null scores {seconds:.0f} s, "
           f"one thread)", flush=True)
@@ -86,7 +81,8 @@ def main():
     show("with null", truth, with_null, names, 10)
     for c, n_hi, n_lo, s_hi, s_lo, position, null_ratio in splits:
         kept = np.flatnonzero(labels == c)
-        ratio = merge_ratio(stack, kept, split[kept] != c, refs[c], grid, cfg)
+        ratio = merge_ratio(stack, kept, split[kept] != c, refs[c], grid,
+                            method.classification.merge_test)
         lo = kept[split[kept] != c]
         kept = kept[split[kept] == c]
         print(f"  class {c + 1}: kept {dict(collections.Counter(truth[kept].tolist()))} "
@@ -99,17 +95,34 @@ def main():
               flush=True)
 
 
-def cached_labels(args, parts, z, cfg):
+def cell_of(args):
+    """(structure names, particles, truth, labels or None: to be classified) of the cell the
+    arguments name: a finished run, a DoG-picked cell, or a simulated one."""
+    from disca_engine.clustering.dataset import ParticleSet
+    from disca_engine.simulate.templates import structure_set
+    if args.clusters_star:
+        parts, truth, labels = finished_run(args.clusters_star, args.truth_star)
+        return sorted(set(truth.tolist()) - {"junk"}), parts, truth, labels
+    if args.picked:
+        names = structure_set("tuning", args.structures, args.seed)
+        boxes, truth = picked_boxes(os.path.join(args.work, f"picked{args.seed}"), names,
+                                    args.seed)
+        return names, ParticleSet(None, None, boxes), truth, None
+    names, parts, truth = load_cell(args, args.work, args.junk, args.half)
+    return list(range(1, len(names) + 1)), parts, truth, None
+
+
+def cached_labels(args, parts, z, method):
     """The default classification without the junk split, cached under ``--work``."""
-    from disca_engine.clustering import alignment, seeding
-    seeds = seeding.seed_labels(z, seeding.seed_k(cfg, parts.n), args.seed,
-                                min_size=int(cfg["min_subtomograms_per_cluster"]))
+    from auto_seeds import quiet, seed_clusters
+    from disca_engine.clustering.pipeline import classes_from_seeds
+    seeds = seed_clusters(z, method, args.seed)
     cache = os.path.join(args.work, "labels_" + cell_tag(
         "picked" if args.picked else args.half, args.structures, args.seed, args.snr, args.tilt,
         args.n_per_class, args.junk) + ".npy")
     if os.path.exists(cache):
         return np.load(cache)
-    labels = alignment.classify(parts, seeds, z, cfg, log=lambda m: None)[0]
+    labels = classes_from_seeds(parts, seeds, z, method, args.seed, 1, log=quiet)[0]
     np.save(cache, labels)
     return labels
 
@@ -133,13 +146,17 @@ def separation(a, b):
     return float(np.sqrt(2) * abs(a.mean() - b.mean()) / np.sqrt(a.var() + b.var() + 1e-12))
 
 
-def merge_ratio(stack, members, low, ref, grid, cfg):
-    """The merge test's ratio of the two groups' averages (upper, lower) of one class."""
-    from disca_engine.clustering import alignment
+def merge_ratio(stack, members, low, ref, grid, settings):
+    """The merge test's ratio (``settings.MergeTest``) of the two groups' averages (upper,
+    lower) of one class."""
+    from disca_engine.clustering.align.averages import averages
+    from disca_engine.clustering.align.pairs import pair_ratios
+    from disca_engine.clustering.align.scan import align
     sub = stack.subset(members)
-    _, rot, shift, _ = alignment.align(sub, ref[None], grid)
-    refs, h1, h2, counts = alignment.averages(sub, low.astype(np.int64), rot, shift, 2)
-    return float(alignment._ratios(sub, grid, refs, h1, h2, counts, cfg)[0, 1])
+    _, rot, shift, _ = align(sub, ref[None], grid)
+    refs, h1, h2, _ = averages(sub, low.astype(np.int64), rot, shift, 2)
+    return float(pair_ratios(sub, refs, h1, h2, grid, settings.pose_shift,
+                             settings.pose_top)[0, 1])
 
 
 if __name__ == "__main__":
