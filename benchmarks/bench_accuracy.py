@@ -65,26 +65,32 @@ def structure_names(args, n_structures, seed):
 
 
 def simulate(folder, names, args, snr, tilt, seed):
-    from disca_engine.simulate import simulate_subtomograms
+    """The cell's boxes: the idealised path (one particle, Fourier wedge, white noise) or
+    the realistic one (tilt series through crowded scenes with membranes and gold, per-tilt
+    CTF and dose, WBP; docs/simulator.md), each with its own defaults."""
+    from disca_engine.simulate import simulate_subtomograms, simulate_tiltseries_subtomograms
+    make = simulate_tiltseries_subtomograms if args.path == "realistic" else simulate_subtomograms
     kw = {}
     if args.junk:
         kw["junk_fraction"] = args.junk
     with contextlib.redirect_stdout(io.StringIO()):
-        return simulate_subtomograms(folder, classes=",".join(names), n_per_class=args.n_per_class,
-                                     snr=snr, tilt=tilt, size=24, seed=seed, **kw)
+        return make(folder, classes=",".join(names), n_per_class=args.n_per_class, snr=snr,
+                    tilt=tilt, size=args.size, seed=seed, **kw)
 
 
-def cell_tag(half, n_structures, seed, snr, tilt, n_per_class, junk):
+def cell_tag(half, n_structures, seed, snr, tilt, n_per_class, junk, path="ideal", size=24):
     """The name of a cell's folders under --work (``sim_<tag>``, ``<preset>_<label>_<tag>``)."""
     return (f"{half}_s{n_structures}_seed{seed}_snr{snr:g}_tilt{tilt:g}_n{n_per_class}"
-            + (f"_junk{junk:g}" if junk else ""))
+            + (f"_junk{junk:g}" if junk else "") + ("" if path == "ideal" else f"_{path}")
+            + ("" if size == 24 else f"_box{size}"))
 
 
 def cell(args, n_structures, seed, snr, tilt):
     from disca_engine.clustering.run import run_cluster
     from disca_engine.io.star import read_star
     names = structure_names(args, n_structures, seed)
-    tag = cell_tag(args.half, len(names), seed, snr, tilt, args.n_per_class, args.junk)
+    tag = cell_tag(args.half, len(names), seed, snr, tilt, args.n_per_class, args.junk,
+                   args.path, args.size)
     sim = os.path.join(args.work, "sim_" + tag)
     star = os.path.join(sim, "particles.star")
     if not os.path.isfile(star):
@@ -105,7 +111,7 @@ def cell(args, n_structures, seed, snr, tilt):
     labels = np.asarray(read_star(os.path.join(out, "clusters.star")).column("rlnClassNumber", int))
     traj = [(r["k"], round(r["ground_truth"]["homogeneity"], 3), round(r["ddbi"], 3))
             for r in report["iterations"]]
-    return {"half": args.half, "structures": names, "n_structures": len(names), "seed": seed, "snr": snr,
+    return {"half": args.half, "path": args.path, "size": args.size, "structures": names, "n_structures": len(names), "seed": seed, "snr": snr,
             "tilt": tilt, "n": report["n_particles"], "n_per_class": args.n_per_class, "junk": args.junk, "preset": args.preset,
             "settings": json.loads(args.settings), "k_found": report["k"],
             "disca": scores(truth, labels, junk_class), "baseline_told_k": scores(truth, base, junk_class),
@@ -125,6 +131,9 @@ def main():
     p.add_argument("--tilt", default="60")
     p.add_argument("--n-per-class", type=int, default=40)
     p.add_argument("--junk", type=float, default=0.0, help="fraction of junk boxes (empty, gold, membrane)")
+    p.add_argument("--path", default="ideal", choices=["ideal", "realistic"],
+                   help="the simulator's idealised or realistic (tilt series, crowding) path")
+    p.add_argument("--size", type=int, default=24, help="box size in voxels (14 A)")
     p.add_argument("--preset", default="auto")
     p.add_argument("--settings", default="{}", help="JSON of extra run_cluster settings (settings."
                    "resolve's names: '{\"threads\": 1, \"alignment\": {\"rotations\": 300}}')")
@@ -149,7 +158,8 @@ def main():
             for size in sizes:
                 for seed in map(int, args.seeds.split(",")):
                     key = (args.half, size or len(args.classes.split(",")), seed, snr, tilt,
-                           args.n_per_class, args.junk, args.preset, json.dumps(json.loads(args.settings)))
+                           args.n_per_class, args.junk, args.preset,
+                           json.dumps(json.loads(args.settings)), args.path, args.size)
                     if args.skip_done and any(_key(r) == key for r in rows):
                         continue
                     r = cell(args, size, seed, snr, tilt)
@@ -173,7 +183,8 @@ def _load_rows(paths):
 
 
 def _cell_id(r):
-    return (r["half"], tuple(r["structures"]), r["seed"], r["snr"], r["tilt"], r["n_per_class"], r["junk"])
+    return (r["half"], tuple(r["structures"]), r["seed"], r["snr"], r["tilt"], r["n_per_class"],
+            r["junk"], r.get("path", "ideal"), r.get("size", 24))
 
 
 def table(paths, previous=None):
@@ -181,7 +192,7 @@ def table(paths, previous=None):
     with ``previous``, the same cells' homogeneity (K) in earlier results beside them."""
     rows = sorted(_load_rows(paths), key=lambda r: r["disca"]["homogeneity"])
     before = {_cell_id(r): r for r in _load_rows(previous)}
-    head = ("| half | structures | seed | SNR | tilt | junk | N | K found (true) | homogeneity | "
+    head = ("| half | path | box | structures | seed | SNR | tilt | junk | N | K found (true) | homogeneity | "
             "completeness | ARI | baseline told K: homogeneity (completeness, ARI) |")
     head += " earlier default: homogeneity, ARI (K) |" if previous else ""
     head += " minutes (1 core) |"
@@ -192,7 +203,8 @@ def table(paths, previous=None):
         if r["junk"]:
             hom += (f" (structures {d['structure_homogeneity']:.3f}; junk in junk clusters "
                     f"{100 * (d['junk_isolated'] or 0):.0f}%)")
-        line = (f"| {r['half']} | {', '.join(r['structures'])} | {r['seed']} | {r['snr']:g} | "
+        line = (f"| {r['half']} | {r.get('path', 'ideal')} | {r.get('size', 24)} | "
+                f"{', '.join(r['structures'])} | {r['seed']} | {r['snr']:g} | "
                 f"+-{r['tilt']:g} | {r['junk'] or '-'} | {r['n']} | {r['k_found']} ({r['n_structures']}"
                 f"{' + junk' if r['junk'] else ''}) | {hom} | {d['completeness']:.3f} | "
                 f"{d['ari']:.3f} | {b['homogeneity']:.3f} ({b['completeness']:.3f}, {b['ari']:.3f}) |")
@@ -206,7 +218,8 @@ def table(paths, previous=None):
 
 def _key(r):
     return (r["half"], r["n_structures"], r["seed"], r["snr"], r["tilt"], r["n_per_class"],
-            r["junk"], r["preset"], json.dumps(r["settings"]))
+            r["junk"], r["preset"], json.dumps(r["settings"]), r.get("path", "ideal"),
+            r.get("size", 24))
 
 
 if __name__ == "__main__":

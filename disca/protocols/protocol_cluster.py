@@ -117,6 +117,16 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
                            'sort a new dataset of the same sample faster. Empty: a new '
                            'network.')
 
+        form.addParam('particleDiameter', params.StringParam,
+                      default='auto (estimated from the data)',
+                      condition='preset == %d' % PRESET_AUTO,
+                      label='Particle diameter (A)',
+                      help='auto preset: the diameter of the soft spherical mask every score, '
+                           'average and descriptor of the classification sees the boxes '
+                           'through (neighbours and membranes outside it stop deciding a '
+                           'class; the boxes are cropped to it, so large boxes cost little '
+                           'more). auto: estimated from the mean box and printed in the log; '
+                           'with particles of several sizes give the largest one\'s.')
         form.addParam('relabel', params.BooleanParam, default=True,
                       condition='preset == %d' % PRESET_AUTO, expertLevel=LEVEL_ADVANCED,
                       label='Relabel (two views; auto)',
@@ -194,10 +204,14 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
         return readReport(self._engineDir())
 
     def _stepSwitches(self):
-        """Engine flags that switch off the last steps of the auto preset."""
+        """Engine flags of the auto preset's own stages: the mask's diameter, the switches
+        that leave out its last steps."""
         if self.preset.get() != PRESET_AUTO:
             return []
-        return (([] if self.relabel.get() else ['--no-relabel'])
+        diameter = parseOptional(self.particleDiameter.get(), float, 'Particle diameter',
+                                 minimum=1)
+        return ((['--particle-diameter-A', '%g' % diameter] if diameter else [])
+                + ([] if self.relabel.get() else ['--no-relabel'])
                 + ([] if self.junkSplit.get() else ['--no-junk-split']))
 
     def _clusterArgs(self):
@@ -253,6 +267,7 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
         try:
             cfg = self._resolvedSettings()
             self._presetOverrides()
+            self._stepSwitches()
         except Exception as exc:  # EngineError: bad K range text; ValueError: bad number
             return errors + [str(exc)]
         errors += self._validateBox(inputSet, cfg)
@@ -334,26 +349,7 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
         sizes = report.get('cluster_sizes') or []
         classification = (report.get('settings') or {}).get('classification')
         if classification:
-            return ['%d subtomograms%s were sorted with the auto preset of scipion-em-disca: '
-                    'over-split k-means clusters of rotation-invariant descriptors were refined '
-                    'by multi-reference alignment (%s rotations, shift search, missing-wedge '
-                    'compensated averages) and merged when two aligned averages agreed as well '
-                    'as averages of one structure would (half-set test, threshold %s)%s, giving '
-                    '%s clusters (sizes %s); the DISCA network [Zeng2023] was then trained on '
-                    'these classes for %s iteration(s).'
-                    % (report.get('n_particles', 0),
-                       ' from %s' % setName(self.inputSubtomos) if inputSet else '',
-                       classification['alignment']['rotations'],
-                       classification['merge_test']['threshold'],
-                       ('; the classes were then relabelled by a cross-validated linear '
-                        'discriminant of the descriptors and the alignment scores'
-                        if classification.get('relabel') else '')
-                       + ('; low-scoring groups that matched their class average little better '
-                          'than noise, or whose boxes held less of its power spectrum, were '
-                          'split off as classes of their own'
-                          if classification.get('junk_split') else ''),
-                       report.get('k'), ', '.join(map(str, sizes)),
-                       len(report.get('iterations') or []))]
+            return [self._autoMethods(report, classification, inputSet, sizes)]
         return ['%d subtomograms%s were sorted with DISCA [Zeng2023] (%s preset, candidate K %s, '
                 '%d restart(s)) into %s clusters (sizes %s); the iteration with the lowest '
                 'distortion-based Davies-Bouldin index (%s, iteration %s) was kept.'
@@ -362,6 +358,37 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
                    report.get('preset'), self._kText(report), len(report.get('restarts') or [1]),
                    report.get('k'), ', '.join(map(str, sizes)), formatNumber(report.get('ddbi')),
                    report.get('chosen_iteration'))]
+
+    def _autoMethods(self, report, classification, inputSet, sizes):
+        """Methods text of an auto run: its stages, with this run's mask and settings."""
+        first = (report.get('iterations') or [{}])[0].get('classification') or []
+        mask = next((h for h in first if h.get('mask')), {})
+        maskText = (' seen through a soft spherical mask of %s A diameter (%s)'
+                    % (formatNumber(mask.get('diameter_A')),
+                       'given' if (classification.get('mask') or {}).get('diameter_A')
+                       else 'estimated from the data') if mask.get('diameter_A') else '')
+        return ('%d subtomograms%s were sorted with the auto preset of scipion-em-disca%s: '
+                'over-split k-means clusters of rotation-invariant descriptors were refined '
+                'by multi-reference alignment (%s rotations, shift search, missing-wedge '
+                'compensated averages), and two clusters were merged when their aligned '
+                'averages agreed as well as averages of one structure would (half-set test, '
+                'threshold %s) or when their members, held out, did not prefer their own '
+                'cluster (z < %s)%s, giving %s clusters (sizes %s); the DISCA network '
+                '[Zeng2023] was then trained on these classes for %s iteration(s).'
+                % (report.get('n_particles', 0),
+                   ' from %s' % setName(self.inputSubtomos) if inputSet else '', maskText,
+                   classification['alignment']['rotations'],
+                   classification['merge_test']['threshold'],
+                   classification['merge_test']['evidence'],
+                   ('; the classes were then relabelled by a cross-validated linear '
+                    'discriminant of the descriptors and the alignment scores'
+                    if classification.get('relabel') else '')
+                   + ('; low-scoring groups that matched their class average little better '
+                      'than noise, or whose boxes held less of its power spectrum, were '
+                      'split off as classes of their own'
+                      if classification.get('junk_split') else ''),
+                   report.get('k'), ', '.join(map(str, sizes)),
+                   len(report.get('iterations') or [])))
 
     @staticmethod
     def _kText(report):

@@ -144,8 +144,9 @@ class TestDiscaClusterExport(BaseTest):
         self.assertNotIn('k_by_bic', settings)
         with open(prot.getLogPaths()[0], errors='replace') as fh:
             log = fh.read()
-        for stage in ('rotation-invariant descriptors', 'seed clusters', 'alignment round',
-                      'merge test', 'relabel (two views)', 'junk split'):
+        for stage in ('particle mask', 'rotation-invariant descriptors', 'seed clusters',
+                      'alignment round', 'merge test', 'relabel (two views)', 'junk split',
+                      'final classes'):
             self.assertIn(stage, log)
         sizes = [c.getSize() for c in prot.classes.iterItems()]
         self.assertEqual(sum(sizes), self._subtomos().getSize())
@@ -154,6 +155,7 @@ class TestDiscaClusterExport(BaseTest):
         self.assertIn('auto preset', text)
         self.assertIn('1500 rotations', text)
         self.assertIn('relabelled', text)
+        self.assertIn('soft spherical mask of', text)
 
     def test_methods_name_the_inputs(self):
         """Methods text: the input set by name (not an internal id); DoG cited itself."""

@@ -75,6 +75,12 @@ class TestFormValues(unittest.TestCase):
         prot.relabel.set(False)
         prot.junkSplit.set(False)
         self.assertEqual(prot._stepSwitches(), ['--no-relabel', '--no-junk-split'])
+        prot.particleDiameter.set('250')
+        self.assertEqual(prot._stepSwitches()[:2], ['--particle-diameter-A', '250'])
+        prot.particleDiameter.set('big')
+        with self.assertRaisesRegex(ValueError, 'Particle diameter'):
+            prot._stepSwitches()
+        prot.particleDiameter.set('auto (estimated from the data)')
         prot.preset.set(C.PRESET_FAST)                      # other presets have neither step
         self.assertEqual(prot._stepSwitches(), [])
 

@@ -2,7 +2,7 @@
 
 paper, fast:  network features -> PCA -> mixtures with K by BIC -> the network learns the
               labels -> repeat (``network/``).
-auto:         descriptors -> seeds -> alignment -> merge test -> relabel -> junk split
+auto:         mask -> descriptors -> seeds -> alignment -> merge test -> relabel -> junk split
               (``stages/``, numpy on the CPU) -> the network learns those labels, so that
               the saved model classifies new data (``network/``).
 """
@@ -10,7 +10,7 @@ import numpy as np
 
 from .network import loop
 from .network.labelling import FixedLabels, MixtureLabels
-from .stages import alignment, descriptors, junk_split, merge_test, relabel, seeds
+from .stages import alignment, descriptors, junk_split, mask, merge_test, relabel, seeds
 
 
 def log(message):
@@ -26,22 +26,23 @@ def run(net, particles, method, restart, k_range, base_seed, threads):
     if c is None:
         return loop.iterate(net, particles, method, MixtureLabels(method, k_range),
                             lambda Z: Z, restart, state)
-    z = descriptors.describe(particles, c.descriptors, method.network.batch_size, restart.seed,
-                             log)
+    view = mask.apply(particles, c.mask, log)
+    z = descriptors.describe(view, c.descriptors, method.network.batch_size, restart.seed, log)
     k = seeds.seed_k(c.seeds, particles.n, k_range, method.min_cluster_size)
     if state.prev_labels is not None:   # resumed: the classification is in the checkpoint
         labelling = FixedLabels(state.prev_labels, method.feature_pca.reg_covar, k)
     else:
-        labels, history = classify(particles, z, method, k, restart.seed, base_seed, threads)
+        labels, history = classify(view, z, method, k, restart.seed, base_seed, threads)
+        history.insert(0, mask.record(view))
         labelling = FixedLabels(labels, method.feature_pca.reg_covar, k, history)
     return loop.iterate(net, particles, method, labelling,
                         lambda Z: clustering_space(Z, z, c.descriptors.weight), restart, state)
 
 
 def classify(particles, z, method, k, seed, base_seed, threads):
-    """auto's classes from ``k`` seed clusters of the descriptors ``z``; returns (labels,
-    history). ``seed`` is the restart's (seeds), ``base_seed`` the run's (the subsample,
-    relabel and junk split)."""
+    """auto's classes from ``k`` seed clusters of the descriptors ``z`` of ``particles``
+    (seen through the particle mask); returns (labels, history). ``seed`` is the restart's
+    (seeds), ``base_seed`` the run's (the subsample, relabel and junk split)."""
     first = seeds.seed_labels(z, k, seed, method.min_cluster_size)
     log(f"seed clusters: K={int(first.max()) + 1}; alignment classification")
     return classes_from_seeds(particles, first, z, method, base_seed, threads)
@@ -62,6 +63,7 @@ def classes_from_seeds(particles, first, z, method, base_seed, threads, log=log)
     if c.junk_split is not None:
         classes = junk_split.split(classes, zs, c.junk_split, base_seed, min_size, log,
                                    need_refs)
+    merge_test.final_pairs(classes, zs, c.merge_test, log)
     if sub is None:
         return classes.labels, classes.history
     return alignment.assign_rest(particles, classes, c.alignment.max_n), classes.history

@@ -11,9 +11,10 @@ FLAT = {"max_iterations": ("loop", "max_iterations"),
         "pca_components": ("feature_pca", "components"),
         "batch_size": ("network", "batch_size"),
         "epochs_per_iteration": ("network", "epochs_per_iteration"),
-        "learning_rate": ("network", "learning_rate")}
+        "learning_rate": ("network", "learning_rate"),
+        "particle_diameter_A": ("mask", "diameter_A")}
 STAGES = ("network", "loop", "feature_pca", "k_by_bic")
-CLASSIFICATION_STAGES = ("descriptors", "seeds", "alignment", "merge_test", "junk_split")
+CLASSIFICATION_STAGES = ("mask", "descriptors", "seeds", "alignment", "merge_test", "junk_split")
 OPTIONS = tuple(f.name for f in fields(RunOptions))
 
 

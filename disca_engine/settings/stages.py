@@ -47,6 +47,15 @@ class KByBic:
 
 
 @dataclass(frozen=True)
+class ParticleMask:
+    """A soft sphere about the box centre that keeps neighbours and membranes out of every
+    score, average and descriptor of the classification."""
+    diameter_A: float = _s(None, Interval(float, 0, open_low=True, none=True),
+                           flag="--particle-diameter-A",
+                           why="the particle's diameter in A; null: estimated from the data")
+
+
+@dataclass(frozen=True)
 class Descriptors:
     """Rotation-invariant descriptors (radial power spectrum, angular power, radial profile)."""
     angular: bool = _s(True, Boolean())
@@ -79,11 +88,14 @@ class Alignment:
 @dataclass(frozen=True)
 class MergeTest:
     """Two classes merge when their aligned averages agree as well as two averages of one
-    structure would (per-shell agreement over the half-set reliabilities)."""
+    structure would (per-shell agreement over the half-set reliabilities), or when their
+    members, held out, do not prefer their own class (``align.evidence``)."""
     threshold: float = _s(0.8, Interval(float, 0, 2, open_low=True),
                           why="1 = as similar as two averages of one structure")
     pose_shift: int = _s(2, Interval(int, 0, 3), why="coarse voxels; the cost grows as (2t+1)^3")
     pose_top: int = _s(4, Interval(int, 1))
+    evidence: float = _s(4.0, Interval(float, 0), why="held-out z under which two classes merge "
+                                                       "whatever their agreement; 0: off")
 
 
 @dataclass(frozen=True)
@@ -100,6 +112,7 @@ class JunkSplit:
 @dataclass(frozen=True)
 class Classification:
     """auto: the classes found before the network learns them, stage after stage."""
+    mask: ParticleMask = ParticleMask()
     descriptors: Descriptors = Descriptors()
     seeds: Seeds = Seeds()
     alignment: Alignment = Alignment()

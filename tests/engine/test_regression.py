@@ -72,7 +72,7 @@ def capture_cluster(run_dir):
         report = json.load(fh)
     features = np.load(os.path.join(run_dir, "features.npy"))
     iterations = [{"k": r["k"], "sizes": r["cluster_sizes"], "mixture": r["mixture"],
-                   "ddbi": round(r["ddbi"], 9),
+                   "ddbi": None if r["ddbi"] is None else round(r["ddbi"], 9),
                    "alignment": [{key: h[key] for key in ("k", "sizes") if key in h}
                                  for h in (r.get("classification") or [])]}
                   for r in report["iterations"]]

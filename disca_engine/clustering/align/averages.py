@@ -77,12 +77,19 @@ def initial_references(stack, seeds, z_inv, grid, rounds):
     return refs
 
 
-def references_from_labels(stack, labels, z, grid, rounds=2):
-    """(refs, disattenuation weights) of the clusters ``labels``: the member nearest its
-    cluster's descriptor centre, then ``rounds`` averages of the members aligned to it."""
+def class_references(stack, labels, z, grid, rounds=2):
+    """(refs, (half1, half2), rot, shift) of the clusters ``labels``: the member nearest its
+    cluster's descriptor centre, then ``rounds`` averages of the members aligned to it;
+    each member's pose on its cluster's average."""
     k = int(labels.max()) + 1
     refs = initial_references(stack, labels, z, grid, rounds - 1)
     allowed = labels[:, None] == np.arange(k)[None]
     lab, rot, shift, _ = align(stack, refs, grid, allowed=allowed)
     refs, h1, h2, _ = averages(stack, lab, rot, shift, k)
-    return refs, disattenuation(stack, h1, h2)
+    return refs, (h1, h2), rot, shift
+
+
+def references_from_labels(stack, labels, z, grid, rounds=2):
+    """(refs, disattenuation weights) of the clusters ``labels`` (``class_references``)."""
+    refs, halves = class_references(stack, labels, z, grid, rounds)[:2]
+    return refs, disattenuation(stack, *halves)

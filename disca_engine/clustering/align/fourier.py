@@ -46,13 +46,15 @@ def unit_filtered(vols, mask):
     return f
 
 
-def soft_sphere(s):
-    """Soft spherical mask of radius s/2 - 1 (cosine edge of 2 voxels)."""
+def soft_sphere(s, outer=None, width=2.0):
+    """Soft spherical mask about the box centre: 1 out to ``outer - width`` voxels, a cosine
+    edge to 0 at ``outer`` (default s/2 - 1, the largest sphere the box holds)."""
     ax = np.arange(s) - (s - 1) / 2.0
     z, y, x = np.meshgrid(ax, ax, ax, indexing="ij")
     r = np.sqrt(z * z + y * y + x * x)
-    edge = s / 2.0 - 1
-    return np.clip(0.5 + 0.5 * np.cos(np.pi * np.clip(r - (edge - 2), 0, 2) / 2), 0, 1).astype(np.float32)
+    edge = s / 2.0 - 1 if outer is None else float(outer)
+    ramp = np.clip(r - (edge - width), 0, width) / width
+    return np.clip(0.5 + 0.5 * np.cos(np.pi * ramp), 0, 1).astype(np.float32)
 
 
 def spectra(vols, m):

@@ -1,6 +1,7 @@
 """Hard-EM rounds of the alignment classification: assign every subtomogram to its best
 reference, re-average, until the labels settle."""
 import time
+from typing import NamedTuple
 
 import numpy as np
 
@@ -9,12 +10,22 @@ from .averages import averages, disattenuation
 from .scan import align
 
 
+class Fit(NamedTuple):
+    """What alignment rounds leave: the references (class averages), their half-set
+    averages, the labels, and each member's pose on its class average."""
+    refs: np.ndarray
+    halves: tuple
+    labels: np.ndarray
+    rot: np.ndarray
+    shift: np.ndarray
+
+
 def rounds(stack, refs, grid, labels, min_size, max_rounds, log, history, disattenuate,
            halves=None, tol=0.02):
     """Hard-EM rounds (assign, re-average) until fewer than ``tol`` of the labels change.
     With ``disattenuate``, scores are compared after ``disattenuation`` of the references
     (from their half-set averages: ``halves`` for the first round, when known)."""
-    h1 = h2 = counts = None
+    h1 = h2 = rot = shift = None
     for _ in range(max_rounds):
         t1 = time.time()
         weight = disattenuation(stack, *halves) if disattenuate and halves is not None else None
@@ -29,7 +40,7 @@ def rounds(stack, refs, grid, labels, min_size, max_rounds, log, history, disatt
         refs = refs[present]
         changed = matched_change(labels, new)
         labels = new
-        refs, h1, h2, counts = averages(stack, labels, rot, shift, len(refs))
+        refs, h1, h2, _ = averages(stack, labels, rot, shift, len(refs))
         halves = (h1, h2)
         sizes = np.bincount(labels).tolist()
         history.append({"round": len(history) + 1, "k": len(refs), "changed": changed,
@@ -40,7 +51,7 @@ def rounds(stack, refs, grid, labels, min_size, max_rounds, log, history, disatt
             f"({time.time() - t1:.1f}s)")
         if changed < tol:
             break
-    return refs, h1, h2, counts, labels
+    return Fit(refs, (h1, h2), labels, rot, shift)
 
 
 def drop_small(labels, min_size):

@@ -28,7 +28,7 @@ class AlignedStack:
     translations and averages)."""
 
     def __init__(self, particles, coarse, coarse_shift, workers=1, k_max=None, batch_size=256,
-                 indices=None, wedge=None):
+                 indices=None, wedge=None, mask=None):
         self.workers = max(1, int(workers))     # threads of the scans, averages, merge tests
         self.s = int(particles.box)
         self.c = min(int(coarse), self.s)
@@ -57,7 +57,7 @@ class AlignedStack:
             for i in range(0, self.n, batch_size)])
         self.coarse_shift = int(coarse_shift)
         self.phases = shift_phases(self.c, self.band_idx, self.coarse_shift)
-        self.mask = soft_sphere(self.s)
+        self.mask = soft_sphere(self.s) if mask is None else mask   # of the references
         self._weights_grid = self._weights = None
 
     def subset(self, indices):

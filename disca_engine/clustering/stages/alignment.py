@@ -31,9 +31,12 @@ def subsample(n, settings, seed, log):
 
 
 def aligned_data(particles, settings, threads, indices=None):
-    """The ``AlignedStack`` and rotation grid of ``settings`` (``settings.Alignment``)."""
+    """The ``AlignedStack`` and rotation grid of ``settings`` (``settings.Alignment``);
+    ``particles`` seen through the particle mask (``stages.mask``) give their mask to the
+    references, plain ones the largest sphere of the box."""
     stack = AlignedStack(particles, coarse=settings.coarse, indices=indices,
-                         coarse_shift=settings.coarse_shift, workers=resolve_workers(threads))
+                         coarse_shift=settings.coarse_shift, workers=resolve_workers(threads),
+                         mask=getattr(particles, "mask", None))
     return stack, rotation_grid(settings.rotations)
 
 
@@ -47,9 +50,9 @@ def refine(particles, seeds, z, settings, min_size, threads, log, indices=None):
         f"wedge {100 * (1 - stack.wedge.mean()):.0f}% of Fourier space, {stack.workers} thread(s) "
         f"({time.time() - t0:.1f}s)")
     history = []
-    refs, h1, h2, _, labels = rounds(stack, refs, grid, seeds, min_size, settings.rounds, log,
-                                     history, disattenuate=settings.disattenuate)
-    return Classes(stack, grid, labels, refs, (h1, h2), history)
+    fit = rounds(stack, refs, grid, seeds, min_size, settings.rounds, log, history,
+                 disattenuate=settings.disattenuate)
+    return Classes.of_fit(stack, grid, fit, history)
 
 
 def assign_rest(particles, classes, chunk):
@@ -60,6 +63,7 @@ def assign_rest(particles, classes, chunk):
     for a in range(0, particles.n, chunk):
         idx = np.arange(a, min(a + chunk, particles.n))
         part = AlignedStack(particles, coarse=stack.c, indices=idx, wedge=stack.wedge,
-                            coarse_shift=stack.coarse_shift, workers=stack.workers)
+                            coarse_shift=stack.coarse_shift, workers=stack.workers,
+                            mask=stack.mask)
         labels[idx] = align(part, classes.refs, classes.grid)[0]
     return labels

@@ -7,14 +7,22 @@ import numpy as np
 @dataclass
 class Classes:
     """A classification in progress: the aligned data (``stack``, rotation ``grid``), the
-    labels, the references of the classes and their half-set averages (None where no later
-    step needs them), and the record of every round and test (``history``, for the report)."""
+    labels, the references of the classes, their half-set averages and each member's pose
+    on its class's reference (None where no later step needs them), and the record of
+    every round and test (``history``, for the report)."""
     stack: object
     grid: np.ndarray
     labels: np.ndarray
     refs: np.ndarray = None
     halves: tuple = None
     history: list = field(default_factory=list)
+    rot: np.ndarray = None
+    shift: np.ndarray = None
+
+    @classmethod
+    def of_fit(cls, stack, grid, fit, history):
+        """The classes alignment rounds (``align.rounds.Fit``) left."""
+        return cls(stack, grid, fit.labels, fit.refs, fit.halves, history, fit.rot, fit.shift)
 
     @property
     def k(self):
