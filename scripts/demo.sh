@@ -3,10 +3,10 @@
 #   1. scripts/setup_env.sh: Scipion venv + this plugin + the bundled engine env
 #      (`python -m scipion installb disca`), all under ${DISCA_WORK:-<repo>/.work};
 #   2. scripts/demo_workflow.py: a headless Scipion project that simulates tomograms, imports
-#      them, picks (DoG), extracts, clusters with DISCA (fast preset) and exports the clusters.
+#      them, picks (DoG), extracts, clusters with DISCA (the default preset) and exports the clusters.
 # Results go to ${DEMO_OUT:-<repo>/demo-output}; the last lines printed say where each is.
 # Extra arguments go to demo_workflow.py (see: python scripts/demo_workflow.py --help),
-# e.g. `scripts/demo.sh --overwrite` to redo the demo project.
+# e.g. `scripts/demo.sh --snr 0.05`. A rerun replaces the demo project of the previous run.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

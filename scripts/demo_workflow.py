@@ -37,7 +37,6 @@ def parseArgs():
     p.add_argument('--epochs', type=int, default=0, help='training epochs per iteration (0: preset)')
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--overwrite', action='store_true', help='delete an existing demo project first')
     return p.parse_args()
 
 
@@ -95,9 +94,8 @@ def createProject(args, location):
     path = os.path.join(location, args.project)
     link = manager.getProjectPath(args.project)
     if os.path.lexists(path) or os.path.lexists(link):
-        if not args.overwrite:
-            sys.exit('DEMO FAILED: project %s exists; use --overwrite or another --project'
-                     % (path if os.path.lexists(path) else link))
+        # a rerun of the demo: its own earlier project is replaced, and the user told
+        print('replacing the demo project of an earlier run: %s' % path, flush=True)
         for p in (link, path):
             if os.path.islink(p):
                 os.remove(p)
