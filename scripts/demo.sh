@@ -7,6 +7,7 @@
 # Results go to ${DEMO_OUT:-<repo>/demo-output}; the last lines printed say where each is.
 # Extra arguments go to demo_workflow.py (see: python scripts/demo_workflow.py --help),
 # e.g. `scripts/demo.sh --snr 0.05`. A rerun replaces the demo project of the previous run.
+# Each protocol's log (the engine's progress: stage, rate, time left) is echoed as it runs.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,4 +22,4 @@ mkdir -p "$OUT"
 # Run from the output folder: a folder containing disca/ (the repo root) would shadow the
 # installed plugin.
 cd "$OUT"
-python "$REPO/scripts/demo_workflow.py" --out "$OUT" "$@"
+DISCA_ENV_SH="$WORK/env.sh" python "$REPO/scripts/demo_workflow.py" --out "$OUT" "$@"

@@ -15,8 +15,11 @@ protocol's log. At the end the script prints where the results are.
 import argparse
 import os
 import sys
+import threading
 import time
 
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def parseArgs():
@@ -62,7 +65,14 @@ def run(project, prot, title):
     if errors:
         sys.exit('DEMO FAILED: %s does not validate:\n  %s' % (title, '\n  '.join(errors)))
     t0 = time.time()
-    project.launchProtocol(prot, wait=True)
+    done = threading.Event()
+    tail = threading.Thread(target=follow, args=(prot, done), daemon=True)
+    tail.start()
+    try:
+        project.launchProtocol(prot, wait=True)
+    finally:
+        done.set()
+        tail.join()
     prot = project.getProtocol(prot.getObjId())
     if not prot.isFinished():
         print(logTail(prot), file=sys.stderr)
@@ -72,6 +82,30 @@ def run(project, prot, title):
     for line in prot.summary():
         print('  ' + line)
     return prot
+
+
+def follow(prot, done, poll=1.0):
+    """Echo the protocol's log to the terminal while it runs: the engine's progress lines
+    (stage, rate, time left) would otherwise only reach the project's log files. Reads files
+    only; the launch itself stays in the main thread, which owns the project database."""
+    path, pos = None, 0
+    while True:
+        finished = done.is_set()
+        if path is None and prot.getWorkingDir():  # set by launchProtocol
+            path = prot.getLogPaths()[0]
+        if path and os.path.exists(path):
+            with open(path, errors='replace') as fh:
+                fh.seek(pos)
+                chunk = fh.read()
+            # only whole lines; a line still being written waits for the next poll
+            cut = len(chunk) if finished else chunk.rfind('\n') + 1
+            for line in chunk[:cut].splitlines():
+                if line.strip():
+                    print('  | ' + line.rstrip(), flush=True)
+            pos += len(chunk[:cut].encode('utf-8', 'replace'))
+        if finished:
+            return
+        done.wait(poll)
 
 
 def simulate(args, dataDir):
@@ -157,8 +191,10 @@ def main():
 def report(project, cluster, export, seconds):
     engineDir = os.path.abspath(cluster.getEngineOutputDir())
     step('Results (%.1f min)' % (seconds / 60))
-    print('Project:          %s  (open it with: python -m scipion project %s)'
-          % (project.getPath(), os.path.basename(project.getPath())))
+    env = os.environ.get('DISCA_ENV_SH', os.path.join(REPO, '.work', 'env.sh'))  # set by demo.sh
+    print('Project:          %s' % project.getPath())
+    print('Open it with:     . %s && python -m scipion project %s'
+          % (env, os.path.basename(project.getPath())))
     classes = cluster.classes
     print('Classes:          %s  (%d clusters: %s)' % (
         os.path.abspath(classes.getFileName()), classes.getSize(),

@@ -61,10 +61,13 @@ def main():
     classes, method, truth = classes_after_rounds(args.star, json.loads(args.settings), args.threads,
                                                  not args.no_mask)
     lab = classes.labels
+    threshold, z0 = method.classification.merge_test.threshold, method.classification.merge_test.evidence
+    split_z = []
     for i in range(classes.k):
         rng = np.random.default_rng(i)
         zs = [split_evidence(classes.stack, classes.grid, np.flatnonzero(lab == i), classes.rot,
                              classes.shift, rng) for _ in range(args.splits)]
+        split_z += [z for z, _, _ in zs]
         print(f"class {i + 1}: {composition(truth, np.flatnonzero(lab == i))}; random splits z/t/ratio "
               + " ".join(f"{z:.2f}/{t:.3f}/{r:.2f}" for z, t, r in zs))
     halves = classes.halves
@@ -75,6 +78,7 @@ def main():
     mt = method.classification.merge_test
     old = pair_ratios(classes.stack, classes.refs, *halves, classes.grid, mt.pose_shift,
                       mt.pose_top)
+    calls = {"SAME": [], "DIFF": []}  # True where the rule merges the pair
     for i in range(classes.k):
         for j in range(i + 1, classes.k):
             same = ""
@@ -85,6 +89,20 @@ def main():
             z, t, r = ev[i, j]
             print(f"pair {i + 1}-{j + 1}: z {z:.2f} t {t:.4f} ratio {r:.3f} "
                   f"half-set ratio {old[i, j]:.3f}{same}")
+            if same:
+                calls[same.strip()].append(bool(z < z0 or old[i, j] >= threshold))
+    print(rates(split_z, calls, z0))
+
+
+def rates(split_z, calls, z0):
+    """One line: how often the merge rule would keep apart what is one structure (random
+    splits of a class: their z alone, so an upper bound; pairs of classes whose majority is
+    the same structure) and join what is two (pairs of different majorities)."""
+    kept = sum(z >= z0 for z in split_z)
+    same, diff = calls["SAME"], calls["DIFF"]
+    return (f"RATES random splits kept apart (z >= {z0:g}) {kept}/{len(split_z)}; "
+            f"same-structure pairs kept apart {sum(not m for m in same)}/{len(same)}; "
+            f"different-structure pairs merged {sum(diff)}/{len(diff)}")
 
 
 if __name__ == "__main__":
