@@ -110,6 +110,7 @@ class _Reader:
         data = self._stack.data
         if data is None:
             raise EngineError("MRC file has no data")
+        mrc_io.check_real(data, path)
         if data.ndim == 3 and index == 0 and not self._stack.is_volume_stack():
             return np.asarray(data, dtype=np.float32)  # 1@single.mrc is the volume itself
         if data.ndim != 4:

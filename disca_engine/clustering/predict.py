@@ -67,6 +67,7 @@ def _run_precision(model_dir):
 
 def check_before_loading(model_dir, input_star, output_dir, batch_size, overwrite):
     """Model, input, box and output checked before TensorFlow or any voxel is loaded."""
+    from ..io.mrc import voxel_size as mrc_voxel_size
     from ..io.outdir import check_output_folder, refuse_existing
     from .dataset import peek_particles
     if batch_size < 1:
@@ -75,12 +76,22 @@ def check_before_loading(model_dir, input_star, output_dir, batch_size, overwrit
     outdir = check_output_folder(output_dir)
     if not overwrite:
         refuse_existing(outdir, (contract.CLUSTERS_STAR, contract.SUMMARY_JSON), "predict")
-    _, _, box = peek_particles(input_star)
+    _, paths, box = peek_particles(input_star)
     trained = report.get("box_size")
     if trained and int(trained) != box:
         raise EngineError(f"the model was trained on {trained}^3 subtomograms but {input_star} has "
                           f"{box}^3: extract boxes of {trained} voxels")
+    check_voxel_size(report.get("voxel_size"), mrc_voxel_size(paths[0]), input_star)
     return outdir
+
+
+def check_voxel_size(trained, given, input_star, tolerance=0.02):
+    """A model sees structures at the scale it was trained on: the same box at another
+    voxel size holds a different part of the particle."""
+    if trained and given and abs(given - trained) > tolerance * trained:
+        raise EngineError(f"the model was trained at {trained:g} A/voxel but {input_star} is at "
+                          f"{given:g} A/voxel: extract (or rescale) the subtomograms at {trained:g} "
+                          "A/voxel, or train a model on this data")
 
 
 def _clear_previous(outdir):

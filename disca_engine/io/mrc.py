@@ -50,6 +50,14 @@ def _open(path, mmap):
         raise EngineError(f"cannot read MRC file {path}: {exc}")
 
 
+def check_real(data, path):
+    """Refuse complex-valued data (MRC mode 3 or 4): turning it into float32 would drop the
+    imaginary part without a word."""
+    if np.iscomplexobj(data):
+        raise EngineError(f"{path}: complex-valued MRC data ({data.dtype}); subtomograms and "
+                          "tomograms must be real-valued: write the real-space volume (mode 2)")
+
+
 def read_volume(path, index=None, mmap=False):
     """Read a volume as float32 [z, y, x]. With ``mmap`` the data stay on disk
     (returned as a read-only memory map when the file is float32)."""
@@ -57,6 +65,7 @@ def read_volume(path, index=None, mmap=False):
     data = mrc.data
     if data is None:
         raise EngineError(f"MRC file {path} has no data")
+    check_real(data, path)
     if index is not None:
         if data.ndim == 3 and mrc.header.nz > 1 and not mrc.is_volume_stack():
             # a plain 3D file read as a stack of 2D images is not a volume stack

@@ -11,7 +11,6 @@ Why not the ``starfile`` package: it needs pandas, which Scipion's environment (
 the picking and extraction protocols import this module) does not have.
 """
 import os
-import shlex
 
 import numpy as np
 
@@ -69,10 +68,54 @@ def _fmt(value):
     return str(value)
 
 
+# a bare value may not start like these (STAR's quotes, comments, tags and reserved words)
+_RESERVED_STARTS = ("_", "#", "$", ";", "'", '"', "[", "]")
+_RESERVED_WORDS = ("data_", "loop_", "save_", "global_", "stop_")
+
+
 def _quote(value):
-    if value == "" or any(c.isspace() for c in value):
-        return '"' + value.replace('"', "'") + '"'
-    return value
+    """A value as one STAR token: bare where the grammar allows it, else between quotes,
+    preferring the quote character the value holds less often."""
+    bare = value and not any(c.isspace() or c in "'\"" for c in value)
+    if bare and not value.startswith(_RESERVED_STARTS) and not value.lower().startswith(_RESERVED_WORDS):
+        return value
+    for q in sorted(('"', "'"), key=value.count):
+        if not _closes(value, q):
+            return q + value + q
+    raise EngineError(f"the value {value!r} cannot be written to a STAR file (it holds both quote "
+                      "characters before whitespace): rename the folder or file")
+
+
+def _closes(value, q):
+    """Whether ``q`` inside ``value`` would end a ``q``-quoted STAR value early."""
+    return any(c == q and (k + 1 == len(value) or value[k + 1].isspace())
+               for k, c in enumerate(value))
+
+
+def _tokens(row):
+    """The values of a loop row per the STAR grammar: a value that starts with a quote ends
+    at that quote followed by whitespace; any other value at whitespace (so an apostrophe
+    inside a bare value, as in ``it's.mrc``, is part of it)."""
+    out, i, n = [], 0, len(row)
+    while i < n:
+        if row[i].isspace():
+            i += 1
+            continue
+        q, j = row[i], i
+        if q in "'\"":
+            j = row.find(q, i + 1)
+            while j >= 0 and j + 1 < n and not row[j + 1].isspace():
+                j = row.find(q, j + 1)
+            if j < 0:
+                raise ValueError("unclosed quote")
+            out.append(row[i + 1:j])
+            i = j + 1
+        else:
+            while j < n and not row[j].isspace():
+                j += 1
+            out.append(row[i:j])
+            i = j
+    return out
 
 
 def read_star(path, block=None):
@@ -138,7 +181,7 @@ def _parse(lines, path):
                 if not row or row.startswith("#"):
                     continue
                 try:
-                    values = shlex.split(row, posix=True) if '"' in row or "'" in row else row.split()
+                    values = _tokens(row) if '"' in row or "'" in row else row.split()
                 except ValueError:
                     raise EngineError(f"malformed STAR row {i} in {path}: {row[:80]}")
                 if len(values) != len(keys):

@@ -147,6 +147,48 @@ def test_nan_volume_names_file(tmp_path):
         load_particles(str(star), progress=False)
 
 
+def test_complex_volume_refused_not_truncated(tmp_path):
+    import mrcfile
+    star = make_set(tmp_path, n=3)
+    with mrcfile.new(str(tmp_path / "sub" / "p1.mrc"), overwrite=True) as mrc:
+        mrc.set_data((volume(1) + 1j * volume(2)).astype(np.complex64))  # mode 4
+    with pytest.raises(EngineError, match=r"row 2 .*p1.mrc: complex-valued MRC data"):
+        load_particles(str(star), progress=False)
+
+
+def test_folders_with_quotes_and_spaces_round_trip(tmp_path):
+    """Paths as users name folders: an apostrophe, spaces, both quotes, a leading underscore."""
+    names = []
+    for i, folder in enumerate(["it's", "my data", 'say "hi"', "_x", "data_y"]):
+        os.makedirs(tmp_path / folder)
+        write_volume(str(tmp_path / folder / f"p{i}.mrc"), volume(i), voxel_size=14.0)
+        names.append(f"{folder}/p{i}.mrc")
+    star = make_set(tmp_path, n=5, names=names)
+    from disca_engine.io.star import read_star
+    assert read_star(str(star))["rlnImageName"] == names
+    ps = load_particles(str(star), progress=False)
+    np.testing.assert_allclose(ps.volumes[0], (volume(0) - volume(0).mean()) / volume(0).std(), atol=1e-5)
+
+
+def test_star_rows_as_relion_and_scipion_write_them(tmp_path):
+    from disca_engine.io.star import read_star
+    (tmp_path / "r.star").write_text(
+        "data_particles\nloop_\n_rlnImageName #1\n_rlnTomoName #2\n_rlnMicrographName #3\n"
+        "it's/a.mrc \"tomo 1\" ''\n'b c.mrc' t2 \"\"\n")
+    t = read_star(str(tmp_path / "r.star"))
+    assert t["rlnImageName"] == ["it's/a.mrc", "b c.mrc"]
+    assert t["rlnTomoName"] == ["tomo 1", "t2"] and t["rlnMicrographName"] == ["", ""]
+    (tmp_path / "bad.star").write_text("data_particles\nloop_\n_rlnImageName #1\n'open.mrc\n")
+    with pytest.raises(EngineError, match="malformed STAR row"):
+        read_star(str(tmp_path / "bad.star"))
+
+
+def test_a_value_no_quote_can_hold_is_refused(tmp_path):
+    with pytest.raises(EngineError, match="cannot be written to a STAR file .*rename"):
+        write_star(str(tmp_path / "x.star"), StarTable({"rlnImageName": ["a' b\" c"]}))
+    assert not (tmp_path / "x.star").exists()
+
+
 def test_constant_volume(tmp_path):
     star = make_set(tmp_path, n=3)
     write_volume(str(tmp_path / "sub" / "p2.mrc"), np.full((8, 8, 8), 3.0))

@@ -52,13 +52,13 @@ def one_line_error(result, *fragments):
     return lines[0]
 
 
-def particles(folder, n=12, box=BOX, seed=0, prefix="v"):
+def particles(folder, n=12, box=BOX, seed=0, prefix="v", voxel=10.0):
     rng = np.random.default_rng(seed)
     os.makedirs(folder, exist_ok=True)
     names = []
     for i in range(n):
         name = f"{prefix}{i:03d}.mrc"
-        write_volume(os.path.join(folder, name), rng.standard_normal((box,) * 3).astype(np.float32), 10.0)
+        write_volume(os.path.join(folder, name), rng.standard_normal((box,) * 3).astype(np.float32), voxel)
         names.append(name)
     star = os.path.join(folder, "particles.star")
     write_star(star, StarTable({"rlnImageName": names}, "particles"))
@@ -85,7 +85,7 @@ def finished_run(tmp_path):
                 "checkpoint/restart_00/loop.json", "my_notes.txt"):
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_text(f"old {rel}")
-    (out / "report.json").write_text(json.dumps({"box_size": BOX, "settings": {}}))
+    (out / "report.json").write_text(json.dumps({"box_size": BOX, "voxel_size": 10.0, "settings": {}}))
     return out
 
 
@@ -272,6 +272,17 @@ def test_predict_box_mismatch_before_tensorflow(tmp_path, finished_run, fake_ten
     one_line_error(cli("predict", "--model", finished_run, "--input", star, "--output", tmp_path / "p",
                        env=fake_tensorflow), "trained on 13^3", "15^3")
     assert not (tmp_path / "p").exists()
+
+
+def test_predict_voxel_size_mismatch_before_tensorflow(tmp_path, finished_run, fake_tensorflow):
+    star = particles(str(tmp_path / "data"), voxel=5.0)
+    one_line_error(cli("predict", "--model", finished_run, "--input", star, "--output", tmp_path / "p",
+                       env=fake_tensorflow), "trained at 10 A/voxel", "at 5 A/voxel", "extract")
+    assert not (tmp_path / "p").exists()
+    near = particles(str(tmp_path / "near"), voxel=10.1)  # header rounding is not a mismatch
+    r = cli("predict", "--model", finished_run, "--input", near, "--output", tmp_path / "q",
+            env=fake_tensorflow)
+    assert "A/voxel" not in r.stderr
 
 
 # ---------------------------------------------------------------- pick / extract
