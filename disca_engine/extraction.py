@@ -22,7 +22,7 @@ from . import contract
 from .errors import EngineError
 from .io.atomic import atomic_path
 from .io.jsonfile import write_json
-from .io.outdir import check_output_folder, refuse_existing
+from .io.outdir import check_output_folder, refuse_existing, refuse_overwriting_inputs
 from .io.mrc import write_volume
 from .io.star import StarTable, write_star
 from .picking.files import read_coords, tomo_name_for
@@ -291,6 +291,10 @@ def extract_file(tomogram, coords_star, box, output_dir, bin=1, tomo_name=None, 
     pad = _check_pad(pad)
     tomogram = os.path.abspath(tomogram)
     output_dir = check_output_folder(output_dir)
+    refuse_overwriting_inputs(
+        [os.path.join(output_dir, n) for n in (contract.PARTICLES_STAR, contract.EXTRACTION_JSON,
+                                               contract.SUBTOMOS_DIR)],
+        [("tomogram", tomogram), ("coordinates", coords_star)])
     if not overwrite:
         refuse_existing(output_dir, (contract.PARTICLES_STAR, contract.EXTRACTION_JSON), "extract")
     xyz, scores, rows, coords_name = read_coords(coords_star, tomo_name)

@@ -68,15 +68,18 @@ def _run_precision(model_dir):
 def check_before_loading(model_dir, input_star, output_dir, batch_size, overwrite):
     """Model, input, box and output checked before TensorFlow or any voxel is loaded."""
     from ..io.mrc import voxel_size as mrc_voxel_size
-    from ..io.outdir import check_output_folder, refuse_existing
+    from ..io.outdir import check_output_folder, refuse_existing, refuse_overwriting_inputs
     from .dataset import peek_particles
     if batch_size < 1:
         raise EngineError(f"--batch-size {batch_size}: must be at least 1")
     report = check_model_folder(model_dir)
     outdir = check_output_folder(output_dir)
+    _, paths, box = peek_particles(input_star)
+    refuse_overwriting_inputs([os.path.join(outdir, n) for n in contract.PREDICT_OUTPUTS],
+                              [("input", input_star)] + [("subtomogram", p) for p in paths],
+                              folders=[("model's run folder", model_dir)])
     if not overwrite:
         refuse_existing(outdir, (contract.CLUSTERS_STAR, contract.SUMMARY_JSON), "predict")
-    _, paths, box = peek_particles(input_star)
     trained = report.get("box_size")
     if trained and int(trained) != box:
         raise EngineError(f"the model was trained on {trained}^3 subtomograms but {input_star} has "

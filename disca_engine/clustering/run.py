@@ -81,11 +81,13 @@ def check_before_loading(input_star, outdir, request):
     """Every check that needs no voxels, before anything is read or written: output folder,
     K range for N, box for the network, and on --resume the fingerprint. Returns (run
     folder, fingerprint, the K range the run uses)."""
-    from ..io.outdir import check_output_folder
+    from ..io.outdir import check_output_folder, refuse_overwriting_inputs
     from .dataset import peek_particles
     check_output_folder(outdir)
-    folder = rundir.RunFolder(outdir, request.options)
     table, paths, box = peek_particles(input_star)
+    refuse_overwriting_inputs([os.path.join(os.path.abspath(outdir), n) for n in contract.CLUSTER_OUTPUTS],
+                              [("input", input_star)] + [("subtomogram", p) for p in paths])
+    folder = rundir.RunFolder(outdir, request.options)
     k_range = S.check_k_range(request, len(paths))
     S.check_box(request.method, box)
     fp = rundir.fingerprint(input_star, table, paths, request)

@@ -45,6 +45,39 @@ def check_output_file(path, flag="--output", example="coords.star"):
     return path
 
 
+def _within(path, folder):
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def refuse_overwriting_inputs(written, inputs, folders=(), flag="--output"):
+    """Refuse an output location whose writes would replace or delete an input.
+
+    ``written``: the paths the command writes or removes (files or folders). ``inputs``:
+    ``(what, file)``, refused when the file is or lies inside a written path. ``folders``:
+    ``(what, folder)`` read as a whole (a model's run), refused also when a written path
+    lies inside it. Folders are resolved once each, so 10^5 subtomograms cost no more than
+    a few system calls."""
+    written = [(w, os.path.realpath(os.fspath(w))) for w in written]
+    real_dirs = {}
+
+    def real(path):
+        head, base = os.path.split(os.path.abspath(os.fspath(path)))
+        if head not in real_dirs:
+            real_dirs[head] = os.path.realpath(head)
+        return os.path.join(real_dirs[head], base)
+
+    for what, path, inside_too in ([(w, p, False) for w, p in inputs]
+                                   + [(w, p, True) for w, p in folders]):
+        if path is None:
+            continue
+        r = real(path)
+        for shown, w in written:
+            if _within(r, w) or (inside_too and _within(w, r)):
+                how = "would replace" if _within(r, w) else "would write into"
+                raise EngineError(f"{flag}: writing {shown} {how} the {what} {path}: choose an "
+                                  "output outside the inputs")
+
+
 def refuse_existing(folder, names, command, flag="--overwrite"):
     """A previous output of ``command`` in ``folder`` is kept unless the user says otherwise."""
     found = [n for n in names if os.path.lexists(os.path.join(folder, n))]

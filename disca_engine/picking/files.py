@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import contract
 from ..errors import EngineError
-from ..io.outdir import check_output_file
+from ..io.outdir import check_output_file, refuse_overwriting_inputs
 from ..io.star import StarTable, write_star
 from ..progress import Progress
 from .pipeline import pick_tomogram
@@ -116,6 +116,8 @@ def pick_file(input, output, particle_diameter_A, voxel_A=None, tomo_name=None, 
     unless ``voxel_A`` is given. Returns the :class:`PickResult`.
     """
     output = check_output_file(output)
+    mask_file = mask if isinstance(mask, (str, os.PathLike)) else None  # or an array
+    refuse_overwriting_inputs([output, stats_path(output)], [("tomogram", input), ("mask", mask_file)])
     src = FileSource(input)
     vs = voxel_A if voxel_A is not None else src.voxel_size
     if vs is None:

@@ -341,6 +341,47 @@ def test_extract_refuses_an_earlier_output_and_overwrite_removes_its_stale_boxes
     assert (out / "mine.txt").read_text() == "mine"
 
 
+def test_outputs_that_would_replace_their_inputs_are_refused(tmp_path, finished_run, fake_tensorflow):
+    tomo = tomogram(tmp_path / "tomo.mrc")
+    before = tomo.read_bytes()
+    one_line_error(cli("pick", "--input", tomo, "--output", tomo, "--particle-diameter-A", 60),
+                   "would replace the tomogram")
+    assert tomo.read_bytes() == before
+    out = tmp_path / "ex"
+    out.mkdir()
+    c = coords(out / "particles.star", [(20, 20, 20), (30, 25, 20)])  # the name extract writes
+    kept = c.read_bytes()
+    one_line_error(cli("extract", "--tomogram", tomo, "--coords", c, "--output", out, "--box", 8,
+                       "--overwrite"), "would replace the coordinates")
+    assert c.read_bytes() == kept
+    (out / "subtomos").mkdir()
+    inner = tomogram(out / "subtomos" / "t.mrc")
+    one_line_error(cli("extract", "--tomogram", inner, "--coords", coords(tmp_path / "c.star", [(20, 20, 20)], name="t"),
+                       "--output", out, "--box", 8, "--overwrite"), "would replace the tomogram")
+    star = particles(str(tmp_path / "data"))
+    old = snapshot(finished_run)
+    one_line_error(cli("predict", "--model", finished_run, "--input", star, "--output", finished_run,
+                       "--overwrite", env=fake_tensorflow), "would write into the model's run folder")
+    assert snapshot(finished_run) == old
+    # clustering a run's own clusters.star back into that run
+    run_star = particles(str(tmp_path / "run2"), prefix="w")
+    os.replace(run_star, tmp_path / "run2" / "clusters.star")
+    one_line_error(cli("cluster", "--input", tmp_path / "run2" / "clusters.star", "--output", tmp_path / "run2",
+                       "--overwrite", env=fake_tensorflow), "would replace the input")
+
+
+def test_outputs_beside_their_inputs_are_accepted(tmp_path):
+    """The plugin's layouts: coordinates and boxes in one folder, a prediction's input STAR in
+    its output folder, a run folder inside the data's folder."""
+    from disca_engine.io.outdir import refuse_overwriting_inputs
+    out = tmp_path / "ex"
+    refuse_overwriting_inputs([out / "particles.star", out / "subtomos"], [("coordinates", out / "coords.star")])
+    refuse_overwriting_inputs([tmp_path / "chunk" / "clusters.star"], [("input", tmp_path / "chunk" / "particles.star")],
+                              folders=[("model's run folder", tmp_path / "run")])
+    refuse_overwriting_inputs([tmp_path / "data" / "run" / "clusters.star"],
+                              [("subtomogram", tmp_path / "data" / "subtomos" / "a.mrc")])
+
+
 def test_extract_with_every_coordinate_outside_is_an_error(tmp_path):
     tomo = tomogram(tmp_path / "tomo.mrc")
     c = coords(tmp_path / "c.star", [(500, 500, 500), (-40, 3, 3)])
