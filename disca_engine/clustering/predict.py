@@ -65,10 +65,11 @@ def _run_precision(model_dir):
         return "float32"
 
 
-def check_before_loading(model_dir, input_star, output_dir, batch_size, overwrite):
-    """Model, input, box and output checked before TensorFlow or any voxel is loaded."""
+def check_before_loading(model_dir, input_star, output_dir, batch_size):
+    """Model, input, box and output location checked before TensorFlow or any voxel is
+    loaded (what the folder holds is read under its lock)."""
     from ..io.mrc import voxel_size as mrc_voxel_size
-    from ..io.outdir import check_output_folder, refuse_existing, refuse_overwriting_inputs
+    from ..io.outdir import check_output_folder, refuse_overwriting_inputs
     from .dataset import peek_particles
     if batch_size < 1:
         raise EngineError(f"--batch-size {batch_size}: must be at least 1")
@@ -78,8 +79,6 @@ def check_before_loading(model_dir, input_star, output_dir, batch_size, overwrit
     refuse_overwriting_inputs([os.path.join(outdir, n) for n in contract.PREDICT_OUTPUTS],
                               [("input", input_star)] + [("subtomogram", p) for p in paths],
                               folders=[("model's run folder", model_dir)])
-    if not overwrite:
-        refuse_existing(outdir, (contract.CLUSTERS_STAR, contract.SUMMARY_JSON), "predict")
     trained = report.get("box_size")
     if trained and int(trained) != box:
         raise EngineError(f"the model was trained on {trained}^3 subtomograms but {input_star} has "
@@ -110,23 +109,27 @@ def predict(model_dir, input_star, output_dir, batch_size=64, threads=None, gpus
     """Classify the subtomograms of ``input_star``; write averages/, summary.json, then
     clusters.star (last: the completion marker)."""
     t0 = time.time()
-    outdir = check_before_loading(model_dir, input_star, output_dir, batch_size, overwrite)
+    outdir = check_before_loading(model_dir, input_star, output_dir, batch_size)
+    from ..io.lock import FolderLock
+    from ..io.outdir import refuse_existing
     from .network import runtime
-    runtime.configure_runtime(threads, gpus, 0)  # bad --gpus fails before any output
-    created = not os.path.exists(outdir)
-    _clear_previous(outdir)
-    cache = cache_dir or os.path.join(outdir, contract.CACHE_DIR)
-    try:
-        summary = _predict(model_dir, input_star, outdir, batch_size, precision, cache, t0)
-    except BaseException:
-        if created:
-            shutil.rmtree(outdir, ignore_errors=True)
-        elif not cache_dir:
+    with FolderLock(outdir, "predict") as lock:  # the folder's state is read under the lock
+        if not overwrite:
+            refuse_existing(outdir, (contract.CLUSTERS_STAR, contract.SUMMARY_JSON), "predict")
+        runtime.configure_runtime(threads, gpus, 0)  # bad --gpus fails before any output
+        _clear_previous(outdir)
+        cache = cache_dir or os.path.join(outdir, contract.CACHE_DIR)
+        try:
+            summary = _predict(model_dir, input_star, outdir, batch_size, precision, cache, t0)
+        except BaseException:
+            if lock.created:
+                shutil.rmtree(outdir, ignore_errors=True)
+            elif not cache_dir:
+                shutil.rmtree(cache, ignore_errors=True)
+            raise
+        if not cache_dir:
             shutil.rmtree(cache, ignore_errors=True)
-        raise
-    if not cache_dir:
-        shutil.rmtree(cache, ignore_errors=True)
-    return summary
+        return summary
 
 
 def _predict(model_dir, input_star, outdir, batch_size, precision, cache, t0):

@@ -28,16 +28,28 @@ def run_cluster(input_star, output_dir, preset=contract.DEFAULT_PRESET, **overri
         network = replace(request.method.network, widths=tuple(init_network["widths"]),
                           feature_dim=int(init_network["feature_dim"]))
         request = replace(request, method=replace(request.method, network=network))
-    folder, fp, k_range = check_before_loading(input_star, outdir, request)
+    fp, k_range = check_before_loading(input_star, outdir, request)
+    from ..io.lock import FolderLock
     from .network import runtime
     opts = request.options
-    runtime.configure_runtime(opts.threads, opts.gpus, opts.seed)  # bad --gpus: before any output
-    if folder.finished and folder.resume:
-        log(f"{outdir} already holds this finished run (same input and settings); nothing to resume")
-        with open(os.path.join(outdir, contract.REPORT_JSON)) as fh:
-            return json.load(fh)
-    if init_model is not None:
-        log(f"initialising the network from {opts.init_model} (its architecture is used)")
+    with FolderLock(outdir, "cluster") as lock:  # the folder's state is read under the lock
+        folder = rundir.RunFolder(outdir, opts, created=lock.created)
+        if folder.resume:
+            rundir.check_fingerprint(outdir, fp)
+        runtime.configure_runtime(opts.threads, opts.gpus, opts.seed)  # bad --gpus: nothing written yet
+        if folder.finished and folder.resume:
+            log(f"{outdir} already holds this finished run (same input and settings); nothing to resume")
+            with open(os.path.join(outdir, contract.REPORT_JSON)) as fh:
+                return json.load(fh)
+        if init_model is not None:
+            log(f"initialising the network from {opts.init_model} (its architecture is used)")
+        return _run_in(folder, input_star, request, k_range, init_model, fp, t_start)
+
+
+def _run_in(folder, input_star, request, k_range, init_model, fp, t_start):
+    """The run in its folder: nothing computed is lost, a failure before the first
+    checkpoint leaves the folder as it was."""
+    opts = request.options
     if not folder.resume:
         folder.start()
         rundir.save_fingerprint(folder.workdir, fp)
@@ -55,6 +67,23 @@ def run_cluster(input_star, output_dir, preset=contract.DEFAULT_PRESET, **overri
         shutil.rmtree(cache, ignore_errors=True)
     folder.commit()
     return report
+
+
+def check_before_loading(input_star, outdir, request):
+    """Every check that needs no voxels and no look inside the output folder, before
+    anything is read or written: output location, inputs it must not overwrite, K range
+    for N, box for the network. Returns (fingerprint, the K range the run uses)."""
+    from ..io.outdir import check_output_folder, refuse_overwriting_inputs
+    from .dataset import peek_particles
+    check_output_folder(outdir)
+    table, paths, box = peek_particles(input_star)
+    refuse_overwriting_inputs([os.path.join(os.path.abspath(outdir), n) for n in contract.CLUSTER_OUTPUTS],
+                              [("input", input_star)] + [("subtomogram", p) for p in paths])
+    if request.options.resume and request.options.overwrite:
+        raise EngineError("--resume and --overwrite contradict each other: give only one")
+    k_range = S.check_k_range(request, len(paths))
+    S.check_box(request.method, box)
+    return rundir.fingerprint(input_star, table, paths, request), k_range
 
 
 def read_init_model(folder):
@@ -75,25 +104,6 @@ def read_init_model(folder):
                           "disca-engine cannot be used: train one with this version")
     from .network.model import load_model
     return network, load_model(model_path)
-
-
-def check_before_loading(input_star, outdir, request):
-    """Every check that needs no voxels, before anything is read or written: output folder,
-    K range for N, box for the network, and on --resume the fingerprint. Returns (run
-    folder, fingerprint, the K range the run uses)."""
-    from ..io.outdir import check_output_folder, refuse_overwriting_inputs
-    from .dataset import peek_particles
-    check_output_folder(outdir)
-    table, paths, box = peek_particles(input_star)
-    refuse_overwriting_inputs([os.path.join(os.path.abspath(outdir), n) for n in contract.CLUSTER_OUTPUTS],
-                              [("input", input_star)] + [("subtomogram", p) for p in paths])
-    folder = rundir.RunFolder(outdir, request.options)
-    k_range = S.check_k_range(request, len(paths))
-    S.check_box(request.method, box)
-    fp = rundir.fingerprint(input_star, table, paths, request)
-    if folder.resume:
-        rundir.check_fingerprint(outdir, fp)
-    return folder, fp, k_range
 
 
 def _run(input_star, workdir, request, k_range, init_model, cache, t_start):

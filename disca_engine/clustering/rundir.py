@@ -44,15 +44,13 @@ def write_manifest(folder, command, outputs):
 class RunFolder:
     """Where this run writes (``workdir``) and what becomes of ``outdir`` at the end."""
 
-    def __init__(self, outdir, options):
+    def __init__(self, outdir, options, created):
         self.outdir = outdir
-        self.created = not os.path.exists(outdir)
+        self.created = created  # made for this run (by its lock): removed again on an early failure
         owned = owned_names(outdir)
         self.previous = owned  # engine names of an earlier run, replaced on --overwrite
         finished = contract.is_finished_run(outdir) or os.path.isfile(os.path.join(outdir, contract.REPORT_JSON))
         partial = os.path.isdir(os.path.join(outdir, contract.CHECKPOINT_DIR))
-        if options.resume and options.overwrite:
-            raise EngineError("--resume and --overwrite contradict each other: give only one")
         foreign = [n for n in contract.CLUSTER_OUTPUTS
                    if n not in owned and os.path.lexists(os.path.join(outdir, n))]
         if foreign:

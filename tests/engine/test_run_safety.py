@@ -370,6 +370,40 @@ def test_outputs_that_would_replace_their_inputs_are_refused(tmp_path, finished_
                        "--overwrite", env=fake_tensorflow), "would replace the input")
 
 
+def hold_lock(folder):
+    """Another process holding ``folder``'s lock (as a second run of a resubmitted job)."""
+    code = ("import sys, time; from disca_engine.io.lock import FolderLock\n"
+            "with FolderLock(sys.argv[1], 'cluster'):\n    print('locked', flush=True); time.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True,
+                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_one_run_per_folder_and_a_killed_holder_leaves_it_free(tmp_path, finished_run, fake_tensorflow):
+    import shutil
+    from disca_engine.io.lock import LOCK_NAME, FolderLock
+    star = particles(str(tmp_path / "data"))
+    shutil.copytree(finished_run, tmp_path / "model")
+    holder = hold_lock(finished_run)
+    try:
+        old = snapshot(finished_run)
+        for command in (["cluster", "--input", star, "--output", finished_run, "--overwrite"],
+                        ["predict", "--model", tmp_path / "model", "--input", star, "--output", finished_run,
+                         "--overwrite"]):
+            line = one_line_error(cli(*command, env=fake_tensorflow), "in use by another run",
+                                  f"pid {holder.pid}", "wait for it")
+            assert "disca-engine cluster" in line
+        assert snapshot(finished_run) == old
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (finished_run / LOCK_NAME).exists()  # a SIGKILLed holder cannot remove it ...
+    with FolderLock(finished_run, "cluster"):  # ... and holds nothing any more
+        pass
+    assert not (finished_run / LOCK_NAME).exists()  # a run that ends removes it
+
+
 def test_outputs_beside_their_inputs_are_accepted(tmp_path):
     """The plugin's layouts: coordinates and boxes in one folder, a prediction's input STAR in
     its output folder, a run folder inside the data's folder."""
