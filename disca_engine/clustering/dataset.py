@@ -24,7 +24,7 @@ from ..progress import Progress
 
 CACHE_STACK = "stack.f32"
 CACHE_META = "stack.json"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the images' sizes and times are part of the key
 _PROGRESS_MIN = 500  # report progress lines for sets at least this large
 _RAM_HINT_GIB = 4.0  # suggest the memory-mapped cache above this size
 
@@ -159,12 +159,27 @@ def _mixed_sizes_error(names, resolver, first_row, box, bad_row, bad_size):
                        f"({names[bad_row]}) is {bad_size}^3; re-extract all subtomograms with one --box")
 
 
-def _star_signature(star_path):
+def _source_signature(star_path, names):
+    """What the cached stack was made from: the STAR file and every image file it names
+    (size and modification time), so boxes changed behind an unchanged STAR are reloaded.
+    None when an image cannot be found (the loading then says which)."""
+    import hashlib
     st = os.stat(star_path)
-    return {"star_path": os.path.abspath(star_path), "star_mtime_ns": st.st_mtime_ns, "star_size": st.st_size}
+    resolver, seen, digest = ImageResolver(star_path), set(), hashlib.sha256()
+    try:
+        for name in names:
+            path = resolver.resolve(name)[0]
+            if path not in seen:
+                seen.add(path)
+                f = os.stat(path)
+                digest.update(f"{path}\0{f.st_size}\0{f.st_mtime_ns}\n".encode())
+    except (EngineError, OSError):
+        return None
+    return {"star_path": os.path.abspath(star_path), "star_mtime_ns": st.st_mtime_ns,
+            "star_size": st.st_size, "images": digest.hexdigest()}
 
 
-def _load_cache(cache_dir, star_path, n):
+def _load_cache(cache_dir, star_path, names):
     meta_path = os.path.join(cache_dir, CACHE_META)
     stack_path = os.path.join(cache_dir, CACHE_STACK)
     try:
@@ -172,7 +187,11 @@ def _load_cache(cache_dir, star_path, n):
             meta = json.load(fh)
     except (OSError, ValueError):
         return None
-    expect = dict(_star_signature(star_path), version=CACHE_VERSION, n=n)
+    source = _source_signature(star_path, names)
+    if source is None:
+        return None
+    n = len(names)
+    expect = dict(source, version=CACHE_VERSION, n=n)
     if any(meta.get(k) != v for k, v in expect.items()):
         return None
     box = int(meta.get("box", 0))
@@ -214,7 +233,7 @@ def load_particles(star_path, cache_dir=None, min_box=None, min_particles=1, pro
         raise EngineError(f"{star_path} has {n} particles but at least {min_particles} are needed: "
                           "pick/extract more subtomograms or lower the K range")
     if cache_dir:
-        cached = _load_cache(cache_dir, star_path, n)
+        cached = _load_cache(cache_dir, star_path, names)
         if cached is not None:
             vols, vs, stack_path = cached
             if min_box and vols.shape[1] < min_box:
@@ -246,7 +265,7 @@ def load_particles(star_path, cache_dir=None, min_box=None, min_particles=1, pro
                 sink.put(i, norm)
                 if prog:
                     prog.update(i + 1)
-            vols, stack_path = sink.finish(dict(_star_signature(star_path), version=CACHE_VERSION,
+            vols, stack_path = sink.finish(dict(_source_signature(star_path, names) or {}, version=CACHE_VERSION,
                                                 n=n, box=box, voxel_size=voxel_size))
         except BaseException:
             sink.abort()

@@ -71,7 +71,8 @@ def test_relion31_optics_block_first(tmp_path):
     assert load_particles(str(tmp_path / "r31.star"), progress=False).n == 2
 
 
-def test_memmap_cache_written_once_and_reused(tmp_path, capsys):
+def test_memmap_cache_written_once_and_reused(tmp_path, capsys, monkeypatch):
+    from disca_engine.clustering import dataset
     star = make_set(tmp_path, n=4)
     cache = tmp_path / "cache"
     first = load_particles(str(star), cache_dir=str(cache), progress=False)
@@ -80,17 +81,26 @@ def test_memmap_cache_written_once_and_reused(tmp_path, capsys):
     assert (cache / "stack.json").exists() and first.cache_path == str(cache / "stack.f32")
     ram = load_particles(str(star), progress=False)
     np.testing.assert_array_equal(np.asarray(first.volumes), ram.volumes)
-    # the second load must not touch the MRC files: delete them (all but the first)
-    for f in (tmp_path / "sub").iterdir():
-        if f.name != "p0.mrc":
-            f.unlink()
-    again = load_particles(str(star), cache_dir=str(cache), progress=True)
+    # the second load must not read the MRC files' voxels
+    with monkeypatch.context() as m:
+        m.setattr(dataset.mrc_io, "read_volume", lambda *a, **k: pytest.fail("voxels read again"))
+        again = load_particles(str(star), cache_dir=str(cache), progress=True)
     assert "reusing" in capsys.readouterr().out
     np.testing.assert_array_equal(np.asarray(again.volumes), ram.volumes)
     assert again.voxel_size == pytest.approx(14.0)
-    # a changed STAR file invalidates the cache (and the missing MRCs are then reported)
+    # a box rewritten behind an unchanged STAR file: its new voxels are loaded
+    write_volume(str(tmp_path / "sub" / "p1.mrc"), volume(99), voxel_size=14.0)
+    changed = load_particles(str(star), cache_dir=str(cache), progress=True)
+    assert "reusing" not in capsys.readouterr().out
+    new = volume(99)
+    np.testing.assert_allclose(np.asarray(changed.volumes[1]), (new - new.mean()) / new.std(), atol=1e-5)
+    # a changed STAR file invalidates the cache too
     star.write_text(star.read_text() + "\n")
-    with pytest.raises(EngineError, match="row 2: image .* not found"):
+    load_particles(str(star), cache_dir=str(cache), progress=True)
+    assert "reusing" not in capsys.readouterr().out
+    # a box gone: reported by the loading, and no half-written cache is left
+    (tmp_path / "sub" / "p2.mrc").unlink()
+    with pytest.raises(EngineError, match="row 3: image .* not found"):
         load_particles(str(star), cache_dir=str(cache), progress=False)
     assert not (cache / "stack.json").exists() and not (cache / "stack.f32.partial").exists()
 
