@@ -49,7 +49,7 @@ class RunFolder:
         self.created = created  # made for this run (by its lock): removed again on an early failure
         owned = owned_names(outdir)
         self.previous = owned  # engine names of an earlier run, replaced on --overwrite
-        finished = contract.is_finished_run(outdir) or os.path.isfile(os.path.join(outdir, contract.REPORT_JSON))
+        finished = contract.is_finished_run(outdir)  # the one rule, as predict and the plugin read it
         partial = os.path.isdir(os.path.join(outdir, contract.CHECKPOINT_DIR))
         foreign = [n for n in contract.CLUSTER_OUTPUTS
                    if n not in owned and os.path.lexists(os.path.join(outdir, n))]

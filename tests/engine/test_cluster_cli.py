@@ -138,6 +138,22 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(data, reference, tmp_
     _same_result(reference, partial)
 
 
+def test_killed_between_report_and_clusters_star_is_unfinished_everywhere(data, reference, tmp_path):
+    """clusters.star, written last, is the one completion rule: a run killed after report.json
+    is resumed to the uninterrupted result, not called finished."""
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)
+    (out / "clusters.star").unlink()
+    plain = cli("cluster", "--input", data, "--output", out, *RUN)
+    _one_line_error(plain, "unfinished clustering run", "--resume")
+    model = cli("predict", "--model", out, "--input", data, "--output", tmp_path / "pred")
+    _one_line_error(model, "not the output folder of a finished")
+    resumed = cli("cluster", "--input", data, "--output", out, *RUN, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "nothing to resume" not in resumed.stdout
+    _same_result(reference, out)
+
+
 def test_overwrite_swaps_the_new_run_in_and_keeps_the_users_files(data, reference, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(reference, out)
