@@ -12,6 +12,7 @@ from .. import __version__, contract
 from .. import settings as S
 from ..io.atomic import atomic_path
 from ..io.jsonfile import finite, write_json
+from ..io.manifest import record_written
 from ..io.images import ImageResolver
 from ..io.mrc import write_volume
 from ..io.star import StarTable, read_blocks, write_star
@@ -71,6 +72,9 @@ def write_all(outdir, particles, request, resolved, precision, net, runs, chosen
     report = build_report(particles, request, resolved, precision, runs, chosen, truth, t_start)
     write_plots(os.path.join(outdir, "plots"), report)
     write_json(os.path.join(outdir, contract.REPORT_JSON), report)
+    # what this run wrote, not every name a run could write (report/ is added by its writer)
+    record_written(outdir, "cluster", [n for n in contract.CLUSTER_OUTPUTS if n != contract.REPORT_DIR],
+                   also=[contract.CLUSTERS_STAR])
     # last: a folder with clusters.star holds a finished run (the completion marker)
     write_star(os.path.join(outdir, contract.CLUSTERS_STAR),
                clusters_table(particles.table, labels, best["posterior"], particles.star_path),

@@ -17,28 +17,10 @@ from .. import contract
 from .. import settings as S
 from ..errors import EngineError
 from ..io.atomic import atomic_path
+from ..io.manifest import owned_names, write_manifest
 
 STAGING = ".disca-new"
 FINGERPRINT = "fingerprint.json"
-
-
-def owned_names(outdir):
-    """Top-level names a previous engine run wrote in ``outdir``."""
-    try:
-        with open(os.path.join(outdir, contract.RUN_MANIFEST)) as fh:
-            return list(json.load(fh)["outputs"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    legacy = (contract.REPORT_JSON, contract.CHECKPOINT_DIR)  # runs made before the manifest
-    if any(os.path.exists(os.path.join(outdir, n)) for n in legacy):
-        return list(contract.CLUSTER_OUTPUTS)
-    return []
-
-
-def write_manifest(folder, command, outputs):
-    os.makedirs(folder, exist_ok=True)
-    with atomic_path(os.path.join(folder, contract.RUN_MANIFEST)) as tmp, open(tmp, "w") as fh:
-        json.dump({"command": command, "outputs": list(outputs)}, fh, indent=1)
 
 
 class RunFolder:

@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from .. import contract
 from ..errors import EngineError
 from ..io.atomic import atomic_path
 from ..progress import Progress
@@ -80,6 +81,16 @@ def _decode(run, out, decoder, decoder_options, seed, progress, warnings):
         return {}, None
 
 
+def _claim_report_folder(run_dir, out):
+    """The run folder's report/ is the engine's: listed in its manifest before writing (so a
+    later --overwrite replaces it), and never a folder of the user's of that name."""
+    from ..io.manifest import add_written, owned_names
+    if os.path.lexists(out) and contract.REPORT_DIR not in owned_names(run_dir):
+        raise EngineError(f"{out} was not written by disca-engine: move it away, or give the "
+                          "report another --output folder")
+    add_written(run_dir, "cluster", [contract.REPORT_DIR])
+
+
 def write_report(cluster_dir, tomograms=None, decoder=True, max_members=6, progress=True,
                  output=None, embedding_points=2000, decoder_options=None, seed=0,
                  name=None, input_label=None):
@@ -93,7 +104,9 @@ def write_report(cluster_dir, tomograms=None, decoder=True, max_members=6, progr
     run = ClusterRun(cluster_dir)
     if not run.classes:
         raise EngineError(f"{run.star_path} has no rows: nothing to report")
-    out = os.path.abspath(output or os.path.join(run.dir, "report"))
+    out = os.path.abspath(output or os.path.join(run.dir, contract.REPORT_DIR))
+    if output is None:
+        _claim_report_folder(run.dir, out)
     os.makedirs(out, exist_ok=True)
     if isinstance(tomograms, (list, tuple)):
         tomograms = reembed.parse_tomogram_args(tomograms)

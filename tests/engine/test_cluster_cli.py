@@ -154,6 +154,20 @@ def test_killed_between_report_and_clusters_star_is_unfinished_everywhere(data, 
     _same_result(reference, out)
 
 
+def test_the_manifest_lists_what_the_run_wrote_and_a_users_report_folder_is_kept(data, reference, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)
+    owned = json.loads((out / "disca-run.json").read_text())["outputs"]
+    assert "report" not in owned and "clusters.star" in owned  # a --no-report run
+    assert all((out / n).exists() for n in owned if n != "cache")
+    (out / "report").mkdir()
+    (out / "report" / "mine.txt").write_text("mine")
+    _one_line_error(cli("cluster", "--input", data, "--output", out, *RUN, "--overwrite"),
+                    "report that disca-engine did not write")
+    _one_line_error(cli("report", out, "--no-decoder"), "was not written by disca-engine")
+    assert (out / "report" / "mine.txt").read_text() == "mine"
+
+
 def test_overwrite_swaps_the_new_run_in_and_keeps_the_users_files(data, reference, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(reference, out)

@@ -1,0 +1,40 @@
+"""``disca-run.json``: the top-level names an engine run wrote in its folder, so that
+``--overwrite`` removes those and nothing of the user's."""
+import json
+import os
+
+from .. import contract
+from .atomic import atomic_path
+
+
+def owned_names(folder):
+    """Top-level names a previous engine run wrote in ``folder``."""
+    try:
+        with open(os.path.join(folder, contract.RUN_MANIFEST)) as fh:
+            return list(json.load(fh)["outputs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    legacy = (contract.REPORT_JSON, contract.CHECKPOINT_DIR)  # runs made before the manifest
+    if any(os.path.exists(os.path.join(folder, n)) for n in legacy):
+        return list(contract.CLUSTER_OUTPUTS)
+    return []
+
+
+def write_manifest(folder, command, outputs):
+    os.makedirs(folder, exist_ok=True)
+    with atomic_path(os.path.join(folder, contract.RUN_MANIFEST)) as tmp, open(tmp, "w") as fh:
+        json.dump({"command": command, "outputs": list(outputs)}, fh, indent=1)
+
+
+def record_written(folder, command, candidates, also=()):
+    """At the end of a run: the manifest lists the ``candidates`` that exist now, plus
+    ``also`` (names about to be written), instead of every name a run could write."""
+    names = [n for n in candidates if n in also or n == contract.RUN_MANIFEST
+             or os.path.lexists(os.path.join(folder, n))]
+    write_manifest(folder, command, names)
+
+
+def add_written(folder, command, names):
+    """Names a later command (``report``) writes into a finished run's folder."""
+    owned = owned_names(folder)
+    write_manifest(folder, command, owned + [n for n in names if n not in owned])
