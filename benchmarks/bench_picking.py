@@ -73,7 +73,7 @@ def make_tomogram(path, shape, n_particles, seed=0):
 def stage_engine(args):
     from disca_engine.picking import pick_file
     c0, t0 = cpu_seconds(), time.perf_counter()
-    res = pick_file(args.tomo, os.path.join(args.workdir, "engine.star"), DIAM, quiet=True,
+    res = pick_file(args.tomo, os.path.join(args.workdir, "engine.star"), DIAM, quiet=True, overwrite=True,
                     workers=args.workers)
     total, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     np.savez(os.path.join(args.workdir, "engine_picks.npz"), xyz=res.xyz, scores=res.scores)

@@ -37,7 +37,8 @@ def picked_boxes(work, names, seed, box=24, diameter=200.0):
     boxes, found = [], []
     for path in paths:
         stem = os.path.splitext(os.path.basename(path))[0]
-        result = pick_file(path, os.path.join(work, stem + "_coords.star"), diameter, quiet=True)
+        result = pick_file(path, os.path.join(work, stem + "_coords.star"), diameter, quiet=True,
+                           overwrite=True)
         data, kept = extract_boxes(read_volume(path), result.xyz, box)
         found += names_of_picks([stem] * len(data), result.xyz[kept], truth).tolist()
         boxes.append(data)

@@ -17,9 +17,8 @@ from .. import contract
 from .. import settings as S
 from ..errors import EngineError
 from ..io.atomic import atomic_path
-from ..io.manifest import owned_names, write_manifest
+from ..io.manifest import owned_names, remove, write_manifest
 
-STAGING = ".disca-new"
 FINGERPRINT = "fingerprint.json"
 
 
@@ -47,7 +46,7 @@ class RunFolder:
                               "or --overwrite to start again")
         self.resume = bool(options.resume) and (finished or partial)
         self.staged = bool(options.overwrite) and bool(owned)
-        self.workdir = os.path.join(outdir, STAGING) if self.staged else outdir
+        self.workdir = os.path.join(outdir, contract.STAGING_DIR) if self.staged else outdir
 
     def start(self):
         """Create the folder the run writes to (after every check passed)."""
@@ -64,7 +63,7 @@ class RunFolder:
             shutil.rmtree(self.outdir, ignore_errors=True)
         else:
             for name in contract.CLUSTER_OUTPUTS:
-                _remove(os.path.join(self.outdir, name))
+                remove(os.path.join(self.outdir, name))
 
     def commit(self):
         """Swap a staged run in: the old marker goes first, the new one comes last."""
@@ -74,18 +73,12 @@ class RunFolder:
         if os.path.exists(old_marker):
             os.remove(old_marker)
         for name in self.previous:
-            _remove(os.path.join(self.outdir, name))
+            remove(os.path.join(self.outdir, name))
         staged = sorted(os.listdir(self.workdir), key=lambda n: n == contract.CLUSTERS_STAR)
         for name in staged:
             os.replace(os.path.join(self.workdir, name), os.path.join(self.outdir, name))
         os.rmdir(self.workdir)
 
-
-def _remove(path):
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
-    elif os.path.lexists(path):
-        os.remove(path)
 
 
 # ---------------------------------------------------------------------------- fingerprint

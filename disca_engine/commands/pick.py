@@ -49,6 +49,7 @@ def add_parser(subparsers):
     p.add_argument("--mask", help="MRC mask of the tomogram's shape: keep picks where mask > 0.5")
     p.add_argument("--tomo-name", help="_rlnTomoName to write (default: input file name without extension)")
     p.add_argument("--threads", type=int, help="FFT threads (default: all available cores)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     p.set_defaults(func=run)
 
 
@@ -58,4 +59,4 @@ def run(args):
               tomo_name=args.tomo_name, mask=args.mask, sigma_ratio=args.sigma_ratio,
               threshold=args.threshold, threshold_sigma=args.threshold_sigma,
               min_distance_A=args.min_distance_A, max_picks=args.max_picks, contrast=args.contrast,
-              border_A=args.border_A, bin=args.bin, workers=args.threads)
+              border_A=args.border_A, bin=args.bin, workers=args.threads, overwrite=args.overwrite)

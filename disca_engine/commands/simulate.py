@@ -1,5 +1,9 @@
 """``disca-engine simulate {subtomos,tomograms,classes}``: synthetic data with ground truth."""
 import argparse
+import contextlib
+import os
+
+from ..io.manifest import remove
 
 
 def _common(p):
@@ -38,7 +42,7 @@ def add_parser(subparsers):
 
     s = sub.add_parser("subtomos", help="subtomograms + particles.star with true classes",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    s.add_argument("outdir")
+    _outdir_argument(s)
     _common(s)
     s.set_defaults(snr=0.1)
     s.add_argument("--n-per-class", type=int, default=40, help="subtomograms per class")
@@ -57,7 +61,7 @@ def add_parser(subparsers):
 
     t = sub.add_parser("tomograms", help="tomograms + truth.star with particle centres and classes",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    t.add_argument("outdir")
+    _outdir_argument(t)
     _common(t)
     t.set_defaults(snr=0.05)
     t.add_argument("--n-tomograms", type=int, default=2, help="number of tomograms")
@@ -102,31 +106,27 @@ def _classes(args):
 
 
 def run_subtomos(args):
-    from ..io.outdir import check_output_folder, fresh_folder
     from ..simulate import simulate_subtomograms
-    check_output_folder(args.outdir, "OUTDIR")
-    with fresh_folder(args.outdir):
+    with simulation_folder(args) as folder:
         star = simulate_subtomograms(
-            args.outdir, classes=_classes(args), n_per_class=args.n_per_class, snr=args.snr,
+            folder, classes=_classes(args), n_per_class=args.n_per_class, snr=args.snr,
             tilt=args.tilt, size=args.size, voxel_A=args.voxel_A, seed=args.seed, stack=args.stack,
             max_shift=args.max_shift, defocus_um=args.defocus_um, snr_mode=args.snr_mode,
             defocus_spread_um=args.defocus_spread_um, junk_fraction=args.junk_fraction)
-    print(star)
+    print(os.path.join(args.outdir, os.path.basename(star)))  # the swapped-in file
 
 
 def run_tomograms(args):
-    from ..io.outdir import check_output_folder, fresh_folder
     from ..simulate import simulate_tomograms
-    check_output_folder(args.outdir, "OUTDIR")
-    with fresh_folder(args.outdir):
+    with simulation_folder(args) as folder:
         _, truth = simulate_tomograms(
-            args.outdir, n_tomograms=args.n_tomograms, shape=args.shape, voxel_A=args.voxel_A,
+            folder, n_tomograms=args.n_tomograms, shape=args.shape, voxel_A=args.voxel_A,
             classes=_classes(args), n_particles=args.n_particles, snr=args.snr, tilt=args.tilt,
             seed=args.seed, distractors=getattr(args, "distractors", True), defocus_um=args.defocus_um,
             snr_box=args.snr_box, slab=args.slab, defocus_spread_um=args.defocus_spread_um,
             reconstruction=args.reconstruction, tilt_step=args.tilt_step,
             dose_per_tilt=args.dose_per_tilt)
-    print(truth)
+    print(os.path.join(args.outdir, os.path.basename(truth)))
 
 
 def run_classes(args):
@@ -158,7 +158,7 @@ def add_tiltseries_parser(sub):
                     "at every tilt, with per-image CTF, dose-symmetric radiation damage and noise "
                     "growing with 1/cos(tilt), phase flipped, exposure weighted and reconstructed "
                     "by Fourier insertion (docs/simulator.md).")
-    s.add_argument("outdir")
+    _outdir_argument(s)
     _classes_options(s)
     s.add_argument("--n-per-class", type=int, default=40, help="subtomograms per class")
     s.add_argument("--snr", type=float, default=d["snr"],
@@ -213,14 +213,12 @@ def parse_pair(text, flag, cast=float):
 
 
 def run_tiltseries(args):
-    from ..io.outdir import check_output_folder, fresh_folder
     from ..simulate import simulate_tiltseries_subtomograms
-    check_output_folder(args.outdir, "OUTDIR")
     defocus = parse_pair(args.defocus_um, "--defocus-um")
     neighbours = parse_pair(args.neighbours, "--neighbours", int)
-    with fresh_folder(args.outdir):
+    with simulation_folder(args) as folder:
         star = simulate_tiltseries_subtomograms(
-            args.outdir, classes=_classes(args), n_per_class=args.n_per_class, snr=args.snr,
+            folder, classes=_classes(args), n_per_class=args.n_per_class, snr=args.snr,
             tilt=args.tilt, tilt_step=args.tilt_step, defocus_um=defocus, neighbours=neighbours,
             membrane_fraction=args.membrane_fraction, gold_fraction=args.gold_fraction,
             junk_fraction=args.junk_fraction, size=args.size, voxel_A=args.voxel_A, seed=args.seed,
@@ -228,7 +226,7 @@ def run_tiltseries(args):
             dose_per_tilt=args.dose_per_tilt, snr_mode=args.snr_mode,
             ctf_correction=args.ctf_correction, contrast=args.contrast,
             neighbour_classes=args.neighbour_classes)
-    print(star)
+    print(os.path.join(args.outdir, os.path.basename(star)))  # the swapped-in file
 
 
 def add_like_real_parser(sub):
@@ -239,7 +237,7 @@ def add_like_real_parser(sub):
                     "processing and measured noise spectrum of a real RELION 5 / WarpTools "
                     "particle set (e.g. tests/data/real/empiar10499_ribosomes), for benchmarks "
                     "that mix real and simulated boxes (docs/simulator.md).")
-    s.add_argument("outdir")
+    _outdir_argument(s)
     s.add_argument("--real", required=True, metavar="DIR",
                    help="folder of the real set: particles.star, subtomos/ and "
                         "source/*_optimisation_set.star with its STAR files and tilt series")
@@ -256,10 +254,64 @@ def add_like_real_parser(sub):
 
 
 def run_like_real(args):
-    from ..io.outdir import check_output_folder, fresh_folder
     from ..simulate.boxfiles import simulate_like_real
-    check_output_folder(args.outdir, "OUTDIR")
-    with fresh_folder(args.outdir):
-        star = simulate_like_real(args.outdir, args.real, _classes(args), args.n_per_class,
+    with simulation_folder(args) as folder:
+        star = simulate_like_real(folder, args.real, _classes(args), args.n_per_class,
                                   args.snr, args.seed, args.max_shift, args.stack)
-    print(star)
+    print(os.path.join(args.outdir, os.path.basename(star)))  # the swapped-in file
+
+
+def _outdir_argument(parser):
+    parser.add_argument("outdir")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier simulation in OUTDIR (only the files it wrote)")
+
+
+@contextlib.contextmanager
+def simulation_folder(args):
+    """Where a simulation writes: OUTDIR when it is new or empty; with --overwrite of an
+    earlier simulation, a staging folder swapped in at the end for the names the earlier
+    one listed in its disca-run.json (nothing stale stays mixed in, nothing of the user's is
+    touched, and a failed simulation leaves the earlier one as it was)."""
+    from .. import contract
+    from ..io.manifest import write_manifest
+    from ..io.outdir import check_output_folder, fresh_folder
+    folder = check_output_folder(args.outdir, "OUTDIR")
+    owned = _earlier_simulation(folder, args.overwrite)
+    work = folder if owned is None else os.path.join(folder, contract.STAGING_DIR)
+    if owned is not None:
+        remove(work)  # a killed earlier --overwrite
+    try:
+        with fresh_folder(work):
+            yield work
+    except BaseException:
+        if owned is not None:
+            remove(work)
+        raise
+    write_manifest(work, "simulate", sorted(set(os.listdir(work)) | {contract.RUN_MANIFEST}))
+    if owned is not None:
+        for name in owned:
+            remove(os.path.join(folder, name))
+        for name in os.listdir(work):
+            os.replace(os.path.join(work, name), os.path.join(folder, name))
+        os.rmdir(work)
+
+
+def _earlier_simulation(folder, overwrite):
+    """None for a new or empty OUTDIR; the names of an earlier simulation to replace."""
+    from .. import contract
+    from ..errors import EngineError
+    from ..io.manifest import command_of, owned_names
+    present = [n for n in (os.listdir(folder) if os.path.isdir(folder) else [])
+               if n != contract.STAGING_DIR]
+    if not present:
+        return None
+    if not overwrite:
+        raise EngineError(f"OUTDIR {folder} is not empty (an earlier simulation?): choose a new "
+                          "folder, or add --overwrite to replace the earlier simulation")
+    owned = owned_names(folder) if command_of(folder) == "simulate" else []
+    foreign = [n for n in present if n not in owned]
+    if foreign:
+        raise EngineError(f"OUTDIR {folder} holds {', '.join(foreign[:5])} that 'disca-engine "
+                          "simulate' did not write: move them away or choose a new folder")
+    return owned

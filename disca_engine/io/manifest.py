@@ -2,16 +2,37 @@
 ``--overwrite`` removes those and nothing of the user's."""
 import json
 import os
+import shutil
 
 from .. import contract
 from .atomic import atomic_path
 
 
+def _read(folder):
+    with open(os.path.join(folder, contract.RUN_MANIFEST)) as fh:
+        return json.load(fh)
+
+
+def command_of(folder):
+    """The command whose manifest ``folder`` holds, or None."""
+    try:
+        return _read(folder).get("command")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def remove(path):
+    """Remove one name a run owns: file, link or folder."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
 def owned_names(folder):
     """Top-level names a previous engine run wrote in ``folder``."""
     try:
-        with open(os.path.join(folder, contract.RUN_MANIFEST)) as fh:
-            return list(json.load(fh)["outputs"])
+        return list(_read(folder)["outputs"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
     legacy = (contract.REPORT_JSON, contract.CHECKPOINT_DIR)  # runs made before the manifest

@@ -109,15 +109,19 @@ def read_pick_stats(coords_star):
 
 
 def pick_file(input, output, particle_diameter_A, voxel_A=None, tomo_name=None, mask=None,
-              quiet=False, **params):
+              quiet=False, overwrite=False, **params):
     """Pick the MRC tomogram ``input`` and write ``output`` (coords STAR).
 
     ``params`` are those of :func:`pick_tomogram`. The voxel size comes from the header
-    unless ``voxel_A`` is given. Returns the :class:`PickResult`.
+    unless ``voxel_A`` is given. An existing ``output`` is replaced only with ``overwrite``.
+    Returns the :class:`PickResult`.
     """
     output = check_output_file(output)
     mask_file = mask if isinstance(mask, (str, os.PathLike)) else None  # or an array
     refuse_overwriting_inputs([output, stats_path(output)], [("tomogram", input), ("mask", mask_file)])
+    if os.path.lexists(output) and not overwrite:
+        raise EngineError(f"{output} already exists (an earlier pick?): choose another --output, or "
+                          "add --overwrite to replace it")
     src = FileSource(input)
     vs = voxel_A if voxel_A is not None else src.voxel_size
     if vs is None:

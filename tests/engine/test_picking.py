@@ -247,7 +247,7 @@ def test_mask_file_and_binning_together(tmp_path):
     assert len(r) and r.xyz[:, 0].max() < 24
     assert np.all(np.abs(r.xyz[0] - (14, 24, 24)) <= 1.0)
     with pytest.raises(EngineError, match="mask not found"):
-        pick_file(str(tmp_path / "t.mrc"), str(tmp_path / "c.star"), 120.0, mask=str(tmp_path / "x.mrc"))
+        pick_file(str(tmp_path / "t.mrc"), str(tmp_path / "c2.star"), 120.0, mask=str(tmp_path / "x.mrc"))
 
 
 def test_dog_preview_with_binning_and_mask_reports_input_voxels():

@@ -225,6 +225,24 @@ def test_unwritable_output_folders_are_found_first(tmp_path, monkeypatch):
     assert os.listdir(ro) == []
 
 
+def test_simulate_replaces_an_earlier_simulation_only_with_overwrite(tmp_path):
+    sim = tmp_path / "sim"
+    args = ["simulate", "subtomos", sim, "--n-per-class", "2", "--size", "24", "--classes", "ribosome,ring"]
+    assert cli(*args).returncode == 0
+    first = sorted(os.listdir(sim / "subtomos"))
+    one_line_error(cli(*args), "not empty", "--overwrite")
+    kept = snapshot(sim)
+    one_line_error(cli(*args, "--snr", "-1", "--overwrite"), "--snr")
+    assert snapshot(sim) == kept  # a failed --overwrite leaves the earlier simulation as it was
+    r = cli(*args[:4], "1", *args[5:], "--overwrite")  # fewer boxes: the earlier ones must go
+    assert r.returncode == 0, r.stderr
+    assert len(os.listdir(sim / "subtomos")) == 2 < len(first)
+    assert len(read_star(str(sim / "particles.star"))) == 2
+    (sim / "mine.txt").write_text("mine")
+    one_line_error(cli(*args, "--overwrite"), "mine.txt", "did not write")
+    assert (sim / "mine.txt").read_text() == "mine"
+
+
 def test_simulate_early_errors_leave_no_folder(tmp_path):
     one_line_error(cli("simulate", "subtomos", tmp_path / "sim", "--snr", "-1", "--n-per-class", "1"), "--snr")
     assert not (tmp_path / "sim").exists()
@@ -307,6 +325,18 @@ def test_pick_checks_its_output_first(tmp_path):
     (tmp_path / "afile").write_text("x")
     one_line_error(cli("pick", "--input", tomo, "--output", tmp_path / "afile" / "c.star",
                        "--particle-diameter-A", 60), "is a file")
+
+
+def test_pick_keeps_an_earlier_output_unless_overwrite(tmp_path):
+    tomo = tomogram(tmp_path / "tomo.mrc")
+    out = tmp_path / "c.star"
+    out.write_text("earlier picks")
+    one_line_error(cli("pick", "--input", tomo, "--output", out, "--particle-diameter-A", 60),
+                   "already exists", "--overwrite")
+    assert out.read_text() == "earlier picks"
+    r = cli("pick", "--input", tomo, "--output", out, "--particle-diameter-A", 60, "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert out.read_text().startswith("#")
 
 
 def test_pick_refuses_a_2d_image_and_a_particle_larger_than_the_tomogram(tmp_path):

@@ -275,12 +275,16 @@ def test_cli_subtomos_and_errors(tmp_path, capsys):
                      "--snr", "0.05", "--stack", "--seed", "7"]) == 0
     t = read_star(os.path.join(out, "particles.star"))
     assert len(t) == 4 and t["discaTrueClassName"][0] in ("ribosome", "tric")
-    assert _run_cli(["simulate", "subtomos", out, "--classes", "nope"]) == 2
+    before = sorted(os.listdir(os.path.join(out)))
+    assert _run_cli(["simulate", "subtomos", out, "--classes", "nope", "--overwrite"]) == 2
     assert "unknown class name(s) nope" in capsys.readouterr().err
-    assert _run_cli(["simulate", "subtomos", out, "--snr", "0"]) == 2
-    assert _run_cli(["simulate", "subtomos", out, "--class-set", "similar", "--n-per-class", "1"]) == 0
+    assert _run_cli(["simulate", "subtomos", out, "--snr", "0", "--overwrite"]) == 2
+    assert sorted(os.listdir(out)) == before  # a failed --overwrite keeps the earlier simulation
+    assert _run_cli(["simulate", "subtomos", out, "--class-set", "similar", "--n-per-class", "1",
+                     "--overwrite"]) == 0
     assert set(read_star(os.path.join(out, "particles.star"))["discaTrueClassName"]) == set(CLASS_SETS["similar"])
-    assert _run_cli(["simulate", "subtomos", out, "--class-set", "similar", "--classes", "ring"]) == 2
+    assert _run_cli(["simulate", "subtomos", out, "--class-set", "similar", "--classes", "ring",
+                     "--overwrite"]) == 2
     assert _run_cli(["simulate", "classes"]) == 0
     assert "similar" in capsys.readouterr().out
 
