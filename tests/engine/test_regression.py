@@ -121,7 +121,9 @@ def test_cluster_runs_give_the_stored_result(runs, golden, name):
         return
     assert got["k"] == want["k"]
     assert adjusted_rand_score(want["labels"], got["labels"]) >= 0.9
-    assert np.allclose(got["features_summary"][2], want["features_summary"][2], atol=1e-3)
+    # another ISA (AMX against AVX-512 here) trains through other oneDNN kernels: features
+    # drifted up to 0.009 on a scale of 1-2 (measured 2026-12-07); the labels above decide
+    assert np.allclose(got["features_summary"][2], want["features_summary"][2], atol=0.03)
 
 
 def test_predict_gives_the_stored_labels(runs, golden):
