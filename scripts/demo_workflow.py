@@ -87,13 +87,17 @@ def run(project, prot, title):
 def follow(prot, done, poll=1.0):
     """Echo the protocol's log to the terminal while it runs: the engine's progress lines
     (stage, rate, time left) would otherwise only reach the project's log files. Reads files
-    only; the launch itself stays in the main thread, which owns the project database."""
-    path, pos = None, 0
+    only (the newest Runs/*_<protocol class>/logs/run.stdout of this launch); the launch
+    itself stays in the main thread, which owns the project database."""
+    import glob
+    t0, path, pos = time.time() - 1, None, 0
+    pattern = os.path.join('Runs', '*_' + prot.getClassName(), 'logs', 'run.stdout')
     while True:
         finished = done.is_set()
-        if path is None and prot.getWorkingDir():  # set by launchProtocol
-            path = prot.getLogPaths()[0]
-        if path and os.path.exists(path):
+        if path is None:
+            fresh = [p for p in glob.glob(pattern) if os.path.getmtime(p) >= t0]
+            path = max(fresh, key=os.path.getmtime) if fresh else None
+        if path:
             with open(path, errors='replace') as fh:
                 fh.seek(pos)
                 chunk = fh.read()
