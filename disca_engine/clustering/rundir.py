@@ -17,7 +17,7 @@ from .. import contract
 from .. import settings as S
 from ..errors import EngineError
 from ..io.atomic import atomic_path
-from ..io.manifest import owned_names, remove, write_manifest
+from ..io.manifest import owned_names, remove, swap_in, write_manifest
 
 FINGERPRINT = "fingerprint.json"
 
@@ -67,17 +67,8 @@ class RunFolder:
 
     def commit(self):
         """Swap a staged run in: the old marker goes first, the new one comes last."""
-        if not self.staged:
-            return
-        old_marker = os.path.join(self.outdir, contract.CLUSTERS_STAR)
-        if os.path.exists(old_marker):
-            os.remove(old_marker)
-        for name in self.previous:
-            remove(os.path.join(self.outdir, name))
-        staged = sorted(os.listdir(self.workdir), key=lambda n: n == contract.CLUSTERS_STAR)
-        for name in staged:
-            os.replace(os.path.join(self.workdir, name), os.path.join(self.outdir, name))
-        os.rmdir(self.workdir)
+        if self.staged:
+            swap_in(self.outdir, self.workdir, self.previous, marker=contract.CLUSTERS_STAR)
 
 
 

@@ -3,7 +3,7 @@ import argparse
 import contextlib
 import os
 
-from ..io.manifest import remove
+from ..io.manifest import remove, swap_in
 
 
 def _common(p):
@@ -290,11 +290,7 @@ def simulation_folder(args):
         raise
     write_manifest(work, "simulate", sorted(set(os.listdir(work)) | {contract.RUN_MANIFEST}))
     if owned is not None:
-        for name in owned:
-            remove(os.path.join(folder, name))
-        for name in os.listdir(work):
-            os.replace(os.path.join(work, name), os.path.join(folder, name))
-        os.rmdir(work)
+        swap_in(folder, work, owned)
 
 
 def _earlier_simulation(folder, overwrite):

@@ -29,6 +29,19 @@ def remove(path):
         os.remove(path)
 
 
+def swap_in(folder, staged, previous, marker=None):
+    """Replace the ``previous`` names of ``folder`` by everything in ``staged`` (then
+    removed). A completion ``marker`` goes first and comes back last, so a kill part-way
+    never leaves a folder that looks finished."""
+    if marker:
+        remove(os.path.join(folder, marker))
+    for name in previous:
+        remove(os.path.join(folder, name))
+    for name in sorted(os.listdir(staged), key=lambda n: n == marker):
+        os.replace(os.path.join(staged, name), os.path.join(folder, name))
+    os.rmdir(staged)
+
+
 def owned_names(folder):
     """Top-level names a previous engine run wrote in ``folder``."""
     try:
