@@ -1,0 +1,114 @@
+"""Half-set FSC and resolution (align/fsc.py), the per-cluster measures
+(cluster_quality.py) and the verdicts and cluster table (verdicts.py)."""
+import numpy as np
+import pytest
+
+from disca_engine import settings as S
+from disca_engine.clustering import cluster_quality, verdicts
+from disca_engine.clustering.align import fourier, fsc
+
+from test_alignment import _simulated, _Stack
+
+
+def _band_limited(s, k_max, seed):
+    """White noise keeping only the Fourier shells up to ``k_max``."""
+    f = np.fft.fftn(np.random.default_rng(seed).standard_normal((s, s, s)))
+    f[fourier.freq_radius(s) > k_max] = 0
+    return np.fft.ifftn(f).real
+
+
+def test_halves_of_one_volume_with_independent_noise_cross_where_the_signal_ends():
+    s, k_max = 32, 6
+    rng = np.random.default_rng(1)
+    signal = _band_limited(s, k_max, 0)
+    noise = 0.3 * signal.std()
+    a = signal + noise * rng.standard_normal(signal.shape)
+    b = signal + noise * rng.standard_normal(signal.shape)
+    curve = fsc.fsc_curve(a, b)
+    assert curve.shape == (s // 2,)
+    assert curve[:k_max - 1].min() > 0.6          # signal dominates below the band edge
+    shell = fsc.crossing_shell(curve)
+    assert k_max - 0.5 <= shell <= k_max + 1.0
+    res, nyquist = fsc.resolution(curve, s, 10.0)
+    assert not nyquist and res == pytest.approx(s * 10.0 / shell)
+    assert 40 < res < 60
+
+
+def test_identical_halves_reach_nyquist():
+    vol = np.random.default_rng(2).standard_normal((24, 24, 24))
+    curve = fsc.fsc_curve(vol, vol.copy())
+    assert np.allclose(curve, 1.0, atol=1e-4)
+    assert fsc.resolution(curve, 24, 7.5) == (15.0, True)   # 2 voxels, flagged
+    assert fsc.band_reliability(vol, vol) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_independent_noise_halves_have_no_resolution_and_no_reliability():
+    rng = np.random.default_rng(3)
+    shells = []
+    for _ in range(5):
+        a, b = rng.standard_normal((2, 32, 32, 32))
+        shells.append(fsc.crossing_shell(fsc.fsc_curve(a, b, fourier.soft_sphere(32))))
+        assert fsc.band_reliability(a, b) < 0.05
+    # chance correlation can pass 0.143 on the first shells (few voxels), never further out
+    assert all(sh is None or sh < 3 for sh in shells)
+
+
+def test_a_curve_below_the_threshold_from_the_first_shell_gives_none():
+    assert fsc.crossing_shell([0.1, 0.5, 0.9]) is None
+    assert fsc.resolution([0.1, 0.5], 24, 10.0) == (None, False)
+    assert fsc.crossing_shell([1.0, 0.9, 0.0]) == pytest.approx(2 + 0.757 / 0.9, abs=1e-3)
+
+
+def _q(resolution_a, null_ratio, nyquist=False):
+    return {"resolution_A": resolution_a, "nyquist_limited": nyquist, "null_ratio": null_ratio,
+            "reliability": 0.5, "fsc": [], "mean_score": 0.3, "mean_null_score": 0.1,
+            "measured": 40}
+
+
+def test_verdicts_of_constructed_measures():
+    box, vs = 24, 10.0
+    assert verdicts.verdict(dict(_q(40.0, 2.1), voxel_size=vs), box)[0] == verdicts.STRUCTURE
+    v, why = verdicts.verdict(dict(_q(40.0, 1.05), voxel_size=vs), box)
+    assert v == verdicts.JUNK_LIKE and "1.05x" in why
+    # FSC at 0.143 on the first shell only (a blob the size of the box): junk-like
+    v, why = verdicts.verdict(dict(_q(box * vs / 1.5, 3.0), voxel_size=vs), box)
+    assert v == verdicts.JUNK_LIKE and "lowest shells" in why
+    assert verdicts.verdict(dict(_q(None, 3.0), voxel_size=vs), box)[0] == verdicts.JUNK_LIKE
+    v, why = verdicts.verdict(dict(_q(20.0, 1.8, nyquist=True), voxel_size=vs), box)
+    assert v == verdicts.STRUCTURE and "20 Å or better" in why
+    assert verdicts.verdict(None, box)[0] == verdicts.JUNK_LIKE
+
+
+def test_cluster_table_is_sorted_by_verdict_then_resolution():
+    quality = {0: _q(80.0, 1.0), 1: _q(60.0, 2.0), 2: _q(35.0, 1.9), 3: _q(None, 1.1)}
+    rows = verdicts.cluster_table(quality, [30, 20, 10, 40, 1], 24, 10.0)
+    assert [r["cluster"] for r in rows] == [3, 2, 1, 4, 5]
+    assert [r["verdict"] for r in rows] == [verdicts.STRUCTURE] * 2 + [verdicts.JUNK_LIKE] * 3
+    assert rows[0]["share"] == pytest.approx(10 / 101, abs=1e-4)
+    lines = verdicts.summary_lines(rows)
+    assert len(lines) == 5 and "cluster   3  structure" in lines[0]
+
+
+def test_near_pairs_keeps_the_pairs_close_to_merging():
+    records = [{"pair": [1, 2], "agreement": 0.72, "z": 9.0, "held_out_ratio": 0.9},
+               {"pair": [1, 3], "agreement": 0.10, "z": 30.0, "held_out_ratio": 0.5},
+               {"pair": [2, 3], "agreement": 0.20, "z": 5.0, "held_out_ratio": 0.95}]
+    near = verdicts.near_pairs(records, threshold=0.8, evidence=4.0)
+    assert [r["pair"] for r in near] == [[1, 2], [2, 3]]
+
+
+def test_measures_tell_a_structure_cluster_from_a_noise_cluster():
+    data, truth = _simulated(["ribosome"], 24, 0.5, 60)
+    noise = np.random.default_rng(4).standard_normal((24,) + data.shape[1:]).astype(np.float32)
+    particles = _Stack(np.concatenate([data, noise]))
+    particles.voxel_size = 10.0
+    labels = np.repeat([0, 1], 24)
+    z = np.zeros((48, 2), np.float32)
+    q = cluster_quality.measure(particles, labels, z, S.Alignment(rotations=200), 1, 0,
+                                lambda m: None)
+    assert set(q) == {0, 1} and len(q[0]["fsc"]) == particles.box // 2
+    assert q[0]["null_ratio"] > q[1]["null_ratio"] + 0.3
+    assert q[0]["reliability"] > q[1]["reliability"]
+    rows = verdicts.cluster_table(q, [24, 24], particles.box, 10.0)
+    assert [(r["cluster"], r["verdict"]) for r in rows] == [(1, verdicts.STRUCTURE),
+                                                            (2, verdicts.JUNK_LIKE)]
