@@ -68,3 +68,33 @@ def measure(particles, labels, z, alignment, threads, seed, log, max_members=MAX
     log(f"cluster quality: half-set FSC and null ratio of {len(present)} clusters "
         f"({len(idx)} subtomograms, {time.time() - t0:.1f}s)")
     return out
+
+
+def report_block(particles, labels, z, method, options, records, log):
+    """The report's cluster table (``clusters``, ``verdicts.cluster_table``), the rule it
+    used (``verdict_rule``) and the final pairs the merge test nearly joined
+    (``near_pairs``, auto only: other methods have no merge test)."""
+    from .. import settings as S
+    from . import verdicts
+    c = method.classification
+    alignment = c.alignment if c is not None else S.Alignment()
+    quality = measure(particles, labels, z, alignment, options.threads, options.seed, log)
+    sizes = np.bincount(labels, minlength=int(labels.max()) + 1).tolist()
+    block = {"clusters": verdicts.cluster_table(quality, sizes, particles.box, particles.voxel_size),
+             "verdict_rule": {"min_null_ratio": verdicts.MIN_NULL_RATIO,
+                              "min_shell": verdicts.MIN_SHELL, "fsc_threshold": 0.143,
+                              "max_members": MAX_MEMBERS}}
+    pairs = final_pair_records(records)
+    if c is not None and pairs is not None:
+        block["near_pairs"] = verdicts.near_pairs(pairs, c.merge_test.threshold,
+                                                  c.merge_test.evidence)
+    return block
+
+
+def final_pair_records(records):
+    """The merge test's ``final_pairs`` records of a run's iterations (None without)."""
+    for rec in records or []:
+        for step in rec.get("classification") or []:
+            if "final_pairs" in step:
+                return step["final_pairs"]
+    return None

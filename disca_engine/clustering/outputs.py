@@ -16,6 +16,11 @@ from ..io.manifest import record_written
 from ..io.images import ImageResolver
 from ..io.mrc import write_volume
 from ..io.star import StarTable, read_blocks, write_star
+from .cluster_quality import report_block
+
+
+def log(message):
+    print(message, flush=True)
 
 
 def save_npy(path, array):
@@ -70,6 +75,10 @@ def write_all(outdir, particles, request, resolved, precision, net, runs, chosen
         shutil.rmtree(final, ignore_errors=True)
         shutil.copytree(chosen["iter_dir"], final)
     report = build_report(particles, request, resolved, precision, runs, chosen, truth, t_start)
+    # measured after the final labels are known, on the plain boxes (not the particle mask)
+    report.update(report_block(particles, labels, best["features_pca"], request.method,
+                               request.options, chosen["records"], log))
+    report["seconds_total"] = round(time.time() - t_start, 2)
     write_plots(os.path.join(outdir, "plots"), report)
     write_json(os.path.join(outdir, contract.REPORT_JSON), report)
     # what this run wrote, not every name a run could write (report/ is added by its writer)

@@ -71,6 +71,7 @@ def run(args):
     ddbi = "undefined (one cluster)" if report["ddbi"] is None else f"{report['ddbi']:.4f}"
     print(f"K={report['k']} (iteration {report['chosen_iteration']}, DDBI {ddbi}), sizes "
           f"{report['cluster_sizes']}{extra}; {report['seconds_total']:.0f}s -> {args.output}", flush=True)
+    print_cluster_table(report)
     if not args.no_report:
         from ..report import write_report
         try:
@@ -82,3 +83,18 @@ def run(args):
                               f"retry with: disca-engine report {args.output}")
         print(f"report: {html}", flush=True)
     return 0
+
+
+def print_cluster_table(report):
+    """The clusters, structures first then by resolution, one line each (report.json
+    ``clusters``)."""
+    from ..clustering.verdicts import STRUCTURE, summary_lines
+    rows = report.get("clusters") or []
+    if not rows:
+        return
+    n = sum(r["verdict"] == STRUCTURE for r in rows)
+    unit = "Å" if report.get("voxel_size") else "voxels"
+    print(f"clusters: {n} structure-like, {len(rows) - n} junk-like (half-set FSC at 0.143 and "
+          "null ratio; report.json 'clusters')", flush=True)
+    for line in summary_lines(rows, unit):
+        print(line, flush=True)

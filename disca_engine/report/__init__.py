@@ -15,7 +15,7 @@ from .. import contract
 from ..errors import EngineError
 from ..io.atomic import atomic_path
 from ..progress import Progress
-from . import embedding, montage, plots, reembed
+from . import embedding, montage, plots, reembed, verdict_table
 from . import html as H
 from .run import ClusterRun
 
@@ -139,6 +139,10 @@ def write_report(cluster_dir, tomograms=None, decoder=True, max_members=6, progr
     stages.next("montages")
     sections.append(("Clusters", _cluster_section(run, overview, cl_pngs, colors, decoded,
                                                   dec_info, decoder, out)))
+    fsc_png = verdict_table.plot_fsc(run, os.path.join(out, "fsc.png"), colors)
+    if fsc_png or run.info.get("near_pairs"):
+        sections.append(("Which clusters are structures", _verdict_section(run, fsc_png, cl_pngs,
+                                                                           colors)))
 
     # re-embedding
     tomos = reembed.reembed(run, out, colors, tomograms, progress=stages)
@@ -181,28 +185,18 @@ def _summary(run, colors):
     if run.is_predict:
         rows += [("classified with the model of", info.get("model", "?")),
                  ("classification time", f"{info.get('seconds_total', '?')} s")]
-        return H.table(None, rows) + _cluster_table(run, colors)
+        return H.table(None, rows) + verdict_table.cluster_table(run, colors)
     rows += [("chosen iteration", f"{run.chosen_iteration} of {len(info.get('iterations', []))}"),
             ("DDBI of the result", _num(info.get("ddbi"))), ("preset", info.get("preset", "?")),
             ("box", f"{run.box_size} voxels" + (f", {run.voxel_size:.2f} Å/voxel" if run.voxel_size else "")),
             ("restarts", len(info.get("restarts", [])) or 1),
             ("clustering time", f"{info.get('seconds_total', '?')} s"),
             ("engine version", info.get("engine_version", "?"))]
-    return H.table(None, rows) + _cluster_table(run, colors)
+    return H.table(None, rows) + verdict_table.cluster_table(run, colors)
 
 
 def _num(value):
     return f"{value:.4g}" if isinstance(value, (int, float)) else "?"
-
-
-def _cluster_table(run, colors):
-    crow = []
-    for c in run.classes:
-        m = run.members(c)
-        crow.append((c, H.swatch(colors[c]), run.sizes[c], f"{100.0 * run.sizes[c] / len(run.labels):.1f}%",
-                     f"{np.mean(run.posteriors[m]):.3f}"))
-    return "<h3>Clusters</h3>" + H.table(["cluster", "colour", "size", "share", "mean posterior"],
-                                          crow, raw_cols=(1,))
 
 
 def _run_plots(bic, its, sizes):
@@ -271,12 +265,21 @@ def _cluster_section(run, overview, pngs, colors, decoded, dec_info, decoder, ou
     if overview:
         body += H.image(overview, "Central xy/xz/yz slices of every cluster average"
                         + (" and decoded centre" if decoded else "") + "; frames in cluster colours.")
-    for c in run.classes:
+    for c in verdict_table.order(run):
         if pngs.get(c):
             body += f'<h3 id="cluster{c}">{H.swatch(colors[c])} Cluster {c} ({run.sizes[c]})</h3>'
             body += H.image(pngs[c], f"Cluster {c}: average{', decoded centre' if c in decoded else ''} "
                             f"and {_members_caption(run, c)}; rows xy, xz, yz.")
     return body
+
+
+def _verdict_section(run, fsc_png, pngs, colors):
+    body = ""
+    if fsc_png:
+        body += H.image(fsc_png, "Half-set FSC of each cluster's aligned average (solid: "
+                        "structure, dotted: junk-like); the grey line is 0.143, where the "
+                        "resolution in the cluster table is read.")
+    return body + verdict_table.near_pairs_section(run, pngs, colors)
 
 
 def _members_caption(run, c):
