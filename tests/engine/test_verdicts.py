@@ -112,3 +112,28 @@ def test_measures_tell_a_structure_cluster_from_a_noise_cluster():
     rows = verdicts.cluster_table(q, [24, 24], particles.box, 10.0)
     assert [(r["cluster"], r["verdict"]) for r in rows] == [(1, verdicts.STRUCTURE),
                                                             (2, verdicts.JUNK_LIKE)]
+
+
+def test_cluster_writes_the_sorted_table_and_prints_it(tmp_path):
+    """A tiny real run (fast preset): report.json carries one row per cluster, sorted by
+    verdict then resolution, and the command prints one line per cluster in that order."""
+    pytest.importorskip("tensorflow")
+    import json
+    from test_cluster_cli import RUN, _blobs, cli
+    data = _blobs(str(tmp_path / "blobs"))
+    out = tmp_path / "run"
+    r = cli("cluster", "--input", data, "--output", out, *RUN)
+    assert r.returncode == 0, r.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    rows = report["clusters"]
+    assert sorted(r["cluster"] for r in rows) == list(range(1, report["k"] + 1))
+    assert [r["size"] for r in sorted(rows, key=lambda r: r["cluster"])] == report["cluster_sizes"]
+    assert rows == sorted(rows, key=verdicts.sort_key)
+    for row in rows:
+        assert len(row["fsc"]) == 13 // 2 and row["verdict"] in (verdicts.STRUCTURE,
+                                                                  verdicts.JUNK_LIKE)
+        assert row["reason"] and row["null_ratio"] > 0
+    assert report["verdict_rule"]["min_null_ratio"] == verdicts.MIN_NULL_RATIO
+    printed = [ln for ln in r.stdout.splitlines() if ln.startswith("  cluster ")]
+    assert [int(ln.split()[1]) for ln in printed] == [row["cluster"] for row in rows]
+    assert "structure-like" in r.stdout
