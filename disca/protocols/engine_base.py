@@ -8,7 +8,9 @@ from pyworkflow.object import Float
 
 from disca_engine.contract import CHECKPOINT_DIR, CLUSTERS_STAR, PARTICLES_STAR
 
+from .cluster_verdicts import reportRows, setClassVerdict
 from .conversion import averagePath, checkAllAssigned, readClusters, writeParticlesStar
+from .run_summary import readReport
 
 POSTERIOR_ATTR = '_disca_posterior'
 ENGINE_DIR = 'disca'  # engine output folder inside the protocol's extra/
@@ -70,7 +72,8 @@ class DiscaEngineMixin:
         return []
 
     def _fillClasses(self, inputPointer, outDir, suffix=''):
-        """SetOfClassesSubTomograms from ``outDir/clusters.star`` with averages as representatives.
+        """SetOfClassesSubTomograms from ``outDir/clusters.star`` with averages as representatives
+        and, where report.json has them, each cluster's verdict, resolution and reason.
 
         ``inputPointer``: the protocol's pointer to the input set (Scipion warns "Direct
         pointers to objects should be avoided" when the set itself is given)."""
@@ -78,6 +81,7 @@ class DiscaEngineMixin:
         assignment = readClusters(os.path.join(outDir, CLUSTERS_STAR))
         checkAllAssigned(assignment, [s.getObjId() for s in inputSubtomos.iterItems()])
         sampling = inputSubtomos.getSamplingRate()
+        verdicts = reportRows(readReport(outDir))
 
         def updateItem(item, _row):
             cls, post = assignment[item.getObjId()]
@@ -90,6 +94,7 @@ class DiscaEngineMixin:
             if os.path.exists(average):
                 rep.setLocation(average)
             rep.setSamplingRate(sampling)
+            setClassVerdict(classItem, verdicts.get(classItem.getObjId()))
 
         classes = self._createSetOfClassesSubTomograms(inputPointer, suffix)
         if inputSubtomos.hasCoordinates3D():

@@ -13,6 +13,7 @@ from disca_engine.io import relion
 
 from disca_engine.contract import CLASS, COORDS, POSTERIOR
 
+from .cluster_verdicts import classRows, hasVerdicts, rowText, structureNumbers
 from .conversion import ParticleTableBuilder
 from .engine_base import POSTERIOR_ATTR
 from .form_parsers import parseClassList
@@ -20,6 +21,7 @@ from .picking_utils import setName
 
 MODES = ['one subset per cluster', 'all chosen clusters merged']
 MODE_PER_CLASS, MODE_MERGED = 0, 1
+ALL = 'all'   # the chosen-clusters text that exports every cluster
 
 
 class DiscaExportOutputs(Enum):
@@ -60,9 +62,12 @@ class DiscaProtExport(EMProtocol, ProtTomoBase):
                            'model"; any set of subtomogram classes works.')
         form.addParam('classNumbers', params.StringParam, default='',
                       label='Clusters to export',
-                      help='Class numbers, e.g. "1,3-5". Empty: every cluster. The wizard '
-                           'lists each cluster with its size, mean posterior and average to '
-                           'tick the structures you want.')
+                      help='Class numbers, e.g. "1,3-5", or "all". Empty: the clusters the '
+                           'clustering judged structures (half-set FSC and null ratio, see '
+                           'its report); every cluster when the input classes carry no '
+                           'verdict (e.g. classes from another program). The wizard lists '
+                           'each cluster with its verdict, resolution, size and average, '
+                           'structures first, to tick the ones you want.')
         form.addParam('mode', params.EnumParam, choices=MODES, default=MODE_PER_CLASS,
                       display=params.EnumParam.DISPLAY_HLIST, label='Output',
                       help='One subset per cluster (outputs subtomograms_class003, '
@@ -79,7 +84,10 @@ class DiscaProtExport(EMProtocol, ProtTomoBase):
     # -------------------------- STEPS functions -----------------------------
     def createOutputStep(self):
         classes = self.inputClasses.get()
-        chosen = self.getChosenClasses()
+        chosen, why = self.chosenWhy()
+        self.info('Exporting clusters %s (%s)' % (', '.join(map(str, chosen)), why))
+        for line in self.verdictLines(chosen):
+            self.info('  ' + line)
         groups = [[n] for n in chosen] if self.mode.get() == MODE_PER_CLASS else [chosen]
         for group in groups:
             number = group[0] if self.mode.get() == MODE_PER_CLASS else None
@@ -181,45 +189,78 @@ class DiscaProtExport(EMProtocol, ProtTomoBase):
         return {cls.getObjId(): cls.getSize() for cls in classes.iterItems()} if classes else {}
 
     def getChosenClasses(self):
-        """Chosen class numbers (all when the field is empty), in increasing order."""
+        """Chosen class numbers, in increasing order (``chosenWhy``)."""
+        return self.chosenWhy()[0]
+
+    def chosenWhy(self):
+        """(class numbers, why): the typed ones; 'all': every class; empty: those judged
+        structures, or every class when the input carries no verdicts."""
+        text = (self.classNumbers.get() or '').strip()
         available = sorted(self.getClassSizes())
-        chosen = parseClassList(self.classNumbers.get())
-        return sorted(chosen) if chosen else available
+        if text.lower() == ALL:
+            return available, 'all clusters, as asked'
+        chosen = parseClassList(text)
+        if chosen:
+            return sorted(chosen), 'typed in the form'
+        classes = self.inputClasses.get()
+        rows = classRows(classes) if classes is not None else []
+        if not hasVerdicts(rows):
+            return available, 'all clusters: the input classes carry no verdict'
+        return structureNumbers(rows), 'judged structures by the clustering (default)'
+
+    def verdictLines(self, numbers):
+        """One line per chosen class with its verdict and reason, in table order."""
+        classes = self.inputClasses.get()
+        if classes is None:
+            return []
+        return [rowText(r) for r in classRows(classes) if r[0] in numbers and r[2] is not None]
 
     # -------------------------- INFO functions ------------------------------
     def _validate(self):
         classes = self.inputClasses.get()
         if classes is None:
             return ['Select the classes to export.']
+        sizes = self.getClassSizes()
+        if not sizes:
+            return ['The input has no classes.']
         try:
-            chosen = parseClassList(self.classNumbers.get())
+            chosen, why = self.chosenWhy()
         except ValueError as exc:
             return ['Clusters to export: %s.' % exc]
-        sizes = self.getClassSizes()
         unknown = [n for n in chosen if n not in sizes]
         if unknown:
             return ['Class number(s) %s do not exist; the input has classes %s.'
                     % (', '.join(map(str, unknown)), ', '.join(map(str, sorted(sizes))))]
-        chosen = chosen or sorted(sizes)
-        if sum(sizes.get(n, 0) for n in chosen) == 0:
+        if not chosen:
+            return ['No cluster was judged a structure (see the clustering\'s report): type '
+                    'the clusters to export, or "all".']
+        if sum(sizes[n] for n in chosen) == 0:
             return ['The chosen clusters (%s) have no subtomograms: choose others.'
-                    % ', '.join(map(str, chosen)) if chosen else 'The input has no classes.']
+                    % ', '.join(map(str, chosen))]
         empty = [n for n in chosen if sizes[n] == 0]
         if empty and self.mode.get() == MODE_PER_CLASS:
             return ['Cluster(s) %s are empty: leave them out or merge.' % ', '.join(map(str, empty))]
         return []
 
     def _summary(self):
-        lines = []
-        for name, obj in self.iterOutputAttributes():
-            lines.append('%s: %d items' % (name, obj.getSize()))
-        if not lines:
-            return ['Chosen clusters: %s (not run yet).' % (self.classNumbers.get() or 'all')]
-        lines.append('STAR files for RELION/other tools: %s' % self._getExtraPath())
+        # the output sets are listed by Scipion beside this summary: not repeated here
+        if self.inputClasses.get() is None:
+            return []
+        try:
+            chosen, why = self.chosenWhy()
+        except ValueError as exc:
+            return ['Clusters to export: %s.' % exc]
+        done = any(True for _ in self.iterOutputAttributes())
+        lines = ['Chosen clusters: %s (%s)%s' % (', '.join(map(str, chosen)) or 'none', why,
+                                                 '' if done else '; not run yet')]
+        lines += self.verdictLines(chosen)
+        if done:
+            lines.append('STAR files for RELION/other tools: %s' % self._getExtraPath())
         return lines
 
     def _methods(self):
         if not any(True for _ in self.iterOutputAttributes()):
             return []
-        return ['Clusters %s of %s were exported as subtomogram and coordinate subsets.'
-                % (', '.join(map(str, self.getChosenClasses())), setName(self.inputClasses))]
+        chosen, why = self.chosenWhy()
+        return ['Clusters %s of %s (%s) were exported as subtomogram and coordinate subsets.'
+                % (', '.join(map(str, chosen)), setName(self.inputClasses), why)]
