@@ -90,6 +90,25 @@ def clusterNumbers(engineDir, files=None):
     return sorted(found)
 
 
+def verdictLines(engineDir):
+    """The run's clusters, structures first then by resolution, one line each (report.json
+    ``clusters``, as the engine printed them); [] for runs without verdicts."""
+    import json
+    from disca_engine.clustering.verdicts import STRUCTURE, summary_lines
+    try:
+        with open(os.path.join(engineDir, REPORT_JSON)) as fh:
+            report = json.load(fh)
+    except (OSError, ValueError):
+        return []
+    rows = report.get('clusters') or []
+    if not rows:
+        return []
+    n = sum(r['verdict'] == STRUCTURE for r in rows)
+    unit = 'Å' if report.get('voxel_size') else 'voxels'
+    return (['%d of %d clusters look like structures (half-set FSC at 0.143 and null ratio):'
+             % (n, len(rows))] + [line.strip() for line in summary_lines(rows, unit)])
+
+
 def numbersText(numbers):
     """[1, 2, 3, 5] -> '1-3, 5'."""
     parts, start = [], None
@@ -136,6 +155,11 @@ class DiscaClusterViewer(ProtocolViewer):
         form.addSection(label='Visualization')
         form.addParam('showReport', params.LabelParam, label='Open the HTML report',
                       help='Self-contained report (all pictures inline) in the web browser.')
+        form.addParam('showVerdicts', params.LabelParam,
+                      label='Which clusters are structures (verdicts, resolution)',
+                      help='Each cluster sorted structures first, then by the resolution of its '
+                           'average (half-set FSC at 0.143), with the reason of its verdict. '
+                           'The export takes the structure-like ones by default.')
         form.addParam('showIterations', params.LabelParam,
                       label='Plots per iteration (BIC vs K, K and DDBI, sizes)')
         form.addParam('showEmbedding', params.LabelParam,
@@ -164,6 +188,7 @@ class DiscaClusterViewer(ProtocolViewer):
 
     def _getVisualizeDict(self):
         return {'showReport': self._showReport,
+                'showVerdicts': self._showVerdicts,
                 'showIterations': lambda p=None: self._showPngs('iterations', 'DISCA iterations'),
                 'showEmbedding': lambda p=None: self._showPngs('embedding', 'DISCA embedding'),
                 'showAverages': lambda p=None: self._showPngs('averages', 'DISCA averages'),
@@ -217,6 +242,14 @@ class DiscaClusterViewer(ProtocolViewer):
         if not files or not files['html']:
             return self._missing(engineDir, 'index.html')
         return [BrowserView(files['html'][0], tkParent=self.getTkRoot())]
+
+    def _showVerdicts(self, param=None):
+        engineDir = findEngineDir(self.protocol)
+        lines = verdictLines(engineDir) if engineDir else []
+        if not lines:
+            return self._missing(engineDir, 'cluster verdicts (report.json "clusters"; runs of '
+                                            'an older engine have none)')
+        return self._message('\n'.join(lines), path=os.path.join(engineDir, REPORT_JSON))
 
     def _showPngs(self, kind, title=None):
         engineDir, files = self._files()

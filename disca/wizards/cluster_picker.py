@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
-"""Export wizard: pick the clusters to keep from a list showing, for each, its size, mean
-posterior and a thumbnail of its average (central slices)."""
+"""Export wizard: pick the clusters to keep from a list showing, for each, its verdict
+(structure / junk-like) and resolution, its size, mean posterior and a thumbnail of its
+average (central slices); structures first, then by resolution."""
 import os
 
 import numpy as np
@@ -8,6 +9,7 @@ from pwem.wizards import EmWizard
 from pyworkflow.gui import dialog
 
 from ..protocols import DiscaProtExport
+from ..protocols.cluster_verdicts import classRows, hasVerdicts, sortKey, structureNumbers
 from ..protocols.protocol_export import POSTERIOR_ATTR
 from ..viewers.viewer_cluster import numbersText
 
@@ -15,7 +17,8 @@ THUMB = 72  # pixels
 
 
 def clusterRows(classes):
-    """[(number, size, mean posterior or None, average file or None)] of a set of classes."""
+    """[(number, size, verdict, resolution, reason, mean posterior or None, average file or
+    None)] of a set of classes, structures first, then by resolution (``classRows``)."""
     rows = []
     for cls in classes.iterItems(orderBy='id'):
         rep = cls.getRepresentative() if cls.hasRepresentative() else None
@@ -26,7 +29,10 @@ def clusterRows(classes):
         posts = [getattr(s, POSTERIOR_ATTR).get() for s in classes[row[0]].iterItems()
                  if getattr(s, POSTERIOR_ATTR, None) is not None]
         row[2] = float(np.mean(posts)) if posts else None
-    return [tuple(r) for r in rows]
+    verdicts = {r[0]: r[2:] for r in classRows(classes)}
+    out = [(n, size) + tuple(verdicts.get(n, (None, None, ''))) + (post, path)
+           for n, size, post, path in rows]
+    return sorted(out, key=sortKey)
 
 
 def thumbnail(path, size=THUMB):
@@ -75,15 +81,21 @@ class ClusterPickerWindow:
             chosen = set(parseClassList(form.protocol.classNumbers.get()))
         except ValueError:
             chosen = set()
+        # an empty field exports the clusters judged structures: show them ticked
+        default = not (form.protocol.classNumbers.get() or '').strip()
+        if default and hasVerdicts(rows):
+            chosen = set(structureNumbers(rows))
         self.win = tk.Toplevel(form.root)
         self.win.title('DISCA - clusters to export')
-        ttk.Label(self.win, text='Tick the clusters to export (none ticked = all).',
+        ttk.Label(self.win, text='Tick the clusters to export. Structures first, best '
+                                 'resolution first; the structure-like ones are ticked by default '
+                                 '(none ticked = that default).',
                   padding=5).pack(side=tk.TOP, anchor='w')
         body = ttk.Frame(self.win, padding=5)
         body.pack(side=tk.TOP, fill=tk.BOTH, expand=True)
         self.vars, self.images = {}, []
         perColumn = 6
-        for i, (number, size, post, path) in enumerate(rows):
+        for i, (number, size, verdict, resolution, reason, post, path) in enumerate(rows):
             cell = ttk.Frame(body, padding=4, relief='groove')
             cell.grid(row=i % perColumn, column=i // perColumn, sticky='w', padx=3, pady=3)
             var = tk.BooleanVar(value=number in chosen)
@@ -94,6 +106,10 @@ class ClusterPickerWindow:
                 ttk.Label(cell, image=img).pack(side=tk.LEFT)
             text = 'Cluster %d\n%d subtomograms\nmean posterior %s' % (
                 number, size, '%.2f' % post if post is not None else 'n/a')
+            if verdict is not None:
+                text = 'Cluster %d: %s\nresolution %s\n%d subtomograms\nmean posterior %s' % (
+                    number, verdict, '%.0f Å' % resolution if resolution else 'none', size,
+                    '%.2f' % post if post is not None else 'n/a')
             ttk.Checkbutton(cell, text=text, variable=var).pack(side=tk.LEFT, padx=5)
         buttons = ttk.Frame(self.win, padding=5)
         buttons.pack(side=tk.BOTTOM)
