@@ -16,13 +16,13 @@ def reportRows(report):
 
 
 def setClassVerdict(classItem, row):
-    """The row's verdict, resolution and reason as attributes of a Scipion class."""
-    if not row:
-        return
-    setattr(classItem, VERDICT_ATTR, String(row['verdict']))
-    setattr(classItem, REASON_ATTR, String(row.get('reason') or ''))
-    if row.get('resolution_A') is not None:
-        setattr(classItem, RESOLUTION_ATTR, Float(row['resolution_A']))
+    """The row's verdict, resolution and reason as attributes of a Scipion class. Every
+    class gets all three (empty without a row or a resolution): a set's columns are those
+    of its first item."""
+    row = row or {}
+    setattr(classItem, VERDICT_ATTR, String(row.get('verdict')))
+    setattr(classItem, REASON_ATTR, String(row.get('reason')))
+    setattr(classItem, RESOLUTION_ATTR, Float(row.get('resolution_A')))
 
 
 def _value(obj, name):
