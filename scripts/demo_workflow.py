@@ -2,8 +2,8 @@
 """Headless DISCA demo with Scipion's Python API (run inside Scipion's environment).
 
 synthetic tomograms -> import -> DoG picking -> extraction -> DISCA clustering (default
-'auto' method, K found automatically) -> export of every cluster (subtomograms + coordinates +
-STAR files). At the end the clusters are compared with the simulation's truth: every picked
+'auto' method, K found automatically) -> export of the clusters the clustering judged
+structures (its default: half-set FSC and null ratio; subtomograms + coordinates + STAR files). At the end the clusters are compared with the simulation's truth: every picked
 box is matched to the nearest simulated particle within 5 voxels (else it is junk: gold,
 vesicle or empty), and a confusion table cluster x structure is printed.
 
@@ -183,6 +183,7 @@ def main():
     cluster.inputSubtomos.setExtended('subtomograms')
     cluster = run(project, cluster, 'DISCA clustering')
 
+    # an empty field exports the clusters judged structures (the junk-like ones stay out)
     export = project.newProtocol(DiscaProtExport, classNumbers='')
     export.inputClasses.set(cluster)
     export.inputClasses.setExtended('classes')
@@ -211,6 +212,8 @@ def report(project, cluster, export, seconds):
     print('Plots:            %s' % os.path.join(engineDir, 'plots'))
     print('Class averages:   %s' % os.path.join(engineDir, 'averages'))
     print('Trained model:    %s' % os.path.join(engineDir, 'model'))
+    for line in export.summary()[:1] + export.verdictLines(export.getChosenClasses()):
+        print('Export:           %s' % line)
     for name, obj in export.iterOutputAttributes():
         print('Exported %-28s %d items  (%s)' % (name + ':', obj.getSize(), os.path.abspath(obj.getFileName())))
     print('STAR export:      %s' % os.path.abspath(export._getExtraPath()))

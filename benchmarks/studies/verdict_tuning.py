@@ -25,7 +25,7 @@ def one_run(run_dir):
     z = np.load(os.path.join(run_dir, "features_pca.npy"))
     quality = cluster_quality.measure(particles, labels, z, S.Alignment(), 1, 0, print)
     sizes = np.bincount(labels).tolist()
-    rows = verdicts.cluster_table(quality, sizes, particles.box, particles.voxel_size)
+    rows = verdicts.cluster_table(quality, sizes, particles.voxel_size)
     right = 0
     for r in rows:
         m = names[labels == r["cluster"] - 1]
@@ -38,7 +38,8 @@ def one_run(run_dir):
         print(f"{os.path.basename(run_dir)} cluster {r['cluster']:>2} n={r['size']:>3} "
               f"major={major:<9}({counts.max() / len(m):.2f}) res={res if res is None else round(res)} "
               f"nyq={r.get('nyquist_limited')} rel={r.get('reliability')} "
-              f"null={r.get('null_ratio')} -> {r['verdict']:<9} {'ok' if ok else 'WRONG'}")
+              f"null={r.get('null_ratio')} signal={r.get('signal_fraction')} flat={r.get('flatness')} "
+              f"-> {r['verdict']:<9} {'ok' if ok else 'WRONG'}")
     print(f"{os.path.basename(run_dir)}: {right} of {len(rows)} clusters right")
 
 

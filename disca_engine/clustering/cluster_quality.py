@@ -4,6 +4,11 @@ Fourier shell correlation (the resolution at 0.143) and reliability, and how muc
 the members match the average than the same average with its Fourier phases randomised
 (the null ratio: about 1 for boxes that hold nothing of a common structure).
 
+Two numbers of the average's content tell the junk that averages well from structures:
+gold beads are far denser than protein (the average explains most of its members'
+variance: ``signal_fraction``), membranes and edges are sheets through the box (the
+average's density has one thin principal axis: ``flatness``).
+
 Above ``MAX_MEMBERS`` members a cluster is measured on a random subset of that size (the
 alignment cost grows with N; the FSC of a larger subset would only be better)."""
 import time
@@ -57,6 +62,8 @@ def measure(particles, labels, z, alignment, threads, seed, log, max_members=MAX
         own = align(sub, refs[j:j + 1], grid)[3]
         null = align(sub, phase_randomised(refs[j], rng)[None], grid)[3]
         curve = fsc_curve(h1[j], h2[j], stack.mask)
+        content = {"signal_fraction": round(signal_fraction(refs[j], sub.full, stack.mask), 4),
+                   "flatness": round(flatness(refs[j], stack.mask), 4)}
         res, nyquist = resolution(curve, stack.s, particles.voxel_size)
         out[c] = {"fsc": [round(float(v), 4) for v in curve], "resolution_A": res,
                   "nyquist_limited": nyquist,
@@ -64,10 +71,33 @@ def measure(particles, labels, z, alignment, threads, seed, log, max_members=MAX
                   "mean_score": round(float(own.mean()), 4),
                   "mean_null_score": round(float(null.mean()), 4),
                   "null_ratio": round(float(own.mean() / max(float(null.mean()), 1e-6)), 4),
-                  "measured": int(sub.n)}
+                  "measured": int(sub.n), **content}
     log(f"cluster quality: half-set FSC and null ratio of {len(present)} clusters "
         f"({len(idx)} subtomograms, {time.time() - t0:.1f}s)")
     return out
+
+
+def signal_fraction(average, members, mask):
+    """Variance of the average over the mean variance of its members, inside ``mask``
+    (> 0.5): the share of a member that the average explains, about SNR / (1 + SNR) of one
+    box. Protein in one cryo-ET subtomogram stays well under SNR 1; gold beads do not."""
+    inside = mask > 0.5
+    box_var = float(np.mean([m[inside].var() for m in members]))
+    return float(average[inside].var()) / max(box_var, 1e-12)
+
+
+def flatness(average, mask):
+    """1 - (smallest / middle principal second moment) of the average's squared density
+    (mean removed, inside ``mask``): near 1 for a sheet (membrane, edge), near 0 for a
+    compact particle or a rod."""
+    s = average.shape[-1]
+    v = (average - (average * mask).sum() / mask.sum()) * mask
+    w = (v ** 2).ravel()
+    ax = np.arange(s) - (s - 1) / 2.0
+    xyz = np.stack(np.meshgrid(ax, ax, ax, indexing="ij"), -1).reshape(-1, 3)
+    d = xyz - (xyz * w[:, None]).sum(0) / max(w.sum(), 1e-20)
+    moments = np.linalg.eigvalsh((d * w[:, None]).T @ d / max(w.sum(), 1e-20))
+    return float(1.0 - moments[0] / max(moments[1], 1e-12))
 
 
 def report_block(particles, labels, z, method, options, records, log):
@@ -80,9 +110,11 @@ def report_block(particles, labels, z, method, options, records, log):
     alignment = c.alignment if c is not None else S.Alignment()
     quality = measure(particles, labels, z, alignment, options.threads, options.seed, log)
     sizes = np.bincount(labels, minlength=int(labels.max()) + 1).tolist()
-    block = {"clusters": verdicts.cluster_table(quality, sizes, particles.box, particles.voxel_size),
+    block = {"clusters": verdicts.cluster_table(quality, sizes, particles.voxel_size),
              "verdict_rule": {"min_null_ratio": verdicts.MIN_NULL_RATIO,
-                              "min_shell": verdicts.MIN_SHELL, "fsc_threshold": 0.143,
+                              "min_reliability": verdicts.MIN_RELIABILITY,
+                              "max_signal_fraction": verdicts.MAX_SIGNAL,
+                              "max_flatness": verdicts.MAX_FLATNESS, "fsc_threshold": 0.143,
                               "max_members": MAX_MEMBERS}}
     pairs = final_pair_records(records)
     if c is not None and pairs is not None:

@@ -59,34 +59,45 @@ def test_a_curve_below_the_threshold_from_the_first_shell_gives_none():
     assert fsc.crossing_shell([1.0, 0.9, 0.0]) == pytest.approx(2 + 0.757 / 0.9, abs=1e-3)
 
 
-def _q(resolution_a, null_ratio, nyquist=False):
+def _q(resolution_a, null_ratio, nyquist=False, reliability=0.8, signal=0.2, flat=0.05):
     return {"resolution_A": resolution_a, "nyquist_limited": nyquist, "null_ratio": null_ratio,
-            "reliability": 0.5, "fsc": [], "mean_score": 0.3, "mean_null_score": 0.1,
-            "measured": 40}
+            "reliability": reliability, "signal_fraction": signal, "flatness": flat, "fsc": [],
+            "mean_score": 0.3, "mean_null_score": 0.1, "measured": 40}
 
 
 def test_verdicts_of_constructed_measures():
-    box, vs = 24, 10.0
-    assert verdicts.verdict(dict(_q(40.0, 2.1), voxel_size=vs), box)[0] == verdicts.STRUCTURE
-    v, why = verdicts.verdict(dict(_q(40.0, 1.05), voxel_size=vs), box)
-    assert v == verdicts.JUNK_LIKE and "1.05x" in why
-    # FSC at 0.143 on the first shell only (a blob the size of the box): junk-like
-    v, why = verdicts.verdict(dict(_q(box * vs / 1.5, 3.0), voxel_size=vs), box)
-    assert v == verdicts.JUNK_LIKE and "lowest shells" in why
-    assert verdicts.verdict(dict(_q(None, 3.0), voxel_size=vs), box)[0] == verdicts.JUNK_LIKE
-    v, why = verdicts.verdict(dict(_q(20.0, 1.8, nyquist=True), voxel_size=vs), box)
-    assert v == verdicts.STRUCTURE and "20 Å or better" in why
-    assert verdicts.verdict(None, box)[0] == verdicts.JUNK_LIKE
+    def judge(**kw):
+        return verdicts.verdict(dict(_q(**kw), voxel_size=10.0))
+    v, why = judge(resolution_a=38.0, null_ratio=2.1)
+    assert v == verdicts.STRUCTURE and why == ("FSC 0.143 at 38 Å; members match the average "
+                                               "2.10x better than noise")
+    v, why = judge(resolution_a=40.0, null_ratio=1.05)
+    assert v == verdicts.JUNK_LIKE and "1.05x better than noise (under 1.3x)" in why
+    # empty boxes: the half averages disagree, whatever the chance FSC crossing
+    v, why = judge(resolution_a=85.0, null_ratio=1.5, reliability=0.16)
+    assert v == verdicts.JUNK_LIKE and "reliability 0.16" in why
+    # gold: averages to Nyquist, but explains nearly all of its members' variance
+    v, why = judge(resolution_a=20.0, null_ratio=3.4, nyquist=True, reliability=0.98, signal=0.95)
+    assert v == verdicts.JUNK_LIKE and "95%" in why and "20 Å or better" in why
+    # a membrane patch: a sheet
+    v, why = judge(resolution_a=31.0, null_ratio=2.3, flat=0.72)
+    assert v == verdicts.JUNK_LIKE and "sheet" in why
+    # each threshold is where the rule says
+    assert judge(resolution_a=40.0, null_ratio=verdicts.MIN_NULL_RATIO)[0] == verdicts.STRUCTURE
+    assert judge(resolution_a=40.0, null_ratio=2.0,
+                 signal=verdicts.MAX_SIGNAL - 0.01)[0] == verdicts.STRUCTURE
+    assert verdicts.verdict(None)[0] == verdicts.JUNK_LIKE
 
 
 def test_cluster_table_is_sorted_by_verdict_then_resolution():
-    quality = {0: _q(80.0, 1.0), 1: _q(60.0, 2.0), 2: _q(35.0, 1.9), 3: _q(None, 1.1)}
-    rows = verdicts.cluster_table(quality, [30, 20, 10, 40, 1], 24, 10.0)
-    assert [r["cluster"] for r in rows] == [3, 2, 1, 4, 5]
-    assert [r["verdict"] for r in rows] == [verdicts.STRUCTURE] * 2 + [verdicts.JUNK_LIKE] * 3
-    assert rows[0]["share"] == pytest.approx(10 / 101, abs=1e-4)
+    quality = {0: _q(80.0, 1.0), 1: _q(60.0, 2.0), 2: _q(35.0, 1.9), 3: _q(None, 1.1),
+               5: _q(20.0, 3.0, signal=0.9)}
+    rows = verdicts.cluster_table(quality, [30, 20, 10, 40, 1, 5], 10.0)
+    assert [r["cluster"] for r in rows] == [3, 2, 6, 1, 4, 5]
+    assert [r["verdict"] for r in rows] == [verdicts.STRUCTURE] * 2 + [verdicts.JUNK_LIKE] * 4
+    assert rows[0]["share"] == pytest.approx(10 / 106, abs=1e-4)
     lines = verdicts.summary_lines(rows)
-    assert len(lines) == 5 and "cluster   3  structure" in lines[0]
+    assert len(lines) == 6 and "cluster   3  structure" in lines[0]
 
 
 def test_near_pairs_keeps_the_pairs_close_to_merging():
@@ -109,7 +120,7 @@ def test_measures_tell_a_structure_cluster_from_a_noise_cluster():
     assert set(q) == {0, 1} and len(q[0]["fsc"]) == particles.box // 2
     assert q[0]["null_ratio"] > q[1]["null_ratio"] + 0.3
     assert q[0]["reliability"] > q[1]["reliability"]
-    rows = verdicts.cluster_table(q, [24, 24], particles.box, 10.0)
+    rows = verdicts.cluster_table(q, [24, 24], 10.0)
     assert [(r["cluster"], r["verdict"]) for r in rows] == [(1, verdicts.STRUCTURE),
                                                             (2, verdicts.JUNK_LIKE)]
 
@@ -137,3 +148,27 @@ def test_cluster_writes_the_sorted_table_and_prints_it(tmp_path):
     printed = [ln for ln in r.stdout.splitlines() if ln.startswith("  cluster ")]
     assert [int(ln.split()[1]) for ln in printed] == [row["cluster"] for row in rows]
     assert "structure-like" in r.stdout
+
+
+def test_flatness_tells_a_sheet_from_a_ball_and_a_rod():
+    s = 24
+    ax = np.arange(s) - (s - 1) / 2
+    z, y, x = np.meshgrid(ax, ax, ax, indexing="ij")
+    m = fourier.soft_sphere(s)
+    sheet = (np.abs(z) < 1.5).astype(np.float32)
+    ball = (z ** 2 + y ** 2 + x ** 2 < 25).astype(np.float32)
+    rod = ((y ** 2 + x ** 2 < 4) & (np.abs(z) < 9)).astype(np.float32)
+    assert cluster_quality.flatness(sheet, m) > 0.7
+    assert cluster_quality.flatness(ball, m) < 0.1
+    assert cluster_quality.flatness(rod, m) < 0.2     # a filament is not a membrane
+
+
+def test_signal_fraction_is_the_share_of_the_members_the_average_explains():
+    rng = np.random.default_rng(5)
+    m = fourier.soft_sphere(16)
+    signal = _band_limited(16, 4, 1)
+    signal /= signal.std()
+    for snr, expect in ((0.1, 0.1 / 1.1), (10.0, 10 / 11)):
+        members = np.sqrt(snr) * signal + rng.standard_normal((200, 16, 16, 16))
+        got = cluster_quality.signal_fraction(members.mean(0), members, m)
+        assert got == pytest.approx(expect, abs=0.05)
