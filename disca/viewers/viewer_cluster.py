@@ -105,7 +105,8 @@ def verdictLines(engineDir):
         return []
     n = sum(r['verdict'] == STRUCTURE for r in rows)
     unit = 'Å' if report.get('voxel_size') else 'voxels'
-    return (['%d of %d clusters look like structures (half-set FSC at 0.143 and null ratio):'
+    return (['%d of %d clusters look like structures (half-set FSC, null ratio, signal fraction, '
+             'flatness):'
              % (n, len(rows))] + [line.strip() for line in summary_lines(rows, unit)])
 
 

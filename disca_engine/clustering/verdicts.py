@@ -4,12 +4,12 @@ first, best resolution first), its one-line-per-cluster text, and the pairs of f
 clusters the merge test nearly joined.
 
 The rule (docs/clustering.md, "Which clusters are structures"), fixed on two simulated
-tuning sets and checked on a third: a cluster is a structure when its members match their
+tuning sets and checked on a third (ranges below: all three sets): a cluster is a structure when its members match their
 average at least ``MIN_NULL_RATIO`` times better than the phase-randomised average, its
 half-set averages agree (reliability at least ``MIN_RELIABILITY``: empty boxes averaged
 0.08-0.16, structures 0.66-0.88), and its average is neither far denser than protein
 (``signal_fraction`` under ``MAX_SIGNAL``: gold beads 0.93-1.04, structures 0.09-0.23) nor a
-sheet (``flatness`` under ``MAX_FLATNESS``: membranes 0.71-0.74, structures 0.03-0.30). The
+sheet (``flatness`` under ``MAX_FLATNESS``: membranes 0.71-0.74, structures 0.03-0.35). The
 resolution alone does not tell them apart: gold beads and membranes average best of all."""
 import math
 

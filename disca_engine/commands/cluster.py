@@ -94,7 +94,7 @@ def print_cluster_table(report):
         return
     n = sum(r["verdict"] == STRUCTURE for r in rows)
     unit = "Å" if report.get("voxel_size") else "voxels"
-    print(f"clusters: {n} structure-like, {len(rows) - n} junk-like (half-set FSC at 0.143 and "
-          "null ratio; report.json 'clusters')", flush=True)
+    print(f"clusters: {n} structure-like, {len(rows) - n} junk-like (half-set FSC at 0.143, null "
+          "ratio, signal fraction, flatness; report.json 'clusters')", flush=True)
     for line in summary_lines(rows, unit):
         print(line, flush=True)

@@ -7,7 +7,7 @@ from . import html as H
 from . import plots
 
 HEADER = ["cluster", "colour", "verdict", "resolution", "size", "share", "null ratio",
-          "reliability", "mean posterior", "why"]
+          "reliability", "signal", "flatness", "mean posterior", "why"]
 
 
 def rows_of(run):
@@ -55,7 +55,8 @@ def cluster_table(run, colors):
         verdict = f'<b>{H.esc(r["verdict"])}</b>' if r["verdict"] == "structure" else H.esc(r["verdict"])
         body.append((c, H.swatch(colors[c]), verdict, resolution_cell(r, run.voxel_size),
                      run.sizes[c], f"{100.0 * run.sizes[c] / n:.1f}%", _num(r.get("null_ratio")),
-                     _num(r.get("reliability")),
+                     _num(r.get("reliability")), _num(r.get("signal_fraction")),
+                     _num(r.get("flatness")),
                      f"{np.mean(run.posteriors[run.members(c)]):.3f}", r.get("reason", "")))
     n_struct = sum(r["verdict"] == "structure" for r in rows)
     return ("<h3>Clusters</h3>" + H.help_box(
@@ -63,9 +64,12 @@ def cluster_table(run, colors):
         "then by resolution: the half-set FSC of the cluster's aligned average at 0.143 "
         "(two half averages refined apart). The null ratio is how much better the members "
         "match their average than the same average with its Fourier phases randomised (about "
-        "1: the boxes share no structure). The mean posterior says how sure the mixture is of "
-        "the assignment, not whether the cluster holds a structure: junk clusters often score "
-        "near 1.") + H.table(HEADER, body, raw_cols=(1, 2)))
+        "1: the boxes share no structure); the half-set reliability how well its two half "
+        "averages agree; the signal fraction how much of its members' variance the average "
+        "explains (gold beads: nearly all; protein in one subtomogram: well under half); the "
+        "flatness whether the average is a sheet (membranes, edges: near 1). The mean "
+        "posterior says how sure the mixture is of the assignment, not whether the cluster "
+        "holds a structure: junk clusters often score near 1.") + H.table(HEADER, body, raw_cols=(1, 2)))
 
 
 def plot_fsc(run, path, colors):
