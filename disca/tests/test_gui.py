@@ -295,8 +295,17 @@ class TestDiscaGui(BaseTest):
             k = self.cluster.classes.getSize()
             self.assertEqual(len(picker.vars), k)
             self.assertEqual(len(picker.images), k, 'a thumbnail per cluster')
-            self.assertIn('mean posterior', ' '.join(widgetTexts(picker.win)))
+            texts = ' '.join(widgetTexts(picker.win))
+            self.assertIn('mean posterior', texts)
+            # every cluster shows its verdict, structures first; those are ticked by default
+            from disca.protocols.cluster_verdicts import classRows, structureNumbers
+            rows = classRows(self.cluster.classes)
+            self.assertEqual(list(picker.vars), [r[0] for r in rows])
+            import re
+            self.assertEqual(len(re.findall(r'Cluster \d+: (?:structure|junk-like)', texts)), k)
+            self.assertEqual(sorted(picker.chosen()), structureNumbers(rows))
             self.screenshot(picker.win, 'wizard_cluster_picker')
+            picker.tickAll(False)
             picker.vars[1].set(True)
             picker.vars[k].set(True)
             picker.apply()
@@ -349,6 +358,15 @@ class TestDiscaGui(BaseTest):
             viewer._visualizeParam('showMontage')
             self.settle()
             self.assertIn('Cluster 1', results.frames)
+            # the verdict table, one line per cluster, structures first
+            found = []
+            self.closeDialogsLater('viewer_verdicts', found)
+            viewer._visualizeParam('showVerdicts')
+            self.settle()
+            self.assertTrue(found, 'no message window for the verdicts')
+            texts = ' '.join(found[0][1])
+            self.assertIn('clusters look like structures', texts)
+            self.assertEqual(texts.count('cluster '), self.cluster.classes.getSize())
             # modal messages: report path (with copy), a cluster that does not exist
             found = []
             self.closeDialogsLater('viewer_report_path', found)

@@ -126,5 +126,5 @@ class ClusterPickerWindow:
         return [n for n, var in self.vars.items() if var.get()]
 
     def apply(self):
-        self.form.setVar('classNumbers', numbersText(self.chosen()))
+        self.form.setVar('classNumbers', numbersText(sorted(self.chosen())))
         self.win.destroy()
