@@ -209,7 +209,7 @@ class TestDiscaClusterExport(BaseTest):
             text = ' '.join(prot.validate())
             self.assertIn(Plugin.getInstallCommandHint(), text)
             # export needs no engine
-            self.assertEqual(self._export('', 1).validate(), [])
+            self.assertEqual(self._export('all', 1).validate(), [])
         finally:
             Plugin._vars[DISCA_ENGINE] = old
             Plugin._vars[Plugin._homeVar] = self._home
@@ -245,7 +245,7 @@ class TestDiscaClusterExport(BaseTest):
 
     def test_export_merged(self):
         classes = self.cluster.classes
-        prot = self.launchProtocol(self._export('', 1))
+        prot = self.launchProtocol(self._export('all', 1))
         self.assertEqual(prot.subtomograms.getSize(), self._subtomos().getSize())
         self.assertEqual(prot.coordinates.getSize(), self._subtomos().getSize())
         numbers = {c.getObjId() for c in classes.iterItems()}
@@ -260,7 +260,7 @@ class TestDiscaClusterExport(BaseTest):
                           "Debian's relion; apt was unreachable?)")
         classes = self.cluster.classes
         numbers = sorted(c.getObjId() for c in classes.iterItems())
-        prot = self.launchProtocol(self._export('', 0))
+        prot = self.launchProtocol(self._export('all', 0))
         workDir = tempfile.mkdtemp(dir=self.outputPath)
         for n in numbers:
             star = prot._getExtraPath('subtomograms_class%03d.star' % n)
