@@ -39,11 +39,9 @@ def measured_subset(labels, seed, max_members=MAX_MEMBERS):
 
 
 def measure(particles, labels, z, alignment, threads, seed, log, max_members=MAX_MEMBERS):
-    """{cluster number (0-based): measures} of every cluster with 2 members or more:
-    ``fsc`` (shells 1 .. box/2), ``resolution_A`` (None: FSC below 0.143 from the first
-    shell), ``nyquist_limited``, ``reliability``, ``null_ratio``, ``mean_score``,
-    ``mean_null_score``, ``measured`` (members used). ``z``: (N, d) features, to pick each
-    cluster's first reference (its most central member)."""
+    """{cluster number (0-based): ``measures``} of every cluster with 2 members or more.
+    ``z``: (N, d) features, to pick each cluster's first reference (its most central
+    member)."""
     t0 = time.time()
     labels = np.asarray(labels, np.int64)
     present = [int(c) for c in np.unique(labels) if np.sum(labels == c) >= 2]
@@ -56,25 +54,32 @@ def measure(particles, labels, z, alignment, threads, seed, log, max_members=MAX
     refs, halves, _, _ = class_references(stack, lab, np.asarray(z)[idx], grid)
     h1, h2 = independent_halves(stack, grid, lab, halves)
     rng = np.random.default_rng(seed)
-    out = {}
-    for j, c in enumerate(present):
-        sub = stack.subset(np.flatnonzero(lab == j))
-        own = align(sub, refs[j:j + 1], grid)[3]
-        null = align(sub, phase_randomised(refs[j], rng)[None], grid)[3]
-        curve = fsc_curve(h1[j], h2[j], stack.mask)
-        content = {"signal_fraction": round(signal_fraction(refs[j], sub.full, stack.mask), 4),
-                   "flatness": round(flatness(refs[j], stack.mask), 4)}
-        res, nyquist = resolution(curve, stack.s, particles.voxel_size)
-        out[c] = {"fsc": [round(float(v), 4) for v in curve], "resolution_A": res,
-                  "nyquist_limited": nyquist,
-                  "reliability": round(band_reliability(h1[j], h2[j], stack.mask), 4),
-                  "mean_score": round(float(own.mean()), 4),
-                  "mean_null_score": round(float(null.mean()), 4),
-                  "null_ratio": round(float(own.mean() / max(float(null.mean()), 1e-6)), 4),
-                  "measured": int(sub.n), **content}
-    log(f"cluster quality: half-set FSC and null ratio of {len(present)} clusters "
+    out = {c: measures(stack.subset(np.flatnonzero(lab == j)), grid, refs[j], h1[j], h2[j],
+                       particles.voxel_size, rng)
+           for j, c in enumerate(present)}
+    log(f"cluster quality: half-set FSC, null ratio and content of {len(present)} clusters "
         f"({len(idx)} subtomograms, {time.time() - t0:.1f}s)")
     return out
+
+
+def measures(members, grid, average, half1, half2, voxel_size, rng):
+    """One cluster's numbers: ``fsc`` (shells 1 .. box/2), ``resolution_A`` (None: FSC
+    below 0.143 from the first shell) and ``nyquist_limited``, ``reliability``,
+    ``mean_score``, ``mean_null_score`` and their ``null_ratio``, ``signal_fraction``,
+    ``flatness``, ``measured`` (members used). ``members``: the cluster's aligned stack."""
+    mask = members.mask
+    own = align(members, average[None], grid)[3]
+    null = align(members, phase_randomised(average, rng)[None], grid)[3]
+    curve = fsc_curve(half1, half2, mask)
+    res, nyquist = resolution(curve, members.s, voxel_size)
+    return {"fsc": [round(float(v), 4) for v in curve], "resolution_A": res,
+            "nyquist_limited": nyquist,
+            "reliability": round(band_reliability(half1, half2, mask), 4),
+            "mean_score": round(float(own.mean()), 4),
+            "mean_null_score": round(float(null.mean()), 4),
+            "null_ratio": round(float(own.mean() / max(float(null.mean()), 1e-6)), 4),
+            "signal_fraction": round(signal_fraction(average, members.full, mask), 4),
+            "flatness": round(flatness(average, mask), 4), "measured": int(members.n)}
 
 
 def signal_fraction(average, members, mask):
