@@ -34,8 +34,8 @@ def verdict(q):
         return JUNK_LIKE, (f"its half-set averages disagree (reliability {q['reliability']:.2f}, "
                            f"under {MIN_RELIABILITY:g}); {fsc_text}")
     if q["signal_fraction"] >= MAX_SIGNAL:
-        return JUNK_LIKE, (f"the average explains {100 * q['signal_fraction']:.0f}% of its members' "
-                           f"variance: far denser than protein (gold?); {fsc_text}")
+        return JUNK_LIKE, (f"signal fraction {q['signal_fraction']:.2f} (over {MAX_SIGNAL:g}): far "
+                           f"denser than protein (gold?); {fsc_text}")
     if q["flatness"] >= MAX_FLATNESS:
         return JUNK_LIKE, (f"the average is a sheet (flatness {q['flatness']:.2f}): membrane or "
                            f"edge; {fsc_text}")

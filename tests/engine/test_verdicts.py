@@ -78,7 +78,7 @@ def test_verdicts_of_constructed_measures():
     assert v == verdicts.JUNK_LIKE and "reliability 0.16" in why
     # gold: averages to Nyquist, but explains nearly all of its members' variance
     v, why = judge(resolution_a=20.0, null_ratio=3.4, nyquist=True, reliability=0.98, signal=0.95)
-    assert v == verdicts.JUNK_LIKE and "95%" in why and "20 Å or better" in why
+    assert v == verdicts.JUNK_LIKE and "signal fraction 0.95" in why and "20 Å or better" in why
     # a membrane patch: a sheet
     v, why = judge(resolution_a=31.0, null_ratio=2.3, flat=0.72)
     assert v == verdicts.JUNK_LIKE and "sheet" in why
