@@ -141,14 +141,11 @@ def _predict(model_dir, input_star, outdir, batch_size, precision, cache, t0):
     runtime.set_precision(precision)
     strategy, where = runtime.make_strategy()
     features_model, pca, mixture, report = load_trained(model_dir, strategy)
-    box = int(features_model.input.shape[1])
     particles = load_particles(input_star, cache_dir=cache, min_box=None, min_particles=1)
-    if particles.box != box:
-        raise EngineError(f"the model was trained on {box}^3 subtomograms but {input_star} has "
-                          f"{particles.box}^3: extract boxes of {box} voxels")
-    log(f"[predict] {particles.n} subtomograms of {box}^3, {precision} ({why}), {where}")
+    shown = model_input(report, particles, int(features_model.input.shape[1]), model_dir)
+    log(f"[predict] {particles.n} subtomograms of {particles.box}^3, {precision} ({why}), {where}")
     labels, posterior, sums = classify_stream(runtime.inference_function(strategy, features_model),
-                                              pca, mixture, particles, batch_size, t0)
+                                              pca, mixture, particles, batch_size, t0, shown)
     counts = np.bincount(labels, minlength=mixture.k)
     write_averages(outdir, sums, counts, particles.voxel_size)
     summary = {"model": os.path.abspath(model_dir), "input": os.path.abspath(input_star),
@@ -168,14 +165,31 @@ def _predict(model_dir, input_star, outdir, batch_size, precision, cache, t0):
     return finite(summary)
 
 
-def classify_stream(features_fn, pca, mixture, particles, batch_size, t0):
-    """Labels, posteriors and per-class voxel sums in one streamed pass over the stack."""
+def model_input(report, particles, model_box, model_dir):
+    """How the model saw its training boxes (``resolved.network_input``: the particle mask
+    and crop of auto), applied to ``particles``; None when it saw the boxes as they are."""
+    seen = (report.get("resolved") or {}).get("network_input")
+    view = None
+    if seen:
+        from .align.mask import MaskedView
+        view = MaskedView(particles, float(seen["radius_voxels"]))
+    if (view.box if view else particles.box) != model_box:
+        raise EngineError(f"{model_dir}: its model takes {model_box}^3 boxes but these "
+                          f"subtomograms give {view.box if view else particles.box}^3; its "
+                          "report.json does not match its model: retrain")
+    return view
+
+
+def classify_stream(features_fn, pca, mixture, particles, batch_size, t0, view=None):
+    """Labels, posteriors and per-class voxel sums (of the whole boxes) in one streamed pass
+    over the stack; the model sees each batch through ``view`` (``model_input``) if given."""
     labels = np.empty(particles.n, np.int64)
     posterior = np.empty(particles.n, np.float32)
     sums = np.zeros((mixture.k,) + (particles.box,) * 3, np.float64)
     a = 0
     for batch in particles.iter_batches(None, batch_size):
-        proba = mixture.predict_proba(pca.transform(features_fn(batch[..., None])))
+        shown = batch if view is None else view.masked(batch)
+        proba = mixture.predict_proba(pca.transform(features_fn(shown[..., None])))
         lab = np.argmax(proba, axis=1)
         labels[a:a + len(batch)] = lab
         posterior[a:a + len(batch)] = proba.max(axis=1)

@@ -117,15 +117,16 @@ def _run(input_star, workdir, request, k_range, init_model, cache, t_start):
     truth = None
     if contract.TRUE_CLASS in particles.table:
         truth = particles.table.column(contract.TRUE_CLASS, int, input_star)
+    data = pipeline.network_input(particles, method)
     precision, why = runtime.choose_precision(
-        opts.precision, forward_gflop(particles.box, list(method.network.widths),
+        opts.precision, forward_gflop(data.box, list(method.network.widths),
                                       method.network.feature_dim))
     runtime.set_precision(precision)
     strategy, where = runtime.make_strategy()
     log(f"DISCA ({method.preset} preset): {particles.n} subtomograms of {particles.box}^3, "
         f"K candidates {contract.format_k_range(k_range)}{_k_search_text(method, k_range, particles.n)}, "
-        f"{precision} ({why}), {where}")
-    net = model.Network(method.network, max(k_range), particles.box, precision, strategy)
+        f"{precision} ({why}), {where}{_network_input_text(particles, data)}")
+    net = model.Network(method.network, max(k_range), data.box, precision, strategy)
     init_weights = net.feature_weights_from(init_model) if init_model is not None else None
     runs = []
     for r in range(opts.restarts):
@@ -135,15 +136,24 @@ def _run(input_star, workdir, request, k_range, init_model, cache, t_start):
                                  contract.ITERATIONS_DIR))
         restart = loop.Restart(workdir, iter_dir, r, opts.restarts, seed, opts.resume, truth,
                                init_weights)
-        records, best = pipeline.run(net, particles, method, restart, k_range, opts.seed,
+        records, best = pipeline.run(net, data, method, restart, k_range, opts.seed,
                                      opts.threads)
         runs.append({"restart": r, "seed": seed, "records": records, "best": best,
                      "iter_dir": iter_dir})
         log(f"restart {r} (seed {seed}): lowest DDBI {best['ddbi']:.4f} at iteration "
             f"{best['iteration']} with K={best['k']}")
     chosen = min(runs, key=lambda one: one["best"]["ddbi"])
-    return outputs.write_all(workdir, particles, request, {"k_range": list(k_range)}, precision,
+    resolved = {"k_range": list(k_range)}
+    if data is not particles:   # predict must show new data to the model the same way
+        resolved["network_input"] = data.record()
+    return outputs.write_all(workdir, particles, request, resolved, precision,
                              net, runs, chosen, truth, t_start)
+
+
+def _network_input_text(particles, data):
+    if data is particles:
+        return ""
+    return f"; the network sees the particle mask's {data.box}^3 crop"
 
 
 def _k_search_text(method, k_range, n):
