@@ -79,10 +79,10 @@ def check_free_space(needs):
         free = shutil.disk_usage(items[0][4]).free
         if total > free:
             flag, path = items[0][:2]
-            parts = "; ".join(f"{what} {size_text(nbytes)}" for _, _, nbytes, what, _ in items)
-            raise EngineError(f"{flag} {path}: the run needs about {size_text(total)} of disk there "
-                              f"({parts}) but only {size_text(free)} are free: free space, or "
-                              f"choose a location on a disk with room")
+            parts = "; ".join(f"{what}: {size_text(nbytes)}" for _, _, nbytes, what, _ in items)
+            raise EngineError(f"{flag} {path}: the run needs up to about {size_text(total)} of disk "
+                              f"there (an upper estimate: {parts}) but only {size_text(free)} are "
+                              "free: free space, or choose a location on a disk with room")
 
 
 def _within(path, folder):

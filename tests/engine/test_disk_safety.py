@@ -82,7 +82,7 @@ def test_a_run_that_cannot_fit_on_its_disk_is_refused_before_loading(
     star = particles(str(tmp_path / "data"))
     disk = small_disk("64k")
     line = one_line_error(cli("cluster", "--input", star, "--output", disk / "run", "--k-range", "2:2",
-                              env=fake_tensorflow), "--output", "needs about", "are free", "checkpoints")
+                              env=fake_tensorflow), "--output", "needs up to about", "are free", "checkpoints")
     assert "stack cache 12 x 13^3 x 4 bytes" in line
     one_line_error(cli("predict", "--model", finished_run, "--input", star, "--output", tmp_path / "pred",
                        "--cache-dir", disk / "cache", env=fake_tensorflow),
