@@ -64,8 +64,8 @@ def _run_in(folder, input_star, request, k_range, init_model, fp, t_start):
         if not kept:
             folder.abandon()  # nothing computed yet: leave the folder as it was
         if isinstance(exc, OSError) and kept and not folder.staged:
-            raise EngineError(f"{os_error_line(exc)}; the run's checkpoint is kept: once that is "
-                              "fixed, continue it with --resume") from exc
+            raise EngineError(f"{os_error_line(exc, folder.workdir)}; the run's checkpoint is "
+                              "kept: once that is fixed, continue it with --resume") from exc
         raise
     if not opts.cache_dir:
         shutil.rmtree(cache, ignore_errors=True)
