@@ -132,3 +132,16 @@ def test_extract_holds_the_folder_lock(tmp_path):
     r = cli("extract", "--tomogram", tomo, "--coords", tmp_path / "c.star", "--output", out, "--box", 8)
     assert r.returncode == 0, r.stderr
     assert len(read_star(str(out / "particles.star"))) == 2 and not (out / ".disca-new").exists()
+
+
+def test_resume_counts_the_space_its_folder_already_holds(tmp_path, fake_tensorflow, small_disk):
+    """After a full disk the line says: free space, then --resume; the files the partial run
+    holds are rewritten in place, so the check counts them as free."""
+    star = particles(str(tmp_path / "data"))
+    run = small_disk("5m") / "run"
+    (run / "checkpoint").mkdir(parents=True)
+    (run / "checkpoint" / "held.bin").write_bytes(b"\0" * (4 << 20))  # as a partial run's
+    one_line_error(cli("cluster", "--input", star, "--output", run, "--k-range", "2:2",
+                       "--cache-dir", tmp_path / "cache", env=fake_tensorflow), "needs up to about")
+    one_line_error(cli("cluster", "--input", star, "--output", run, "--k-range", "2:2", "--resume",
+                       "--cache-dir", tmp_path / "cache", env=fake_tensorflow), "--resume", "fingerprint")
