@@ -33,6 +33,11 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
 
+def resize(folder, size):
+    """Give a ``small_disk`` another size (as when the user frees space on it)."""
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(folder)], check=True, capture_output=True)
+
+
 def make_read_only(folder):
     """Remount a ``small_disk`` read-only (root ignores permissions, not a read-only mount)."""
     subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True, capture_output=True)

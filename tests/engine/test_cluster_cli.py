@@ -291,12 +291,17 @@ def test_disk_full_at_the_first_checkpoint_leaves_the_folder_as_it_was(
 
 def test_disk_full_in_the_final_writes_keeps_the_checkpoint_and_says_resume(
         data, tmp_path, small_disk, cli_past_the_space_check):
+    from conftest import resize
     out = small_disk("1536k") / "run"
     args = ["cluster", "--input", data, "--output", out, *RUN, "--max-iterations", "1"]
     r = cli_past_the_space_check(*args, "--cache-dir", tmp_path / "cache")
     _one_line_error(r, str(out), "No space left on device", "checkpoint is kept", "--resume")
     assert (out / "checkpoint").is_dir() and not (out / "clusters.star").exists()
     assert not (out / "report.json").exists()  # nothing that looks like a result
+    resize(out.parent, "16m")  # the user frees space, as the line says, and resumes
+    resumed = cli(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert len(_labels(out)) == 24
 
 
 def test_disk_full_while_predict_writes_averages_leaves_nothing(
