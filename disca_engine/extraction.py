@@ -330,16 +330,15 @@ def extract_file(tomogram, coords_star, box, output_dir, bin=1, tomo_name=None, 
         n_padded = len(paddable_rows(data.shape, xyz, box, bin)[0]) if pad else 0
         check_free_space([_space_needed(output_dir, n_inside, n_padded, box, stack)])
         vs = voxel_A if voxel_A is not None else (float(mrc.voxel_size.x) or None)
-        out_vs = vs * bin if vs else None
+        job = _Job(tomogram, coords_star, name, box, bin, vs, vs * bin if vs else None, stack, pad, t0)
         _check_finite(tomogram)
         with FolderLock(output_dir, "extract"), disk_errors(output_dir):
             work = os.path.join(output_dir, contract.STAGING_DIR)
             remove(work)  # left by a killed earlier run
             try:
-                kept, padded = _write_boxes(data, xyz, rows, box, bin, name, work, out_vs, stack, pad,
+                kept, padded = _write_boxes(data, xyz, rows, job, work,
                                             None if quiet else Progress("extract", total=len(xyz)))
-                summary = _write_tables(work, output_dir, kept, padded, xyz, scores, rows, name,
-                                        tomogram, coords_star, box, bin, vs, out_vs, stack, pad, t0)
+                summary = _write_tables(work, output_dir, kept, padded, xyz, scores, rows, job)
                 _swap_in(output_dir, work)
             except BaseException:
                 remove(work)
@@ -362,35 +361,53 @@ def _space_needed(output_dir, n_inside, n_padded, box, stack):
             f"{n_inside + n_padded} boxes of {box}^3 x 4 bytes and {contract.PARTICLES_STAR}")
 
 
-def _write_boxes(data, xyz, rows, box, bin, name, work, out_vs, stack, pad, progress):
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """What one extraction cuts and how: the tomogram, its coordinates' file, the name of
+    the boxes, box and bin, input and output voxel sizes, stack and pad, start time."""
+    tomogram: str
+    coords_star: str
+    name: str
+    box: int
+    bin: int
+    voxel_A: object
+    out_voxel_A: object
+    stack: bool
+    pad: object
+    t0: float
+
+
+def _write_boxes(data, xyz, rows, job, work, progress):
     """The boxes under ``work``: [(coords index, image name, padded fraction)] of the complete
     ones and of the padded ones."""
     os.makedirs(os.path.join(work, contract.SUBTOMOS_DIR), exist_ok=True)
-    write = _write_stack if stack else _write_files
-    kept = [(i, rel, 0.0) for i, rel in write(data, xyz, rows, box, bin, name, work, out_vs, progress)]
-    padded = _write_padded(data, xyz, rows, box, bin, name, work, out_vs, pad) if pad else []
+    write = _write_stack if job.stack else _write_files
+    kept = [(i, rel, 0.0) for i, rel in write(data, xyz, rows, job.box, job.bin, job.name, work,
+                                              job.out_voxel_A, progress)]
+    padded = (_write_padded(data, xyz, rows, job.box, job.bin, job.name, work, job.out_voxel_A, job.pad)
+              if job.pad else [])
     return kept, padded
 
 
-def _write_tables(work, output_dir, kept, padded, xyz, scores, rows, name, tomogram, coords_star,
-                  box, bin, vs, out_vs, stack, pad, t0):
+def _write_tables(work, output_dir, kept, padded, xyz, scores, rows, job):
     """extraction.json, then particles.star (the marker) under ``work``; the summary names
     the paths they will have in ``output_dir``."""
     kept = sorted(kept + padded)  # coords order
-    table = _particles_table(kept, xyz, scores, rows, name, tomogram, pad)
+    table = _particles_table(kept, xyz, scores, rows, job.name, job.tomogram, job.pad)
     n_skip = len(xyz) - len(kept)
     summary = ExtractionSummary(n_extracted=len(kept), n_skipped=n_skip,
                                 particles_star=os.path.join(output_dir, contract.PARTICLES_STAR),
-                                output_dir=output_dir, tomo_name=name, box=box, bin=bin,
-                                voxel_A=out_vs, seconds=round(time.time() - t0, 3),
-                                n_padded=len(padded), pad=pad or "skip")
-    info = dict(summary.as_dict(), tomogram=tomogram, coords_star=os.path.abspath(coords_star),
-                input_voxel_A=vs, n_coordinates=len(xyz), box_centre_index=box // 2, stack=bool(stack),
-                normalisation="per box: zero mean, unit variance")
+                                output_dir=output_dir, tomo_name=job.name, box=job.box, bin=job.bin,
+                                voxel_A=job.out_voxel_A, seconds=round(time.time() - job.t0, 3),
+                                n_padded=len(padded), pad=job.pad or "skip")
+    info = dict(summary.as_dict(), tomogram=job.tomogram, coords_star=os.path.abspath(job.coords_star),
+                input_voxel_A=job.voxel_A, n_coordinates=len(xyz), box_centre_index=job.box // 2,
+                stack=bool(job.stack), normalisation="per box: zero mean, unit variance")
     write_json(os.path.join(work, contract.EXTRACTION_JSON), info)
     write_star(os.path.join(work, contract.PARTICLES_STAR), table,
-               comment=f"disca-engine extract: {len(kept)} boxes of {box}^3 (bin {bin}) from {tomogram}; "
-                       f"{len(padded)} padded ({pad or 'skip'}); {n_skip} skipped (outside/crossing border)")
+               comment=f"disca-engine extract: {len(kept)} boxes of {job.box}^3 (bin {job.bin}) from "
+                       f"{job.tomogram}; {len(padded)} padded ({job.pad or 'skip'}); {n_skip} skipped "
+                       "(outside/crossing border)")
     return summary
 
 
