@@ -9,7 +9,7 @@ import importlib
 import sys
 
 from . import __version__
-from .errors import EngineError
+from .errors import EngineError, os_error_line
 
 # command name -> module (relative to this package) that defines add_parser()
 COMMANDS = {
@@ -54,6 +54,9 @@ def main(argv=None):
         result = args.func(args)
     except EngineError as exc:
         print(f"disca-engine {args.command}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:  # a full disk or read-only mount met where no command expected it
+        print(f"disca-engine {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print(f"disca-engine {args.command}: interrupted", file=sys.stderr)

@@ -11,6 +11,7 @@ tomogram; such boxes carry the filled fraction in ``_discaPaddedFraction``. Each
 normalised to zero mean and unit variance.
 """
 import dataclasses
+import errno
 import os
 import time
 import warnings
@@ -19,10 +20,13 @@ import mrcfile
 import numpy as np
 
 from . import contract
-from .errors import EngineError
+from .errors import EngineError, disk_errors, naming
 from .io.atomic import atomic_path
 from .io.jsonfile import write_json
-from .io.outdir import check_output_folder, refuse_existing, refuse_overwriting_inputs
+from .io.lock import FolderLock
+from .io.manifest import remove, swap_in
+from .io.outdir import (BLOCK, check_free_space, check_output_folder, refuse_existing,
+                        refuse_overwriting_inputs)
 from .io.mrc import write_volume
 from .io.star import StarTable, write_star
 from .picking.files import read_coords, tomo_name_for
@@ -222,6 +226,7 @@ def _write_stack(data, xyz, rows, box, bin, name, output_dir, out_vs, progress):
     rows_in = np.flatnonzero(inside)
     with atomic_path(os.path.join(output_dir, rel)) as tmp:
         with mrcfile.new_mmap(tmp, shape=(n, box, box, box), mrc_mode=2, overwrite=True) as out:
+            _reserve(tmp)
             for a in range(0, n, _STACK_BATCH):  # vectorised cutting + normalisation
                 sel = rows_in[a:a + _STACK_BATCH]
                 out.data[a:a + len(sel)] = extract_boxes(data, xyz[sel], box, bin)[0]
@@ -233,6 +238,18 @@ def _write_stack(data, xyz, rows, box, bin, name, output_dir, out_vs, progress):
             out.header.ispg = 401  # 4-D data: a stack of volumes
             out.update_header_stats()
     return [(int(i), f"{k + 1}@{rel}") for k, i in enumerate(rows_in)]
+
+
+def _reserve(path):
+    """Allocate the blocks of a file made full-size but sparse (a memory map's): a full disk
+    is then an OSError here, not a SIGBUS when a page of the map is written."""
+    with naming(path), open(path, "r+b") as fh:
+        try:
+            os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            # a file system without fallocate: the space check before writing has to do
 
 
 def remove_previous(output_dir):
@@ -280,12 +297,14 @@ def extract_file(tomogram, coords_star, box, output_dir, bin=1, tomo_name=None, 
 
     Writes ``subtomos/<tomo>_<row>.mrc`` (or, with ``stack``, one volume stack
     ``subtomos/<tomo>.mrcs`` referenced as ``N@subtomos/<tomo>.mrcs``: much faster for many
-    boxes), ``extraction.json`` and, last, ``particles.star``. Everything is checked before
-    the folder is touched; an earlier extraction there is refused unless ``overwrite``
-    (then its boxes are removed first). No box inside the tomogram is an error unless
-    ``allow_empty`` or padding. ``pad`` ("noise"/"mean"; default skip): complete boxes
-    crossing the border instead of skipping them (see the module docstring). Returns an
-    :class:`ExtractionSummary`.
+    boxes), ``extraction.json`` and, last, ``particles.star``. Everything, the free disk space
+    included, is checked before the folder is touched; an earlier extraction there is refused
+    unless ``overwrite``. The new extraction is written under ``output_dir/.disca-new`` and
+    swapped in when complete (:func:`_swap_in`), under the folder's lock: a failed run leaves
+    the earlier extraction as it was and no box without its STAR file. No box inside the
+    tomogram is an error unless ``allow_empty`` or padding. ``pad`` ("noise"/"mean"; default
+    skip): complete boxes crossing the border instead of skipping them (see the module
+    docstring). Returns an :class:`ExtractionSummary`.
     """
     t0 = time.time()
     pad = _check_pad(pad)
@@ -293,7 +312,7 @@ def extract_file(tomogram, coords_star, box, output_dir, bin=1, tomo_name=None, 
     output_dir = check_output_folder(output_dir)
     refuse_overwriting_inputs(
         [os.path.join(output_dir, n) for n in (contract.PARTICLES_STAR, contract.EXTRACTION_JSON,
-                                               contract.SUBTOMOS_DIR)],
+                                               contract.SUBTOMOS_DIR, contract.STAGING_DIR)],
         [("tomogram", tomogram), ("coordinates", coords_star)])
     if not overwrite:
         refuse_existing(output_dir, (contract.PARTICLES_STAR, contract.EXTRACTION_JSON), "extract")
@@ -308,33 +327,99 @@ def extract_file(tomogram, coords_star, box, output_dir, bin=1, tomo_name=None, 
             raise EngineError(f"none of the {len(xyz)} coordinates of {coords_star} has a {box * bin}-voxel "
                               f"box inside {tomogram} ({data.shape[2]} x {data.shape[1]} x {data.shape[0]}): "
                               "are they this tomogram's, in its voxels (not Angstrom, not another binning)?")
+        n_padded = len(paddable_rows(data.shape, xyz, box, bin)[0]) if pad else 0
+        check_free_space([_space_needed(output_dir, n_inside, n_padded, box, stack)])
         vs = voxel_A if voxel_A is not None else (float(mrc.voxel_size.x) or None)
-        out_vs = vs * bin if vs else None
+        job = _Job(tomogram, coords_star, name, box, bin, vs, vs * bin if vs else None, stack, pad, t0)
         _check_finite(tomogram)
-        remove_previous(output_dir)
-        os.makedirs(os.path.join(output_dir, contract.SUBTOMOS_DIR), exist_ok=True)
-        progress = None if quiet else Progress("extract", total=len(xyz))
-        write = _write_stack if stack else _write_files
-        kept = [(i, rel, 0.0) for i, rel in
-                write(data, xyz, rows, box, bin, name, output_dir, out_vs, progress)]
-        padded = _write_padded(data, xyz, rows, box, bin, name, output_dir, out_vs, pad) if pad else []
+        with FolderLock(output_dir, "extract"), disk_errors(output_dir):
+            work = os.path.join(output_dir, contract.STAGING_DIR)
+            remove(work)  # left by a killed earlier run
+            try:
+                kept, padded = _write_boxes(data, xyz, rows, job, work,
+                                            None if quiet else Progress("extract", total=len(xyz)))
+                summary = _write_tables(work, output_dir, kept, padded, xyz, scores, rows, job)
+                _swap_in(output_dir, work)
+            except BaseException:
+                remove(work)
+                raise
     finally:
         mrc.close()
-    kept = sorted(kept + padded)  # coords order
-    table = _particles_table(kept, xyz, scores, rows, name, tomogram, pad)
-    star = os.path.join(output_dir, contract.PARTICLES_STAR)
-    n_skip = len(xyz) - len(kept)
-    summary = ExtractionSummary(n_extracted=len(kept), n_skipped=n_skip, particles_star=os.path.abspath(star),
-                                output_dir=os.path.abspath(output_dir), tomo_name=name, box=box, bin=bin,
-                                voxel_A=out_vs, seconds=round(time.time() - t0, 3),
-                                n_padded=len(padded), pad=pad or "skip")
-    info = dict(summary.as_dict(), tomogram=tomogram, coords_star=os.path.abspath(coords_star),
-                input_voxel_A=vs, n_coordinates=len(xyz), box_centre_index=box // 2, stack=bool(stack),
-                normalisation="per box: zero mean, unit variance")
-    write_json(os.path.join(output_dir, contract.EXTRACTION_JSON), info)
-    write_star(star, table, comment=f"disca-engine extract: {len(kept)} boxes of {box}^3 (bin {bin}) "
-                                    f"from {tomogram}; {len(padded)} padded ({pad or 'skip'}); "
-                                    f"{n_skip} skipped (outside/crossing border)")
     if not quiet:
-        print(f"extracted {len(kept)}, skipped {n_skip} (outside/crossing border)", flush=True)
+        print(f"extracted {summary.n_extracted}, skipped {summary.n_skipped} (outside/crossing border)",
+              flush=True)
     return summary
+
+
+def _space_needed(output_dir, n_inside, n_padded, box, stack):
+    """(flag, path, bytes, what) of the boxes (each file in whole blocks) and the tables."""
+    one = box ** 3 * 4 + 1024  # float32 voxels + the MRC header
+    whole = lambda nbytes: -(-nbytes // BLOCK) * BLOCK  # noqa: E731
+    boxes = whole(n_inside * one) if stack else n_inside * whole(one)
+    nbytes = boxes + n_padded * whole(one) + whole(300 * (n_inside + n_padded)) + 2 * BLOCK
+    return ("--output", output_dir, nbytes,
+            f"{n_inside + n_padded} boxes of {box}^3 x 4 bytes and {contract.PARTICLES_STAR}")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """What one extraction cuts and how: the tomogram, its coordinates' file, the name of
+    the boxes, box and bin, input and output voxel sizes, stack and pad, start time."""
+    tomogram: str
+    coords_star: str
+    name: str
+    box: int
+    bin: int
+    voxel_A: object
+    out_voxel_A: object
+    stack: bool
+    pad: object
+    t0: float
+
+
+def _write_boxes(data, xyz, rows, job, work, progress):
+    """The boxes under ``work``: [(coords index, image name, padded fraction)] of the complete
+    ones and of the padded ones."""
+    os.makedirs(os.path.join(work, contract.SUBTOMOS_DIR), exist_ok=True)
+    write = _write_stack if job.stack else _write_files
+    kept = [(i, rel, 0.0) for i, rel in write(data, xyz, rows, job.box, job.bin, job.name, work,
+                                              job.out_voxel_A, progress)]
+    padded = (_write_padded(data, xyz, rows, job.box, job.bin, job.name, work, job.out_voxel_A, job.pad)
+              if job.pad else [])
+    return kept, padded
+
+
+def _write_tables(work, output_dir, kept, padded, xyz, scores, rows, job):
+    """extraction.json, then particles.star (the marker) under ``work``; the summary names
+    the paths they will have in ``output_dir``."""
+    kept = sorted(kept + padded)  # coords order
+    table = _particles_table(kept, xyz, scores, rows, job.name, job.tomogram, job.pad)
+    n_skip = len(xyz) - len(kept)
+    summary = ExtractionSummary(n_extracted=len(kept), n_skipped=n_skip,
+                                particles_star=os.path.join(output_dir, contract.PARTICLES_STAR),
+                                output_dir=output_dir, tomo_name=job.name, box=job.box, bin=job.bin,
+                                voxel_A=job.out_voxel_A, seconds=round(time.time() - job.t0, 3),
+                                n_padded=len(padded), pad=job.pad or "skip")
+    info = dict(summary.as_dict(), tomogram=job.tomogram, coords_star=os.path.abspath(job.coords_star),
+                input_voxel_A=job.voxel_A, n_coordinates=len(xyz), box_centre_index=job.box // 2,
+                stack=bool(job.stack), normalisation="per box: zero mean, unit variance")
+    write_json(os.path.join(work, contract.EXTRACTION_JSON), info)
+    write_star(os.path.join(work, contract.PARTICLES_STAR), table,
+               comment=f"disca-engine extract: {len(kept)} boxes of {job.box}^3 (bin {job.bin}) from "
+                       f"{job.tomogram}; {len(padded)} padded ({job.pad or 'skip'}); {n_skip} skipped "
+                       "(outside/crossing border)")
+    return summary
+
+
+def _swap_in(output_dir, work):
+    """The extraction staged in ``work`` replaces the earlier one: the old particles.star goes
+    first (then the boxes it names), the new one comes last; boxes move into subtomos/ one by
+    one, so that files of the user's there stay."""
+    remove_previous(output_dir)
+    staged = os.path.join(work, contract.SUBTOMOS_DIR)
+    boxes = os.path.join(output_dir, contract.SUBTOMOS_DIR)
+    os.makedirs(boxes, exist_ok=True)
+    for name in os.listdir(staged):
+        os.replace(os.path.join(staged, name), os.path.join(boxes, name))
+    os.rmdir(staged)
+    swap_in(output_dir, work, (), marker=contract.PARTICLES_STAR)

@@ -25,12 +25,14 @@ echo "=== engine tests ($ENV_HOME/bin/python) ==="
 # The real-engine report test (simulate -> extract -> cluster -> report with decoder, about
 # a minute) runs here too; DISCA_SLOW_TESTS=0 leaves it out for quick local runs.
 export DISCA_SLOW_TESTS="${DISCA_SLOW_TESTS:-1}"
-# pytest is a test-only tool, not an engine requirement: add it to the env when missing.
-"$ENV_HOME/bin/python" -c 'import pytest' 2>/dev/null \
-    || "$ENV_HOME/bin/python" -m pip install -q pytest \
-    || abort "cannot install pytest into $ENV_HOME"
-(cd "$REPO" && "$ENV_HOME/bin/python" -m pytest "$REPO/tests/engine" -q \
-    -p no:cacheprovider --junitxml="$RESULTS/engine.xml" "$@")
+# pytest is a test-only tool: it lives in .work/test-tools, put on the engine's path for the
+# tests only, so the engine env users run holds what the engine needs and nothing more.
+TOOLS="$WORK/test-tools"
+PYTHONPATH="$TOOLS" "$ENV_HOME/bin/python" -c 'import pytest' 2>/dev/null \
+    || "$ENV_HOME/bin/python" -m pip install -q --no-deps --target "$TOOLS" pytest pluggy iniconfig \
+    || abort "cannot install pytest into $TOOLS"
+(cd "$REPO" && PYTHONPATH="$TOOLS${PYTHONPATH:+:$PYTHONPATH}" "$ENV_HOME/bin/python" -m pytest \
+    "$REPO/tests/engine" -q -p no:cacheprovider --junitxml="$RESULTS/engine.xml" "$@")
 engine_rc=$?
 
 echo "=== Scipion tests (disca.tests) ==="

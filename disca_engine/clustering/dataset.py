@@ -15,7 +15,7 @@ import mrcfile
 import numpy as np
 
 from .. import contract
-from ..errors import EngineError
+from ..errors import EngineError, naming
 from ..io import mrc as mrc_io
 from ..io.atomic import atomic_path
 from ..io.images import ImageResolver
@@ -300,12 +300,14 @@ class _Sink:
         if self.array is not None:
             self.array[i] = vol
         else:
-            self.fh.write(np.ascontiguousarray(vol, dtype=np.float32).tobytes())
+            with naming(self.tmp_path):  # a write to an open file names no path
+                self.fh.write(np.ascontiguousarray(vol, dtype=np.float32).tobytes())
 
     def finish(self, meta):
         if self.array is not None:
             return self.array, None
-        self.fh.close()
+        with naming(self.tmp_path):
+            self.fh.close()  # flushes: a full disk may show only here
         os.replace(self.tmp_path, self.stack_path)
         with atomic_path(os.path.join(self.cache_dir, CACHE_META)) as tmp, open(tmp, "w") as fh:
             json.dump(meta, fh, indent=1)
@@ -314,7 +316,11 @@ class _Sink:
         return vols, self.stack_path
 
     def abort(self):
-        if self.array is None and not self.fh.closed:
-            self.fh.close()
+        """No partial stack stays, also when closing fails on the full disk that stopped it."""
+        if self.array is None:
+            try:
+                self.fh.close()
+            except OSError:
+                pass
             if os.path.exists(self.tmp_path):
                 os.remove(self.tmp_path)

@@ -17,25 +17,34 @@ def log(message):
     print(message, flush=True)
 
 
-def run(net, particles, method, restart, k_range, base_seed, threads):
-    """One restart of the method (``network.loop.Restart``); returns (records, best)."""
+def network_input(particles, method):
+    """What the network sees: auto's masked and cropped boxes (the classification's view:
+    training then costs what the particle's size needs, not the box's), else the boxes."""
+    if method.classification is None:
+        return particles
+    return mask.apply(particles, method.classification.mask, log)
+
+
+def run(net, data, method, restart, k_range, base_seed, threads):
+    """One restart of the method (``network.loop.Restart``) on ``data`` (``network_input``);
+    returns (records, best)."""
     state = loop.start(net, method, restart)
     if state.finished:
         return state.records, state.best
     c = method.classification
     if c is None:
-        return loop.iterate(net, particles, method, MixtureLabels(method, k_range),
+        return loop.iterate(net, data, method, MixtureLabels(method, k_range),
                             lambda Z: Z, restart, state)
-    view = mask.apply(particles, c.mask, log)
+    view = data
     z = descriptors.describe(view, c.descriptors, method.network.batch_size, restart.seed, log)
-    k = seeds.seed_k(c.seeds, particles.n, k_range, method.min_cluster_size)
+    k = seeds.seed_k(c.seeds, view.n, k_range, method.min_cluster_size)
     if state.prev_labels is not None:   # resumed: the classification is in the checkpoint
         labelling = FixedLabels(state.prev_labels, method.feature_pca.reg_covar, k)
     else:
         labels, history = classify(view, z, method, k, restart.seed, base_seed, threads)
         history.insert(0, mask.record(view))
         labelling = FixedLabels(labels, method.feature_pca.reg_covar, k, history)
-    return loop.iterate(net, particles, method, labelling,
+    return loop.iterate(net, view, method, labelling,
                         lambda Z: clustering_space(Z, z, c.descriptors.weight), restart, state)
 
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from .. import contract
 from .. import settings as S
-from ..errors import EngineError
+from ..errors import EngineError, disk_errors, os_error_line
 from . import rundir
 
 
@@ -32,7 +32,7 @@ def run_cluster(input_star, output_dir, preset=contract.DEFAULT_PRESET, **overri
     from ..io.lock import FolderLock
     from .network import runtime
     opts = request.options
-    with FolderLock(outdir, "cluster") as lock:  # the folder's state is read under the lock
+    with FolderLock(outdir, "cluster") as lock, disk_errors(outdir):  # the folder is read under the lock
         folder = rundir.RunFolder(outdir, opts, created=lock.created)
         if folder.resume:
             rundir.check_fingerprint(outdir, fp)
@@ -56,12 +56,16 @@ def _run_in(folder, input_star, request, k_range, init_model, fp, t_start):
     cache = opts.cache_dir or os.path.join(folder.workdir, contract.CACHE_DIR)
     try:
         report = _run(input_star, folder.workdir, request, k_range, init_model, cache, t_start)
-    except BaseException:
+    except BaseException as exc:
         if not opts.cache_dir:
             shutil.rmtree(cache, ignore_errors=True)
         from .network.checkpoint import Checkpoint
-        if not folder.resume and not Checkpoint(folder.workdir, 0).exists():
+        kept = folder.resume or Checkpoint(folder.workdir, 0).exists()
+        if not kept:
             folder.abandon()  # nothing computed yet: leave the folder as it was
+        if isinstance(exc, OSError) and kept and not folder.staged:
+            raise EngineError(f"{os_error_line(exc, folder.workdir)}; the run's checkpoint is "
+                              "kept: once that is fixed, continue it with --resume") from exc
         raise
     if not opts.cache_dir:
         shutil.rmtree(cache, ignore_errors=True)
@@ -71,18 +75,25 @@ def _run_in(folder, input_star, request, k_range, init_model, fp, t_start):
 
 def check_before_loading(input_star, outdir, request):
     """Every check that needs no voxels and no look inside the output folder, before
-    anything is read or written: output location, inputs it must not overwrite, K range
-    for N, box for the network. Returns (fingerprint, the K range the run uses)."""
-    from ..io.outdir import check_output_folder, refuse_overwriting_inputs
+    anything is read or written (and before TensorFlow starts): output and cache locations,
+    inputs they must not overwrite, K range for N, box for the network, free disk space
+    (``diskspace``). Returns (fingerprint, the K range the run uses)."""
+    from ..io.outdir import check_free_space, check_output_folder, refuse_overwriting_inputs
     from .dataset import peek_particles
+    from .diskspace import cluster_needs
+    opts = request.options
     check_output_folder(outdir)
+    if opts.cache_dir:
+        check_output_folder(opts.cache_dir, "--cache-dir")
     table, paths, box = peek_particles(input_star)
-    refuse_overwriting_inputs([os.path.join(os.path.abspath(outdir), n) for n in contract.CLUSTER_OUTPUTS],
+    refuse_overwriting_inputs([os.path.join(os.path.abspath(outdir), n)
+                               for n in contract.CLUSTER_OUTPUTS + (contract.STAGING_DIR,)],
                               [("input", input_star)] + [("subtomogram", p) for p in paths])
-    if request.options.resume and request.options.overwrite:
+    if opts.resume and opts.overwrite:
         raise EngineError("--resume and --overwrite contradict each other: give only one")
     k_range = S.check_k_range(request, len(paths))
     S.check_box(request.method, box)
+    check_free_space(cluster_needs(outdir, len(paths), box, request.method, opts, max(k_range)))
     return rundir.fingerprint(input_star, table, paths, request), k_range
 
 
@@ -117,15 +128,16 @@ def _run(input_star, workdir, request, k_range, init_model, cache, t_start):
     truth = None
     if contract.TRUE_CLASS in particles.table:
         truth = particles.table.column(contract.TRUE_CLASS, int, input_star)
+    data = pipeline.network_input(particles, method)
     precision, why = runtime.choose_precision(
-        opts.precision, forward_gflop(particles.box, list(method.network.widths),
+        opts.precision, forward_gflop(data.box, list(method.network.widths),
                                       method.network.feature_dim))
     runtime.set_precision(precision)
     strategy, where = runtime.make_strategy()
     log(f"DISCA ({method.preset} preset): {particles.n} subtomograms of {particles.box}^3, "
         f"K candidates {contract.format_k_range(k_range)}{_k_search_text(method, k_range, particles.n)}, "
-        f"{precision} ({why}), {where}")
-    net = model.Network(method.network, max(k_range), particles.box, precision, strategy)
+        f"{precision} ({why}), {where}{_network_input_text(particles, data)}")
+    net = model.Network(method.network, max(k_range), data.box, precision, strategy)
     init_weights = net.feature_weights_from(init_model) if init_model is not None else None
     runs = []
     for r in range(opts.restarts):
@@ -135,15 +147,24 @@ def _run(input_star, workdir, request, k_range, init_model, cache, t_start):
                                  contract.ITERATIONS_DIR))
         restart = loop.Restart(workdir, iter_dir, r, opts.restarts, seed, opts.resume, truth,
                                init_weights)
-        records, best = pipeline.run(net, particles, method, restart, k_range, opts.seed,
+        records, best = pipeline.run(net, data, method, restart, k_range, opts.seed,
                                      opts.threads)
         runs.append({"restart": r, "seed": seed, "records": records, "best": best,
                      "iter_dir": iter_dir})
         log(f"restart {r} (seed {seed}): lowest DDBI {best['ddbi']:.4f} at iteration "
             f"{best['iteration']} with K={best['k']}")
     chosen = min(runs, key=lambda one: one["best"]["ddbi"])
-    return outputs.write_all(workdir, particles, request, {"k_range": list(k_range)}, precision,
+    resolved = {"k_range": list(k_range)}
+    if data is not particles:   # predict must show new data to the model the same way
+        resolved["network_input"] = data.record()
+    return outputs.write_all(workdir, particles, request, resolved, precision,
                              net, runs, chosen, truth, t_start)
+
+
+def _network_input_text(particles, data):
+    if data is particles:
+        return ""
+    return f"; the network sees the particle mask's {data.box}^3 crop"
 
 
 def _k_search_text(method, k_range, n):

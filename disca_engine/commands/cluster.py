@@ -52,7 +52,7 @@ def add_parser(subparsers):
 
 def run(args):
     from ..clustering.run import run_cluster
-    from ..errors import EngineError
+    from ..errors import EngineError, os_error_line
     settings = {
         "k_range": args.k_range, "max_iterations": args.max_iterations,
         "pca_components": args.pca_components, "batch_size": args.batch_size,
@@ -77,9 +77,10 @@ def run(args):
         try:
             html = write_report(args.output, decoder=not args.no_decoder, name=args.name,
                                 input_label=args.input_label)
-        except EngineError as exc:
+        except (EngineError, OSError) as exc:
             # the clustering itself is complete on disk; say so, and how to retry
-            raise EngineError(f"clustering finished in {args.output}, but the report failed: {exc}; "
+            why = os_error_line(exc) if isinstance(exc, OSError) else exc
+            raise EngineError(f"clustering finished in {args.output}, but the report failed: {why}; "
                               f"retry with: disca-engine report {args.output}")
         print(f"report: {html}", flush=True)
     return 0

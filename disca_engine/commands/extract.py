@@ -17,7 +17,9 @@ def add_parser(subparsers):
                    "several tomograms; default: the tomogram's file name without extension)")
     p.add_argument("--voxel-A", type=float, help="input voxel size in Angstrom (default: MRC header)")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace an earlier extraction in DIR (its boxes are removed first)")
+                   help="replace an earlier extraction in DIR: the new one is written beside it "
+                        "and swapped in when complete (a failed run keeps the earlier one); only "
+                        "the boxes the earlier particles.star names are removed")
     p.add_argument("--stack", action="store_true",
                    help="write all boxes into one volume stack DIR/subtomos/<tomo>.mrcs (images "
                         "N@subtomos/<tomo>.mrcs) instead of one MRC per box: much faster for many boxes")

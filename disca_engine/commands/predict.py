@@ -11,7 +11,8 @@ def add_parser(subparsers):
     p.add_argument("--input", required=True, help="particles STAR file with the new subtomograms")
     p.add_argument("--output", required=True, help="output folder (clusters.star, summary.json)")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--overwrite", action="store_true", help="replace a predict output already in OUTPUT")
+    p.add_argument("--overwrite", action="store_true", help="replace a predict output already in OUTPUT (the new "
+                   "one is written beside it and swapped in when complete)")
     p.add_argument("--precision", choices=PRECISIONS,
                    help="default: the precision the run was trained in (reproduces its labels)")
     p.add_argument("--gpus", help="GPU ids, e.g. 0 (sets CUDA_VISIBLE_DEVICES)")

@@ -4,6 +4,8 @@ import contextlib
 import os
 import tempfile
 
+from ..errors import naming
+
 
 def _umask():
     mask = os.umask(0)
@@ -24,8 +26,9 @@ def atomic_path(path):
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get normal permissions
     try:
-        yield tmp
-        os.replace(tmp, path)
+        with naming(path):  # a write to the open file names no path: it names this one
+            yield tmp
+            os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

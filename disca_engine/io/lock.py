@@ -5,6 +5,10 @@ exit, kill or crash, so a killed run never leaves the folder locked; the file th
 behind, unlocked, and says who held it. A run that ends removes the file while it still
 holds the lock; a run that locked a file just removed so (its inode no longer the path's)
 lets it go and tries again, so two runs never hold two files of one name.
+
+A run that makes the folder marks its lock file so (``NEW_FOLDER``) before it locks it: a
+second run that wins the lock on that file knows the folder is new too, and removes it
+when it fails and leaves it empty, though the run that made the folder was refused.
 """
 import errno
 import fcntl
@@ -15,6 +19,7 @@ import time
 from ..errors import EngineError
 
 LOCK_NAME = ".disca-lock"
+NEW_FOLDER = "a new folder, not locked yet"  # the lock file's text until a run holds it
 
 
 class FolderLock:
@@ -38,8 +43,12 @@ class FolderLock:
                 break
             os.close(self._fd)  # locked a file that its holder removed on leaving
         else:
+            self._forget_folder()
             raise EngineError(f"--output {self.folder}: its lock file keeps changing: another run "
                               "is starting there; wait for it, or choose another --output")
+        # read through the locked descriptor: closing any other one on the file drops the lock
+        made_by_a_refused_run = os.pread(self._fd, len(NEW_FOLDER) + 1, 0) == NEW_FOLDER.encode()
+        self.created = self.created or made_by_a_refused_run
         os.ftruncate(self._fd, 0)
         os.write(self._fd, (f"disca-engine {self.command}, pid {os.getpid()} on {socket.gethostname()}, "
                             f"since {time.strftime('%Y-%m-%d %H:%M:%S')}\n").encode())
@@ -59,7 +68,10 @@ class FolderLock:
     def _open(self):
         try:
             os.makedirs(self.folder, exist_ok=True)
-            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            if self.created and os.fstat(fd).st_size == 0:
+                os.write(fd, NEW_FOLDER.encode())
+            return fd
         except OSError as exc:
             self._forget_folder()
             raise EngineError(f"--output {self.folder}: cannot create {LOCK_NAME} there "
@@ -72,6 +84,7 @@ class FolderLock:
             holder = self._holder()
             os.close(self._fd)
             self._fd = None
+            self._forget_folder()  # made by this run and already left by the holder
             if exc.errno not in (errno.EACCES, errno.EAGAIN):
                 raise EngineError(f"--output {self.folder}: cannot lock it ({exc.strerror}); on a "
                                   "network file system without locking, choose a local folder")

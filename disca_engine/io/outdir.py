@@ -1,8 +1,11 @@
 """Output locations checked before any computing, and without creating anything: a run
 that cannot write its result must fail in its first second, not after hours."""
 import os
+import shutil
 
 from ..errors import EngineError
+
+BLOCK = 4096  # every file takes whole blocks of its disk: space estimates round up to them
 
 
 def _existing_ancestor(path):
@@ -20,8 +23,18 @@ def _check_creatable(path, flag, what):
     if not os.path.isdir(base):
         raise EngineError(f"{flag} {path}: {base} is a file, so no {what} can be made under it: "
                           "choose another location")
+    if _read_only(base):  # root's os.access ignores permissions, not a read-only mount
+        raise EngineError(f"{flag} {path}: {base} is on a read-only file system: choose a "
+                          "writable location")
     if not os.access(base, os.W_OK | os.X_OK):
         raise EngineError(f"{flag} {path}: no permission to write in {base}: choose a writable location")
+
+
+def _read_only(path):
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def check_output_folder(path, flag="--output"):
@@ -43,6 +56,33 @@ def check_output_file(path, flag="--output", example="coords.star"):
         raise EngineError(f"{flag} {path}: no permission to overwrite it: choose another file")
     _check_creatable(os.path.dirname(path), flag, "file")
     return path
+
+
+def size_text(nbytes):
+    """Bytes as the unit a user reads: '103 KiB', '1.4 GiB'."""
+    for unit, scale in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.1f} {unit}" if nbytes < 10 * scale else f"{nbytes / scale:.0f} {unit}"
+    return f"{int(nbytes)} bytes"
+
+
+def check_free_space(needs):
+    """Refuse a run whose writes cannot fit, before it reads a voxel. ``needs``: (flag,
+    path, bytes, what) for each location a run writes; the needs of locations on one disk
+    are added up. Creates nothing."""
+    disks = {}
+    for flag, path, nbytes, what in needs:
+        base = _existing_ancestor(os.path.abspath(os.fspath(path)))
+        disks.setdefault(os.stat(base).st_dev, []).append((flag, path, nbytes, what, base))
+    for items in disks.values():
+        total = sum(item[2] for item in items)
+        free = shutil.disk_usage(items[0][4]).free
+        if total > free:
+            flag, path = items[0][:2]
+            parts = "; ".join(f"{what}: {size_text(nbytes)}" for _, _, nbytes, what, _ in items)
+            raise EngineError(f"{flag} {path}: the run needs up to about {size_text(total)} of disk "
+                              f"there (an upper estimate: {parts}) but only {size_text(free)} are "
+                              "free: free space, or choose a location on a disk with room")
 
 
 def _within(path, folder):

@@ -88,14 +88,19 @@ class Alignment:
 @dataclass(frozen=True)
 class MergeTest:
     """Two classes merge when their aligned averages agree as well as two averages of one
-    structure would (per-shell agreement over the half-set reliabilities), or when their
-    members, held out, do not prefer their own class (``align.evidence``)."""
+    structure would (per-shell agreement over the half-set reliabilities) unless their
+    members, held out, clearly prefer their own class, or when those members do not prefer
+    their own class (``align.evidence``)."""
     threshold: float = _s(0.8, Interval(float, 0, 2, open_low=True),
                           why="1 = as similar as two averages of one structure")
     pose_shift: int = _s(2, Interval(int, 0, 3), why="coarse voxels; the cost grows as (2t+1)^3")
     pose_top: int = _s(4, Interval(int, 1))
     evidence: float = _s(4.0, Interval(float, 0), why="held-out z under which two classes merge "
                                                        "whatever their agreement; 0: off")
+    veto_ratio: float = _s(0.85, Interval(float, 0, 1),
+                           why="held-out other/own score under which (with z >= veto_z) two "
+                               "classes stay apart however well their averages agree; 0: off")
+    veto_z: float = _s(6.0, Interval(float, 0), why="held-out z the veto needs")
 
 
 @dataclass(frozen=True)

@@ -266,3 +266,48 @@ def test_no_relabel_and_no_junk_split_switch_those_steps_off(data, tmp_path):
     _one_line_error(cli("cluster", "--input", data, "--output", tmp_path / "fast", *RUN,
                         "--no-relabel"), "--no-relabel", "only auto")
     assert not (tmp_path / "fast").exists()
+
+# ---------------------------------------------------------------- a disk that fills while the run writes
+# (conftest: real small tmpfs disks; the free-space check made to pass, as when another job
+# fills the disk after the run has started). Sizes of this tiny run: cache 107 KiB, one
+# checkpoint about 1.3 MB, then model, features, plots and averages about 0.6 MB more.
+def test_disk_full_while_loading_is_one_line_and_leaves_no_partial_stack(
+        data, tmp_path, small_disk, cli_past_the_space_check):
+    cache = small_disk("64k") / "cache"
+    r = cli_past_the_space_check("cluster", "--input", data, "--output", tmp_path / "run", *RUN,
+                                 "--cache-dir", cache)
+    _one_line_error(r, str(cache / "stack.f32.partial"), "No space left on device", "free space")
+    assert os.listdir(cache) == [] and not (tmp_path / "run").exists()
+
+
+def test_disk_full_at_the_first_checkpoint_leaves_the_folder_as_it_was(
+        data, tmp_path, small_disk, cli_past_the_space_check):
+    out = small_disk("512k") / "run"
+    r = cli_past_the_space_check("cluster", "--input", data, "--output", out, *RUN,
+                                 "--cache-dir", tmp_path / "cache")
+    _one_line_error(r, str(out / "checkpoint"), "No space left on device")
+    assert not out.exists()
+
+
+def test_disk_full_in_the_final_writes_keeps_the_checkpoint_and_says_resume(
+        data, tmp_path, small_disk, cli_past_the_space_check):
+    from conftest import resize
+    out = small_disk("1536k") / "run"
+    args = ["cluster", "--input", data, "--output", out, *RUN, "--max-iterations", "1"]
+    r = cli_past_the_space_check(*args, "--cache-dir", tmp_path / "cache")
+    _one_line_error(r, str(out), "No space left on device", "checkpoint is kept", "--resume")
+    assert (out / "checkpoint").is_dir() and not (out / "clusters.star").exists()
+    assert not (out / "report.json").exists()  # nothing that looks like a result
+    resize(out.parent, "16m")  # the user frees space, as the line says, and resumes
+    resumed = cli(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert len(_labels(out)) == 24
+
+
+def test_disk_full_while_predict_writes_averages_leaves_nothing(
+        data, reference, tmp_path, small_disk, cli_past_the_space_check):
+    out = small_disk("16k") / "pred"
+    r = cli_past_the_space_check("predict", "--model", reference, "--input", data, "--output", out,
+                                 "--cache-dir", tmp_path / "cache")
+    _one_line_error(r, "averages", "No space left on device")
+    assert not out.exists()

@@ -166,3 +166,33 @@ def test_tiny_auto_run_aligns_the_seeds_then_keeps_the_labels(tmp_path):
     assert settings["classification"]["alignment"]["rotations"] == 300
     assert settings["classification"]["seeds"]["k_min"] == 4 and "k_by_bic" not in settings
     assert report["resolved"]["k_range"] == list(range(2, 7))   # 30 boxes, 5 per cluster
+
+
+def test_auto_network_sees_the_mask_crop_and_predict_shows_new_data_the_same_way(tmp_path):
+    """auto trains the network on the particle mask's crop (a 32^3 box, a ~13^3 particle),
+    records how, and predict crops and masks new boxes alike: the saved model's features of
+    the training boxes seen that way are the run's own features."""
+    pytest.importorskip("tensorflow")
+    from disca_engine.clustering.dataset import load_particles
+    from disca_engine.clustering.predict import load_trained, model_input
+    from disca_engine.clustering.run import run_cluster
+    from disca_engine.simulate import simulate_subtomograms
+    with contextlib.redirect_stdout(io.StringIO()):
+        star = simulate_subtomograms(str(tmp_path / "sim"), classes="rod,ring", n_per_class=12,
+                                     snr=1.0, size=32, voxel_A=20.0, seed=2)
+        report = run_cluster(star, str(tmp_path / "run"), threads=2, precision="float32",
+                             network={"widths": [8, 8, 8], "feature_dim": 16, "batch_size": 16,
+                                      "head_epochs": 3},
+                             seeds={"k_min": 4}, alignment={"rotations": 300})
+    seen = report["resolved"]["network_input"]
+    assert report["box_size"] == 32 and seen["crop"] < 32
+    features_model, _, _, saved = load_trained(str(tmp_path / "run"))
+    assert int(features_model.input.shape[1]) == seen["crop"]
+    particles = load_particles(star, progress=False)
+    view = model_input(saved, particles, seen["crop"], "run")
+    again = np.concatenate([features_model.predict(b[..., None], verbose=0)
+                            for b in view.iter_batches(None, 16)])
+    np.testing.assert_allclose(again, np.load(tmp_path / "run" / "features.npy"), atol=1e-4)
+    # a report that does not say how the model saw its boxes is refused, not guessed
+    with pytest.raises(Exception, match="takes .* boxes"):
+        model_input({}, particles, seen["crop"], "run")

@@ -73,7 +73,15 @@ class MaskedView:
         self.voxel_size = getattr(particles, "voxel_size", None)
 
     def iter_batches(self, indices=None, batch_size=64):
+        for batch in self.particles.iter_batches(indices, batch_size):
+            yield self.masked(batch)
+
+    def masked(self, batch):
+        """(B, box, box, box) full boxes of the particle set, cropped and masked."""
         a = (self.particles.box - self.box) // 2
         c = slice(a, a + self.box)
-        for batch in self.particles.iter_batches(indices, batch_size):
-            yield np.asarray(batch, np.float32)[:, c, c, c] * self.mask
+        return np.asarray(batch, np.float32)[:, c, c, c] * self.mask
+
+    def record(self):
+        """What a model trained on this view needs to see new data the same way."""
+        return {"radius_voxels": self.radius, "crop": int(self.box)}

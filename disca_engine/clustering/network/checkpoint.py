@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 
 from ... import contract
+from ...errors import naming
 from ...io.atomic import atomic_path
 
 CHECKPOINT = contract.CHECKPOINT_DIR
@@ -52,6 +53,10 @@ class Checkpoint:
         return None
 
     def save(self, net, loop_state, best):
+        with naming(self.path + ".new"):  # np.save into an open file names no path
+            self._save(net, loop_state, best)
+
+    def _save(self, net, loop_state, best):
         tmp = self.path + ".new"
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
