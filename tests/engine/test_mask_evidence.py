@@ -2,6 +2,7 @@
 test's held-out evidence (``align.evidence``): one structure split in two shows none, two
 structures show plenty, and the merge test joins a structure split across classes."""
 import contextlib
+import dataclasses
 import io
 
 import numpy as np
@@ -131,3 +132,21 @@ def test_merge_test_joins_one_structure_split_across_two_classes():
     final = [line for line in lines if "classes 1-2:" in line]
     assert len(final) == 1 and "different" in final[0]
     assert any("final_pairs" in h for h in history)
+
+
+def test_agreement_does_not_merge_what_held_out_members_clearly_tell_apart():
+    """Three pairs that agree (0.85): one whose members score 0.80 of their own on the other
+    class with z 9 stays apart (vetoed); one at 0.95 with z 9 (a one-structure split) and
+    one at 0.80 with z 5 (not clear enough) merge; with veto_ratio 0 all three do."""
+    from disca_engine.clustering.stages.merge_test import alike, mergeable
+    mt = S.resolve("auto").method.classification.merge_test
+    ratio = np.full((6, 6), 0.2)
+    ev = np.zeros((6, 6, 3))
+    ev[..., 0], ev[..., 2] = 30.0, 0.5          # every other pair: clearly different
+    for (i, j), z, held in (((0, 1), 9.0, 0.80), ((2, 3), 9.0, 0.95), ((4, 5), 5.0, 0.80)):
+        for a, b in ((i, j), (j, i)):
+            ratio[a, b], ev[a, b] = 0.85, (z, 0.1, held)
+    assert [p[:2] for p in mergeable(ratio, ev, mt)] in ([(2, 3), (4, 5)], [(4, 5), (2, 3)])
+    assert not alike(ratio, ev, mt)[0, 1] and alike(ratio, ev, mt)[2, 3]
+    off = dataclasses.replace(mt, veto_ratio=0.0)
+    assert sorted(p[:2] for p in mergeable(ratio, ev, off)) == [(0, 1), (2, 3), (4, 5)]
