@@ -19,6 +19,7 @@ COMMANDS = {
     "predict": ".commands.predict",
     "simulate": ".commands.simulate",
     "report": ".commands.report",
+    "subset": ".commands.subset",
 }
 
 

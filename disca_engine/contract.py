@@ -31,6 +31,7 @@ EXTRACTION_JSON = "extraction.json"   # extract
 SUBTOMOS_DIR = "subtomos"             # extract
 FEATURES = "features.npy"
 FEATURES_PCA = "features_pca.npy"
+DESCRIPTORS = "descriptors.npy"       # auto: under iterations/, the rotation-invariant descriptors
 MODEL_DIR = "model"
 MODEL_FILES = ("model.keras", "pca.npz", "gmm.npz")
 AVERAGES_DIR = "averages"

@@ -37,6 +37,7 @@ def run(net, data, method, restart, k_range, base_seed, threads):
                             lambda Z: Z, restart, state)
     view = data
     z = descriptors.describe(view, c.descriptors, method.network.batch_size, restart.seed, log)
+    descriptors.save(restart.iter_dir, z)
     k = seeds.seed_k(c.seeds, view.n, k_range, method.min_cluster_size)
     if state.prev_labels is not None:   # resumed: the classification is in the checkpoint
         labelling = FixedLabels(state.prev_labels, method.feature_pca.reg_covar, k)

@@ -1,8 +1,9 @@
 """The DISCA report: pictures a user needs to decide which clusters to keep.
 
 ``write_report(cluster_dir)`` reads a ``disca-engine cluster`` folder and writes
-``<cluster_dir>/report/index.html`` (self-contained, PNGs inlined) plus the PNGs, the cached
-embedding of every iteration (``embedding/iter_NNN.npz``), the decoded cluster centres
+``<cluster_dir>/report/index.html`` (self-contained, PNGs inlined; an interactive embedding
+to select subtomograms by lasso) plus the PNGs, the cached embedding of every iteration
+(``embedding/iter_NNN.npz``) and of the descriptors (``embedding/explorer_descriptors.npz``), the decoded cluster centres
 (``decoded/class_NNN.mrc``) and one label map per tomogram (``labelmaps/<tomo>_labels.mrc``).
 See docs/report.md.
 """
@@ -15,12 +16,12 @@ from .. import contract
 from ..errors import EngineError
 from ..io.atomic import atomic_path
 from ..progress import Progress
-from . import embedding, montage, plots, reembed, verdict_table
+from . import embedding, explorer, explorer_page, montage, plots, reembed, verdict_table
 from . import html as H
 from .run import ClusterRun
 
 MAX_INLINE_TOMOGRAMS = 12  # keeps index.html a few MB with many tomograms
-STAGES = ("run plots", "embedding", "decoder", "montages", "re-embedding", "html")
+STAGES = ("run plots", "embedding", "explorer", "decoder", "montages", "re-embedding", "html")
 
 
 class _Stages:
@@ -123,6 +124,9 @@ def write_report(cluster_dir, tomograms=None, decoder=True, max_members=6, progr
     emb = _embedding(run, out, colors, embedding_points, seed, stages)
     stages.next("embedding")
     sections.append(("Feature space", _embedding_section(emb)))
+    exp = explorer.explorer_data(run, out, colors, embedding_points, seed, stages)
+    stages.next("explorer")
+    sections.append(("Explore and select subtomograms", explorer_page.section(exp)))
 
     if decoder and run.is_predict:
         decoder = False  # predict folders keep no features; the decoder belongs to the cluster run

@@ -1,10 +1,13 @@
 """Stage 1: rotation-invariant descriptors of every subtomogram (``invariants.py``), PCA
 reduced. Not whitened: the weak components are mostly noise and must not weigh as much as
 the strong ones."""
+import os
 import time
 
 import numpy as np
 
+from ... import contract
+from ...io.atomic import atomic_path
 from ..invariants import invariant_features
 from ..pca import fit_pca
 
@@ -18,3 +21,11 @@ def describe(particles, settings, batch_size, seed, log):
     log(f"rotation-invariant descriptors of {particles.n} subtomograms: {z.shape[1]} components "
         f"({time.time() - t0:.1f}s)")
     return z
+
+
+def save(iter_dir, z):
+    """``iterations/descriptors.npy`` (N x d float32, the restart's): the report embeds them
+    beside the network features. Small (d <= 16 by default)."""
+    os.makedirs(iter_dir, exist_ok=True)
+    with atomic_path(os.path.join(iter_dir, contract.DESCRIPTORS)) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, np.asarray(z, np.float32))
