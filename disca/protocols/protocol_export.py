@@ -18,6 +18,7 @@ from .conversion import ParticleTableBuilder
 from .engine_base import POSTERIOR_ATTR
 from .form_parsers import parseClassList
 from .picking_utils import setName
+from .selection_file import classesOfItems, selectedItemIds
 
 MODES = ['one subset per cluster', 'all chosen clusters merged']
 MODE_PER_CLASS, MODE_MERGED = 0, 1
@@ -68,6 +69,13 @@ class DiscaProtExport(EMProtocol, ProtTomoBase):
                            'verdict (e.g. classes from another program). The wizard lists '
                            'each cluster with its verdict, resolution, size and average, '
                            'structures first, to tick the ones you want.')
+        form.addParam('selectionFile', params.PathParam, default='',
+                      label='Selection file (optional)',
+                      help='disca-selection.tsv saved from the clustering report\'s interactive '
+                           'embedding (lasso or box, "Download selection"): export exactly '
+                           'those subtomograms instead of whole clusters; the clusters field '
+                           'is then ignored. The output is still split by cluster (or merged) '
+                           'as chosen below.')
         form.addParam('mode', params.EnumParam, choices=MODES, default=MODE_PER_CLASS,
                       display=params.EnumParam.DISPLAY_HLIST, label='Output',
                       help='One subset per cluster (outputs subtomograms_class003, '
@@ -108,8 +116,11 @@ class DiscaProtExport(EMProtocol, ProtTomoBase):
             coords.setBoxSize(self._coordinateBoxSize(inputSubtomos, inputCoords))
 
         builder = ParticleTableBuilder()
+        selected = self.getSelectedIds()
         for classNumber in classNumbers:
             for subtomo in classes[classNumber].iterSubtomos():
+                if selected is not None and subtomo.getObjId() not in selected:
+                    continue
                 posterior = getattr(subtomo, POSTERIOR_ATTR, None)
                 builder.add(subtomo, **{CLASS: classNumber,
                                         POSTERIOR: posterior.get() if posterior else 1.0})
@@ -192,9 +203,24 @@ class DiscaProtExport(EMProtocol, ProtTomoBase):
         """Chosen class numbers, in increasing order (``chosenWhy``)."""
         return self.chosenWhy()[0]
 
+    def getSelectedIds(self):
+        """Object ids of the selection file, or None without one (ValueError: a bad file)."""
+        path = (self.selectionFile.get() or '').strip()
+        if not path:
+            return None
+        if getattr(self, '_selectionCache', (None,))[0] != path:
+            self._selectionCache = (path, selectedItemIds(path))
+        return self._selectionCache[1]
+
     def chosenWhy(self):
-        """(class numbers, why): the typed ones; 'all': every class; empty: those judged
-        structures, or every class when the input carries no verdicts."""
+        """(class numbers, why): those holding the selection file's subtomograms; else the
+        typed ones; 'all': every class; empty: those judged structures, or every class when
+        the input carries no verdicts."""
+        selected = self.getSelectedIds()
+        if selected is not None:
+            counts, _ = classesOfItems(self.inputClasses.get(), selected)
+            return sorted(counts), 'the %d subtomograms of selection file %s' % (
+                len(selected), os.path.basename(self.selectionFile.get().strip()))
         text = (self.classNumbers.get() or '').strip()
         available = sorted(self.getClassSizes())
         if text.lower() == ALL:
@@ -223,6 +249,17 @@ class DiscaProtExport(EMProtocol, ProtTomoBase):
         sizes = self.getClassSizes()
         if not sizes:
             return ['The input has no classes.']
+        try:
+            selected = self.getSelectedIds()
+        except ValueError as exc:
+            return ['Selection file: %s.' % exc]
+        if selected is not None:
+            _, missing = classesOfItems(classes, selected)
+            if missing:
+                return ['Selection file: %d of its %d subtomograms are not in the input classes '
+                        '(e.g. item %d): it was made on another run; select in the report of '
+                        'the clustering these classes come from.'
+                        % (len(missing), len(selected), min(missing))]
         try:
             chosen, why = self.chosenWhy()
         except ValueError as exc:

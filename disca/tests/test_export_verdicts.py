@@ -145,3 +145,45 @@ class TestExportVerdicts(BaseTest):
                       '2 (48 Å, 7)', text)
         self.assertIn('Junk-like clusters (cluster (resolution, size)): 1 (no resolution, 7)',
                       text)
+
+    def _selectionFile(self, rows, name='sel.tsv', ids=True):
+        """A selection file (as the report page writes it) of clusters.star rows (0-based)."""
+        from disca_engine.io.star import read_particles
+        from disca_engine.selection import format_selection
+        starFile = os.path.join(self.cluster.getEngineOutputDir(), 'clusters.star')
+        table = read_particles(starFile)
+        text = format_selection([r + 1 for r in rows], [table['rlnImageName'][r] for r in rows],
+                                [table['discaItemId'][r] if ids else '' for r in rows],
+                                [table['rlnClassNumber'][r] for r in rows], starFile, 'test')
+        path = os.path.abspath(self.getOutputPath(name))
+        with open(path, 'w') as fh:
+            fh.write(text)
+        return path, [int(table['discaItemId'][r]) for r in rows]
+
+    def test_export_takes_a_selection_file(self):
+        # rows 0, 1 (class 1) and 8, 12 (class 2): item ids 1, 2, 9, 13
+        path, ids = self._selectionFile([0, 1, 8, 12])
+        prot = self._export('3')  # ignored: the selection decides
+        prot.selectionFile.set(path)
+        self.assertEqual(prot._validate(), [])
+        self.assertEqual(prot.chosenWhy()[0], [1, 2])
+        prot = self.launchProtocol(prot)
+        got = sorted(s.getObjId() for name in ('subtomograms_class001', 'subtomograms_class002')
+                     for s in getattr(prot, name).iterItems())
+        self.assertEqual(got, sorted(ids))
+        self.assertIn('selection file sel.tsv', prot.summary()[0])
+
+    def test_bad_selection_files_give_one_clear_message(self):
+        bad = os.path.abspath(self.getOutputPath('notes.txt'))
+        with open(bad, 'w') as fh:
+            fh.write('cluster 3 looks good\n')
+        outside, _ = self._selectionFile([0, 1], name='outside.tsv', ids=False)
+        for path, message in ((bad, 'is not a DISCA selection file'),
+                              (outside, 'made from a run outside Scipion'),
+                              ('/no/such/file.tsv', 'not found')):
+            prot = self._export('')
+            prot.selectionFile.set(path)
+            errors = prot._validate()
+            self.assertEqual(len(errors), 1, errors)
+            self.assertTrue(errors[0].startswith('Selection file: '), errors)
+            self.assertIn(message, errors[0])

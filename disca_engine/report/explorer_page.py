@@ -5,7 +5,8 @@ for this report, inline: the page stays one file that opens offline.
 
 Test hook: ``index.html#selftest=lasso:x,y;x,y;...`` (or ``box:x1,y1;x2,y2``, coordinates in
 the embedding's [0, 1] units, y up), optionally ``&space=descriptors``, dispatches real
-pointer events on the canvas and writes the selection into ``#explorer-selftest``."""
+pointer events on the canvas and writes the selection into ``#explorer-selftest``;
+``#selftest=hover:I`` moves the pointer onto point I and writes its tooltip there."""
 import json
 
 from .html import esc
@@ -87,7 +88,7 @@ SCRIPT = r"""
 
   function draw() {
     g.clearRect(0, 0, W, H);
-    var any = selected.some(function (s) { return s; }), r = n > 3000 ? 1.6 : 2.6;
+    var any = selected.some(function (s) { return s; }), r = n > 3000 ? 1.6 : (n > 300 ? 2.6 : 4);
     for (var pass = 0; pass < 2; pass++) {  // selected points last, on top
       for (var i = 0; i < n; i++) {
         if ((selected[i] === 1) !== (pass === 1)) continue;
@@ -217,6 +218,13 @@ SCRIPT = r"""
       var radio = document.querySelectorAll('input[name=explorer-space]')[k];
       radio.checked = true; radio.dispatchEvent(new Event('change'));
     }
+    var out = document.getElementById('explorer-selftest'), h = /^hover:(\d+)$/.exec(opts.selftest);
+    if (h) {  // the tooltip of point h[1]
+      var rh = cv.getBoundingClientRect(), i = +h[1];
+      cv.dispatchEvent(new PointerEvent('pointermove', {bubbles: true, pointerId: 1,
+        clientX: rh.left + px[i] * rh.width / W, clientY: rh.top + py[i] * rh.height / H}));
+      out.textContent = tip.style.display + '|' + tip.innerHTML; return;
+    }
     var m = /^(lasso|box):(.*)$/.exec(opts.selftest || '');
     var t = document.querySelector('input[name=explorer-tool][value=' + m[1] + ']');
     t.checked = true; t.dispatchEvent(new Event('change'));
@@ -227,7 +235,7 @@ SCRIPT = r"""
       cv.dispatchEvent(new PointerEvent(type, {bubbles: true, pointerId: 1, isPrimary: true, buttons: 1,
         clientX: rc.left + p[0] * rc.width / W, clientY: rc.top + p[1] * rc.height / H}));
     });
-    document.getElementById('explorer-selftest').textContent = report().text;
+    out.textContent = report().text;
   }
 
   place(); legend(); draw(); report();

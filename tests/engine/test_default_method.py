@@ -166,6 +166,15 @@ def test_tiny_auto_run_aligns_the_seeds_then_keeps_the_labels(tmp_path):
     assert settings["classification"]["alignment"]["rotations"] == 300
     assert settings["classification"]["seeds"]["k_min"] == 4 and "k_by_bic" not in settings
     assert report["resolved"]["k_range"] == list(range(2, 7))   # 30 boxes, 5 per cluster
+    # the descriptors are kept for the report's interactive embedding, which offers both spaces
+    from disca_engine.report import explorer, plots
+    from disca_engine.report.run import ClusterRun
+    desc = np.load(tmp_path / "run" / "iterations" / "descriptors.npy")
+    assert desc.shape[0] == 30 and 2 <= desc.shape[1] <= 16 and np.isfinite(desc).all()
+    run = ClusterRun(str(tmp_path / "run"))
+    data = explorer.explorer_data(run, str(tmp_path / "report"), plots.cluster_colors(run.k))
+    assert [s["key"] for s in data["spaces"]] == ["features", "descriptors"]
+    assert len(data["thumbs"]) == 30 and len(data["spaces"][1]["xy"]) == 60
 
 
 def test_auto_network_sees_the_mask_crop_and_predict_shows_new_data_the_same_way(tmp_path):
