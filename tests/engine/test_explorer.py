@@ -172,3 +172,33 @@ def test_box_in_a_real_browser(page, tmp_path):
     sel_path = tmp_path / "sel.tsv"
     sel_path.write_text(text)
     assert selection.read_selection(str(sel_path)).rows == sorted(data["rows"][i] for i in expected)
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no headless Chromium (chromium) installed")
+def test_hover_shows_the_slices_and_scores_of_the_point(page, tmp_path):
+    _, index, data = page
+    i = 5
+    text = _dump(index, f"#selftest=hover:{i}", tmp_path)
+    shown, tip = text.split("|", 1)
+    assert shown == "block"
+    assert data["thumbs"][str(i)] in tip  # this point's own picture, not a neighbour's
+    assert f"cluster <b>{data['cls'][i]}</b>" in tip and f"row {data['rows'][i]}" in tip
+    assert f"posterior {data['post'][i]:.3f}" in tip
+    assert os.path.basename(data["names"][i]) in tip
+
+
+def test_subsample_and_pictures_are_capped_deterministically_and_said(page, tmp_path, monkeypatch):
+    from disca_engine.report import explorer, explorer_page, plots
+    from disca_engine.report.run import ClusterRun
+    out, _, _ = page
+    monkeypatch.setattr(explorer, "MAX_THUMBNAILS", 8)
+    run = ClusterRun(out)
+    colors = plots.cluster_colors(run.k)
+    a = explorer.explorer_data(run, str(tmp_path / "a"), colors, max_points=20, seed=4)
+    b = explorer.explorer_data(run, str(tmp_path / "b"), colors, max_points=20, seed=4)
+    assert len(a["rows"]) == 20 and a["rows"] == b["rows"] and a["rows"] == sorted(a["rows"])
+    assert len(a["thumbs"]) == 8 and a["thumbs"].keys() == b["thumbs"].keys()
+    assert a["spaces"][0]["xy"] == b["spaces"][0]["xy"]
+    text = explorer_page.section(a)
+    assert "20 of 42 subtomograms (a seeded random subsample" in text
+    assert "8 of the points (a seeded random subset" in text
