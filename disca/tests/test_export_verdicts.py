@@ -178,8 +178,12 @@ class TestExportVerdicts(BaseTest):
         with open(bad, 'w') as fh:
             fh.write('cluster 3 looks good\n')
         outside, _ = self._selectionFile([0, 1], name='outside.tsv', ids=False)
+        other = os.path.abspath(self.getOutputPath('other.tsv'))
+        with open(outside) as fh, open(other, 'w') as out:  # item ids of another project
+            out.write(fh.read().replace('\t\t', '\t999\t'))
         for path, message in ((bad, 'is not a DISCA selection file'),
                               (outside, 'made from a run outside Scipion'),
+                              (other, 'not in the input classes (e.g. item 999)'),
                               ('/no/such/file.tsv', 'not found')):
             prot = self._export('')
             prot.selectionFile.set(path)
