@@ -25,7 +25,8 @@ def add_parser(subparsers):
                    help="train the decoder on at most this many subtomograms (default 4000)")
     p.add_argument("--max-members", type=int, default=6, help="members shown per cluster (default 6)")
     p.add_argument("--embedding-points", type=int, default=2000,
-                   help="subsample for t-SNE/UMAP (default 2000)")
+                   help="subsample for t-SNE/UMAP, the static pictures and the interactive "
+                        "embedding (default 2000; the page stays usable at 10000)")
     p.add_argument("--output", help="report folder (default CLUSTER_DIR/report)")
     p.add_argument("--name", help="the run's name, shown in the title (kept for later re-runs)")
     p.add_argument("--input-label", help="what was clustered, shown in the title (default: the "
