@@ -208,8 +208,9 @@ class DiscaProtExport(EMProtocol, ProtTomoBase):
         path = (self.selectionFile.get() or '').strip()
         if not path:
             return None
-        if getattr(self, '_selectionCache', (None,))[0] != path:
-            self._selectionCache = (path, selectedItemIds(path))
+        key = (path, os.path.getmtime(path) if os.path.isfile(path) else None)
+        if getattr(self, '_selectionCache', (None,))[0] != key:  # read again once edited
+            self._selectionCache = (key, selectedItemIds(path))
         return self._selectionCache[1]
 
     def chosenWhy(self):
