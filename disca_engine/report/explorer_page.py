@@ -54,7 +54,7 @@ def _help(data):
     which = (f"all {total} subtomograms" if shown == total else
              f"{shown} of {total} subtomograms (a seeded random subsample, the same on every run; "
              "raise --embedding-points to show more, the page stays usable at 10,000)")
-    pics = (f"every point" if shown <= data["max_thumbnails"] else
+    pics = ("every point" if shown <= data["max_thumbnails"] else
             f"{data['max_thumbnails']} of the points (a seeded random subset; the others show "
             "their scores only)")
     missing = "" if len(data["spaces"]) > 1 else (
