@@ -202,3 +202,16 @@ def test_subsample_and_pictures_are_capped_deterministically_and_said(page, tmp_
     text = explorer_page.section(a)
     assert "20 of 42 subtomograms (a seeded random subsample" in text
     assert "8 of the points (a seeded random subset" in text
+
+
+def test_subset_refuses_a_missing_run_and_an_existing_output(page, tmp_path):
+    out, _, _ = page
+    path, _ = _selection_file(tmp_path, out, [1])
+    (tmp_path / "o.star").write_text("mine")
+    for clusters, target, message in ((str(tmp_path / "nowhere"), "new.star", "STAR file not found"),
+                                      (out, "o.star", "exists: give --overwrite")):
+        r = subprocess.run([sys.executable, "-m", "disca_engine", "subset", "--clusters", clusters,
+                            "--selection", path, "--output", str(tmp_path / target)],
+                           capture_output=True, text=True, env=ENV)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert (tmp_path / "o.star").read_text() == "mine" and not (tmp_path / "new.star").exists()
