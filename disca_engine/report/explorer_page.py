@@ -77,7 +77,7 @@ SCRIPT = r"""
   var cv = document.querySelector('#explorer canvas'), g = cv.getContext('2d');
   var W = D.canvas[0], H = D.canvas[1], M = D.canvas[2], n = D.rows.length;
   var tip = document.getElementById('explorer-tip');
-  var space = 0, tool = 'lasso', selected = new Uint8Array(n), path = null, adding = false, note = '';
+  var space = 0, tool = 'lasso', selected = new Uint8Array(n), path = null, shape = null, adding = false, note = '';
   var px = new Float32Array(n), py = new Float32Array(n);
 
   function place() {  // embedding units [0,1] (y up) -> canvas pixels
@@ -99,10 +99,14 @@ SCRIPT = r"""
       }
     }
     g.globalAlpha = 1;
-    if (path && path.length > 1) {
-      g.strokeStyle = '#000'; g.setLineDash([4, 3]); g.beginPath(); g.moveTo(path[0][0], path[0][1]);
-      path.forEach(function (p) { g.lineTo(p[0], p[1]); }); g.closePath(); g.stroke(); g.setLineDash([]);
-    }
+    outline(path, '#000');
+    outline(shape, '#999');  // the last lasso or box, so the selection can be read against it
+  }
+
+  function outline(poly, colour) {
+    if (!poly || poly.length < 2) return;
+    g.strokeStyle = colour; g.setLineDash([4, 3]); g.beginPath(); g.moveTo(poly[0][0], poly[0][1]);
+    poly.forEach(function (p) { g.lineTo(p[0], p[1]); }); g.closePath(); g.stroke(); g.setLineDash([]);
   }
 
   function legend() {
@@ -137,7 +141,7 @@ SCRIPT = r"""
     if (!add) selected.fill(0);  // a new selection, unless Shift was held
     if (poly.length > 2) for (var i = 0; i < n; i++) if (inside(poly, px[i], py[i])) selected[i] = 1;
     note = tool + ' on ' + D.spaces[space].label;
-    path = null; draw(); report();
+    shape = poly.length > 2 ? poly : null; path = null; draw(); report();
   }
 
   function selectionText() {
@@ -193,13 +197,13 @@ SCRIPT = r"""
   cv.addEventListener('pointerup', function (ev) { if (path) { path.push(local(ev)); finish(adding || ev.shiftKey); } });
   cv.addEventListener('pointerleave', function () { tip.style.display = 'none'; });
   document.querySelectorAll('input[name=explorer-space]').forEach(function (r) {
-    r.addEventListener('change', function () { space = +r.value; place(); draw(); });
+    r.addEventListener('change', function () { space = +r.value; shape = null; place(); draw(); });
   });
   document.querySelectorAll('input[name=explorer-tool]').forEach(function (r) {
     r.addEventListener('change', function () { tool = r.value; });
   });
   document.getElementById('explorer-clear').addEventListener('click', function () {
-    selected.fill(0); note = ''; draw(); report();
+    selected.fill(0); note = ''; shape = null; draw(); report();
   });
   document.getElementById('explorer-download').addEventListener('click', function () {
     var s = selectionText();
