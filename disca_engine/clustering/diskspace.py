@@ -53,6 +53,8 @@ def cluster_needs(outdir, n, box, method, options, k_max):
     best = weights + 2 * features + 8 * n + 4 * net.feature_dim ** 2 + 8 * BLOCK
     checkpoints = options.restarts * 2 * (3 * weights + 8 * n + best)
     iterations = options.restarts * method.loop.max_iterations * (n * (net.feature_dim * 4 + 8) + 2 * BLOCK)
+    if method.classification is not None:  # auto keeps each restart's descriptors.npy
+        iterations += options.restarts * (n * 4 * method.classification.descriptors.components + BLOCK)
     results = (iterations + 3 * weights + 2 * features + k_max * (stack_bytes(1, box) + BLOCK)
                + 512 * n + SMALL_FILES)
     if options.resume:  # the checkpoints and results written so far are rewritten in place
