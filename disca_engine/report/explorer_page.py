@@ -6,7 +6,8 @@ for this report, inline: the page stays one file that opens offline.
 Test hook: ``index.html#selftest=lasso:x,y;x,y;...`` (or ``box:x1,y1;x2,y2``, coordinates in
 the embedding's [0, 1] units, y up), optionally ``&space=descriptors``, dispatches real
 pointer events on the canvas and writes the selection into ``#explorer-selftest``;
-``#selftest=hover:I`` moves the pointer onto point I and writes its tooltip there."""
+``#selftest=hover:I`` moves the pointer onto point I and writes its tooltip there;
+``#selftest=legend:C`` clicks cluster C's legend entry (selects its points)."""
 import json
 
 from .html import esc
@@ -18,7 +19,7 @@ STYLE = """
 #explorer{display:flex;gap:1em;align-items:flex-start;flex-wrap:wrap}
 #explorer canvas{border:1px solid #999;cursor:crosshair;touch-action:none}
 #explorer .legend{font-size:.85em;max-height:520px;overflow:auto}
-#explorer .legend div{white-space:nowrap}
+#explorer .legend div{white-space:nowrap;cursor:pointer}
 #explorer-tip{position:fixed;pointer-events:none;background:#fff;border:1px solid #666;
  padding:3px 5px;font-size:.8em;display:none;z-index:9}
 #explorer-tip img{image-rendering:pixelated;width:219px;display:block}
@@ -64,7 +65,8 @@ def _help(data):
             "network features or by the rotation-invariant descriptors the auto method starts "
             f"from, and coloured by cluster. It shows {which}. Hover a dot for its central xy, "
             f"xz and yz slices (for {pics}), cluster, posterior and image. Drag a lasso (or a "
-            "box) to select dots; hold Shift to add to the selection. <b>Download selection</b> "
+            "box) to select dots, or click a cluster in the legend; hold Shift to add to the "
+            "selection. <b>Download selection</b> "
             "saves <code>disca-selection.tsv</code> (also shown below): give it to "
             "<code>disca-engine subset --clusters RUN --selection disca-selection.tsv --output "
             "selected.star</code> or to Scipion's <i>export clusters</i> (Selection file)."
@@ -112,10 +114,20 @@ SCRIPT = r"""
   function legend() {
     var box = document.querySelector('#explorer .legend'), html = '<b>cluster</b>';
     Object.keys(D.colors).forEach(function (c) {
-      html += '<div><span class="sw" style="background:' + D.colors[c] + '"></span> ' + c +
+      html += '<div data-c="' + c + '" title="click: select this cluster (Shift: add)">' +
+              '<span class="sw" style="background:' + D.colors[c] + '"></span> ' + c +
               ' (n=' + D.sizes[c] + ')</div>';
     });
     box.innerHTML = html;
+    box.querySelectorAll('div[data-c]').forEach(function (el) {
+      el.addEventListener('click', function (ev) { selectCluster(+el.dataset.c, ev.shiftKey); });
+    });
+  }
+
+  function selectCluster(c, add) {  // every shown point of cluster c
+    if (!add) selected.fill(0);
+    for (var i = 0; i < n; i++) if (D.cls[i] === c) selected[i] = 1;
+    note = (add && note ? note + ' + ' : '') + 'cluster ' + c; shape = null; draw(); report();
   }
 
   function local(ev) {  // event -> canvas pixels, whatever CSS does to the canvas's size
@@ -228,6 +240,12 @@ SCRIPT = r"""
       cv.dispatchEvent(new PointerEvent('pointermove', {bubbles: true, pointerId: 1,
         clientX: rh.left + px[i] * rh.width / W, clientY: rh.top + py[i] * rh.height / H}));
       out.textContent = tip.style.display + '|' + tip.innerHTML; return;
+    }
+    var lg = /^legend:(\d+)$/.exec(opts.selftest);
+    if (lg) {  // a real click on the legend entry
+      document.querySelector('#explorer .legend div[data-c="' + lg[1] + '"]').dispatchEvent(
+        new MouseEvent('click', {bubbles: true}));
+      out.textContent = report().text; return;
     }
     var m = /^(lasso|box):(.*)$/.exec(opts.selftest || '');
     var t = document.querySelector('input[name=explorer-tool][value=' + m[1] + ']');

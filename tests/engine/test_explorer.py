@@ -215,3 +215,14 @@ def test_subset_refuses_a_missing_run_and_an_existing_output(page, tmp_path):
                            capture_output=True, text=True, env=ENV)
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert (tmp_path / "o.star").read_text() == "mine" and not (tmp_path / "new.star").exists()
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no headless Chromium (chromium) installed")
+def test_clicking_a_legend_entry_selects_that_cluster(page, tmp_path):
+    _, index, data = page
+    text = _dump(index, "#selftest=legend:2", tmp_path)
+    sel_path = tmp_path / "sel.tsv"
+    sel_path.write_text(text)
+    got = selection.read_selection(str(sel_path))
+    assert got.rows == [r for r, c in zip(data["rows"], data["cls"]) if c == 2]
+    assert set(got.classes) == {"2"} and "cluster 2:" in text
