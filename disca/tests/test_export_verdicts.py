@@ -2,7 +2,8 @@
 """Cluster verdicts in Scipion (issue 24): the clustering's classes carry each cluster's
 verdict and resolution from report.json, the export takes the structure-like clusters when
 its field is left empty and says why, the wizard, viewer and summary list them structures
-first. The engine is faked (a script writing clusters.star and report.json), so no
+first; a selection file from the report's embedding exports exactly its subtomograms, and a
+wrong one is one form message. The engine is faked (a script writing clusters.star and report.json), so no
 TensorFlow and about 20 s.
 
 Run:  cd /tmp && python -m pytest --pyargs disca.tests.test_export_verdicts

@@ -226,7 +226,7 @@ SCRIPT = r"""
     setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
   });
 
-  function selftest(spec) {  // real pointer events along the given polygon (embedding units)
+  function selftest(spec) {  // real events: a lasso or box (embedding units), a hover, a legend click
     var opts = {};
     spec.split('&').forEach(function (kv) { var p = kv.split('='); opts[p[0]] = p.slice(1).join('='); });
     if (opts.space) {
