@@ -16,7 +16,7 @@ from .. import contract
 from ..errors import EngineError
 from ..io.atomic import atomic_path
 from ..progress import Progress
-from . import embedding, explorer, explorer_page, montage, plots, reembed, verdict_table
+from . import embedding, explorer, explorer_page, k_steps, montage, plots, reembed, verdict_table
 from . import html as H
 from .run import ClusterRun
 
@@ -63,7 +63,7 @@ def _run_level_plots(run, out, colors, truth, names, sections):
     bic = plots.plot_bic(run, os.path.join(out, "bic.png"))
     its = plots.plot_iterations(run, os.path.join(out, "iterations.png"))
     sizes = plots.plot_sizes(run, os.path.join(out, "sizes.png"), colors)
-    sections.append(("Choosing K and the iteration", _run_plots(bic, its, sizes)))
+    sections.append(("How K was found, and the iteration", _run_plots(run.info, bic, its, sizes)))
     if truth is None:
         return None
     return plots.plot_confusion(run, os.path.join(out, "confusion.png"), truth, names)
@@ -203,13 +203,12 @@ def _num(value):
     return f"{value:.4g}" if isinstance(value, (int, float)) else "?"
 
 
-def _run_plots(bic, its, sizes):
-    body = H.help_box(
-        "DISCA fits Gaussian mixtures for each candidate K and keeps the lowest BIC; it iterates "
-        "feature learning and clustering and returns the iteration with the lowest DDBI "
-        "(distortion-based Davies-Bouldin index: compact, well separated clusters give low values). "
-        "A K that settles and a DDBI that falls then flattens indicate a converged run; a K that "
-        "keeps jumping suggests running more iterations or restarts.")
+def _run_plots(info, bic, its, sizes):
+    body = k_steps.section(info) + H.help_box(
+        "Of the iterations, the one with the lowest DDBI (distortion-based Davies-Bouldin index: "
+        "compact, well separated clusters give low values) is returned. A K that settles and a "
+        "DDBI that falls then flattens indicate a converged run; a K that keeps jumping suggests "
+        "running more iterations or restarts.")
     if bic:
         body += H.image(bic, "BIC against the number of clusters K for the chosen iteration (or the "
                         "last earlier iteration that swept K); the circle marks the K used.")

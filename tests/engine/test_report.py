@@ -330,3 +330,28 @@ def test_decoder_budget_grows_with_n_and_loss_curve_is_shown(report):
     assert info["stopped_by"] in ("epochs", "steps", "time")
     _check_png(os.path.join(rep, "decoder_loss.png"), min_colors=3)
     assert "decoder_loss.png" in open(report[2]).read()
+
+
+def test_each_preset_explains_how_its_own_run_found_k():
+    """auto: the stages with this run's numbers (merges, relabel, junk split), no BIC;
+    fast: BIC over its K candidates."""
+    from disca_engine.report import k_steps
+    history = [{"mask": True, "diameter_voxels": 13.8, "diameter_A": 193.0, "crop": 22},
+               {"round": 1, "k": 6, "changed": 0.5, "sizes": [5] * 6},
+               {"merge_test": True, "merges": [[0, 2, 1.5]],
+                "pairs": [{"pair": [1, 2], "agreement": 0.3, "z": 20.0},
+                          {"pair": [1, 3], "agreement": 0.9, "z": 1.5},
+                          {"pair": [2, 3], "agreement": 0.2, "z": 30.0}]},
+               {"relabel": True, "k": 2, "changed": 0.125, "passes": 3, "sizes": [10, 8]},
+               {"junk_split": True, "k": 3, "splits": [{"class": 1}], "sizes": [9, 8, 1]}]
+    auto = {"preset": "auto", "k": 3, "iterations": [{"classification": history}],
+            "settings": {"classification": {"merge_test": {"threshold": 0.8, "evidence": 4.0,
+                                                           "veto_ratio": 0.85, "veto_z": 6.0}}}}
+    text = k_steps.section(auto)
+    assert "BIC" not in text.replace("without BIC", "")
+    assert "K = 3 -&gt; 2: 1+3 (agreement 0.90, z 1.5; by held-out z)" in text
+    assert "moved 12.5% of the boxes in 3 pass(es)" in text and "1 class(es) split" in text
+    assert "other/own score &lt; 0.85 with z &gt;= 6.0" in text
+    fast = k_steps.section({"preset": "fast", "k": 5, "chosen_iteration": 3,
+                            "settings": {"k_range": [5, 10, 20]}, "iterations": [{}]})
+    assert "lowest BIC" in fast and "5, 10, 20" in fast and "merge test" not in fast
