@@ -61,7 +61,7 @@ def cluster_montage(run, c, path, color, decoded=None, max_members=6, slab=1):
                 ax.set_ylabel(view, fontsize=9)
     fig.suptitle(f"Cluster {c}: {run.sizes[c]} subtomograms; box {_box_text(run)}",
                  color=color, fontsize=10, fontweight="bold")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     return save(fig, path)
 
 
@@ -122,5 +122,6 @@ def averages_overview(run, path, colors, decoded=None, slab=1):
                               fontsize=9, color=colors[c], fontweight="bold")
     fig.suptitle(f"Cluster averages{' and decoded centres' if decoded else ''}; box {_box_text(run)}",
                  fontsize=10)
-    fig.tight_layout()
+    # the top band is the title's, so it cannot sit on the column headings
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     return save(fig, path)

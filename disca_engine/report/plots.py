@@ -85,8 +85,10 @@ def plot_iterations(run, path):
     ax2.plot(it, ddbi, "s--", color="tab:orange", label="DDBI")
     ax2.set_ylabel("DDBI (lower is better)", color="tab:orange")
     ax.axvline(run.chosen_iteration, color="crimson", lw=1.5, ls=":")
-    ax.text(run.chosen_iteration, max(ks) + 0.5, f" chosen: {run.chosen_iteration}", color="crimson",
-            va="center", ha="left" if run.chosen_iteration < max(it) else "right")
+    # inside the axes (axes-fraction height), on the side with room: never clipped
+    ax.annotate(f" chosen: {run.chosen_iteration} ", (run.chosen_iteration, 0.97),
+                xycoords=("data", "axes fraction"), color="crimson", va="top",
+                ha="left" if run.chosen_iteration < max(it) else "right")
     ax.set_xticks(it if len(it) <= 25 else it[::max(1, len(it) // 12)])
     ax.set_title("K and distortion-based Davies-Bouldin index per iteration")
     ax.grid(alpha=0.3)
