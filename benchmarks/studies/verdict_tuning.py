@@ -2,7 +2,11 @@
 folders of simulated data and print them beside each cluster's true majority class, to
 fix and check the rule of ``clustering.verdicts`` (issue 24, docs/clustering.md).
 
-    python benchmarks/studies/verdict_tuning.py RUN_DIR [RUN_DIR ...]
+    python benchmarks/studies/verdict_tuning.py [--plain] RUN_DIR [RUN_DIR ...]
+
+The clusters are measured as ``cluster`` measures them: through the particle mask's crop
+(estimated from the data, as a run without ``--particle-diameter-A`` does); ``--plain``
+measures the whole boxes (the rule's first version was tuned that way).
 
 A cluster counts as a structure when a simulated structure (not ``junk``) is more than
 half of its members."""
@@ -15,13 +19,16 @@ from disca_engine import contract
 from disca_engine import settings as S
 from disca_engine.clustering import cluster_quality, verdicts
 from disca_engine.clustering.dataset import load_particles
+from disca_engine.clustering.stages import mask
 
 
-def one_run(run_dir):
+def one_run(run_dir, plain=False):
     star = os.path.join(run_dir, contract.CLUSTERS_STAR)
     particles = load_particles(star)
     labels = particles.table.column(contract.CLASS, int, star) - 1
     names = np.array(particles.table.column(contract.TRUE_CLASS_NAME))
+    if not plain:
+        particles = mask.apply(particles, S.ParticleMask(), print)
     z = np.load(os.path.join(run_dir, "features_pca.npy"))
     quality = cluster_quality.measure(particles, labels, z, S.Alignment(), 1, 0, print)
     sizes = np.bincount(labels).tolist()
@@ -44,5 +51,6 @@ def one_run(run_dir):
 
 
 if __name__ == "__main__":
-    for d in sys.argv[1:]:
-        one_run(d)
+    args = sys.argv[1:]
+    for d in [a for a in args if a != "--plain"]:
+        one_run(d, plain="--plain" in args)

@@ -75,9 +75,10 @@ def write_all(outdir, particles, request, resolved, precision, net, runs, chosen
         shutil.rmtree(final, ignore_errors=True)
         shutil.copytree(chosen["iter_dir"], final)
     report = build_report(particles, request, resolved, precision, runs, chosen, truth, t_start)
-    # measured after the final labels are known, on the plain boxes (not the particle mask)
+    # measured after the final labels are known, on unmasked boxes about the particle's size
+    radius = resolved.get("network_input", {}).get("radius_voxels")
     report.update(report_block(particles, labels, best["features_pca"], request.method,
-                               request.options, chosen["records"], log))
+                               request.options, chosen["records"], log, radius))
     report["seconds_total"] = round(time.time() - t_start, 2)
     write_plots(os.path.join(outdir, "plots"), report)
     write_json(os.path.join(outdir, contract.REPORT_JSON), report)

@@ -78,7 +78,9 @@ def plot_fsc(run, path, colors):
     if not rows:
         return None
     fig, ax = plots.plt.subplots(figsize=(6, 3.8))
-    box = run.box_size or 2 * len(rows[0]["fsc"])
+    # the curves are of the measured cube (``cluster_quality.measured_view``), not the box
+    box = (run.info.get("verdict_rule") or {}).get("measured_box") or run.box_size \
+        or 2 * len(rows[0]["fsc"])
     period = box * (run.voxel_size or 1.0)     # shell k is the frequency k / period
     for r in rows:
         k = np.arange(1, len(r["fsc"]) + 1)

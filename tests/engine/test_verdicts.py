@@ -172,3 +172,40 @@ def test_signal_fraction_is_the_share_of_the_members_the_average_explains():
         members = np.sqrt(snr) * signal + rng.standard_normal((200, 16, 16, 16))
         got = cluster_quality.signal_fraction(members.mean(0), members, m)
         assert got == pytest.approx(expect, abs=0.05)
+
+
+def test_clusters_are_measured_in_a_cube_about_the_particles_size_whatever_the_box():
+    """A 48^3 box of a 15-voxel particle is measured in its central 24^3 (1.6 diameters,
+    as the rule was tuned), holding the same voxels as a 24^3 box of it; whole boxes
+    without a mask radius or when the box is already smaller."""
+    data = np.random.default_rng(0).standard_normal((3, 48, 48, 48)).astype(np.float32)
+    data[:, 24, 24, 24] = 100.0                       # the centre voxel of an even box
+    particles = _Stack(data)
+    view = cluster_quality.measured_view(particles, 7.5)
+    assert view.box == 24
+    boxes = next(view.iter_batches(None, 3))
+    assert boxes.shape == (3, 24, 24, 24) and np.all(boxes[:, 12, 12, 12] == 100.0)
+    assert np.array_equal(boxes, data[:, 12:36, 12:36, 12:36])
+    assert cluster_quality.measured_view(particles, None) is particles
+    assert cluster_quality.measured_view(particles, 20.0) is particles
+    odd = cluster_quality.measured_view(_Stack(data[:, :47, :47, :47]), 7.5)
+    assert odd.box == 25                               # the box's parity: the centre stays
+
+
+def test_measures_in_a_large_box_follow_the_particle_and_still_tell_structure_from_noise():
+    """The same ribosome and noise clusters padded into 40^3 boxes: measured in their
+    central cube, the curves have that cube's shells and the verdicts stay right."""
+    data, _ = _simulated(["ribosome"], 24, 0.5, 60)
+    noise = np.random.default_rng(4).standard_normal((24,) + data.shape[1:]).astype(np.float32)
+    boxes = np.pad(np.concatenate([data, noise]), ((0, 0),) + ((8, 8),) * 3)
+    boxes += np.random.default_rng(5).standard_normal(boxes.shape).astype(np.float32) \
+        * (boxes == 0)
+    particles = _Stack(boxes)
+    particles.voxel_size = 10.0
+    view = cluster_quality.measured_view(particles, 7.5)
+    q = cluster_quality.measure(view, np.repeat([0, 1], 24), np.zeros((48, 2), np.float32),
+                                S.Alignment(rotations=200), 1, 0, lambda m: None)
+    assert view.box == 24 and len(q[0]["fsc"]) == 12
+    rows = verdicts.cluster_table(q, [24, 24], 10.0)
+    assert [(r["cluster"], r["verdict"]) for r in rows] == [(1, verdicts.STRUCTURE),
+                                                            (2, verdicts.JUNK_LIKE)]

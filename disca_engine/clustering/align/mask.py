@@ -85,3 +85,21 @@ class MaskedView:
     def record(self):
         """What a model trained on this view needs to see new data the same way."""
         return {"radius_voxels": self.radius, "crop": int(self.box)}
+
+
+class CentredCrop:
+    """``particles`` cropped to a ``box``-voxel cube about the box centre, not masked (the
+    stages that use it take the largest sphere of that cube). Has the particle set's ``n``,
+    ``box``, ``voxel_size`` and ``iter_batches``."""
+
+    def __init__(self, particles, box):
+        self.particles, self.n = particles, particles.n
+        self.box = int(box)
+        self.voxel_size = getattr(particles, "voxel_size", None)
+
+    def iter_batches(self, indices=None, batch_size=64):
+        a = (self.particles.box - self.box) // 2
+        c = slice(a, a + self.box)
+        for batch in self.particles.iter_batches(indices, batch_size):
+            yield np.asarray(batch, np.float32)[:, c, c, c]
+
