@@ -35,6 +35,11 @@ class ArrayBackend:
     def matmul(self, a, b):
         return a @ b
 
+    def compiled(self, fn, static=("be",)):
+        """``fn`` as the kernels call it: itself for numpy, jit-compiled for jax (its
+        ``static`` keyword arguments fixed at compile time)."""
+        return fn
+
     def rotate(self, vols, mats):
         """(B, s, s, s) volumes turned by (B, 3, 3) matrices, outside voxels 0
         (``augment.rotate_volumes``' trilinear rotation, float32)."""
@@ -52,6 +57,7 @@ class JaxBackend(ArrayBackend):
         import jax.numpy as jnp
         self.jax, self.xp = jax, jnp
         self._rotate = jax.jit(_rotate_trilinear)
+        self._compiled = {}
 
     def device(self, a):
         return self.xp.asarray(a)
@@ -63,6 +69,12 @@ class JaxBackend(ArrayBackend):
         # GPUs default to TF32 products for float32 (10-bit mantissa): keep full precision,
         # the scores of close rotations differ in the fourth digit
         return self.xp.matmul(a, b, precision=self.jax.lax.Precision.HIGHEST)
+
+    def compiled(self, fn, static=("be",)):
+        key = (fn, tuple(static))
+        if key not in self._compiled:  # one jit per kernel; it re-traces per input shape
+            self._compiled[key] = self.jax.jit(fn, static_argnames=static)
+        return self._compiled[key]
 
     def rotate(self, vols, mats):
         return self._rotate(self.xp.asarray(vols, self.xp.float32),

@@ -52,6 +52,10 @@ def coarse_scores(coef, ref_band, phases, be=NUMPY):
     rotated coarse references (real pairs (M, 2n)), the best over the integer shifts of
     ``phases`` (a picked particle and a reference average are rarely centred alike, and a
     rotation ranked without shifts is often wrong)."""
+    return be.compiled(_coarse_scores)(coef, ref_band, phases, be=be)
+
+
+def _coarse_scores(coef, ref_band, phases, be):
     best = None
     for ph in phases:
         sc = be.matmul(real_pair(coef * ph, be.xp), ref_band.T)
@@ -63,19 +67,24 @@ def translation_scores(fp, ep, moved, m, t_max, be=NUMPY):
     """Best normalised correlation over shifts |t| <= t_max of targets (masked half spectra
     ``fp`` (B, ...) with energies ``ep``) with volumes ``moved`` (B, s, s, s) in the mask
     ``m``; returns (scores, shifts (B, 3)) with target ~ roll(moved, shift), on the host."""
+    s = moved.shape[1]
+    score, best = be.compiled(_best_shift, ("t_max", "be"))(fp, ep, moved, m, t_max=t_max, be=be)
+    score, best = be.host(score), be.host(best)
+    shifts = np.stack(np.unravel_index(shift_window(s, t_max)[best], (s, s, s)), axis=1)
+    shifts = np.where(shifts > s // 2, shifts - s, shifts)
+    return score, shifts
+
+
+def _best_shift(fp, ep, moved, m, t_max, be):
+    """(best normalised correlation, its index in the shift window) of each row."""
     xp = be.xp
     s = moved.shape[1]
     fr = spectra(moved, m, xp)
     norm = xp.sqrt(ep * energy(fr, s)) + 1e-12
     cc = xp.fft.irfftn(fp * xp.conj(fr), s=(s, s, s), axes=(1, 2, 3)).reshape(len(fr), -1)
-    win = shift_window(s, t_max)
-    cc = cc[:, win]
+    cc = cc[:, shift_window(s, t_max)]
     best = xp.argmax(cc, axis=1)
-    score = be.host(cc[xp.arange(len(fr)), best] * (s ** 3) / norm)
-    best = be.host(best)
-    shifts = np.stack(np.unravel_index(win[best], (s, s, s)), axis=1)
-    shifts = np.where(shifts > s // 2, shifts - s, shifts)
-    return score, shifts
+    return cc[xp.arange(len(fr)), best] * (s ** 3) / norm, best
 
 
 def refine(fp, ep, movers, mats, m, t_max, step, levels=2, be=NUMPY):
