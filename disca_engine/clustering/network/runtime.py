@@ -116,7 +116,7 @@ def configure_jax(threads, gpu_ids, seed, deterministic):
             raise EngineError(f"{name} splits devices for TensorFlow's MirroredStrategy; unset it "
                               "or use KERAS_BACKEND=tensorflow")
     flags = os.environ.get("XLA_FLAGS", "").split()
-    if threads == 1:  # XLA's CPU client has no thread-count setting, only on/off
+    if threads == 1:  # XLA has no thread count, only these (measured: still ~1.4 cores)
         flags += ["--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1"]
     elif threads:
         log(f"KERAS_BACKEND=jax: --threads {threads} is not applied (XLA sizes its CPU thread "
