@@ -1,6 +1,7 @@
 """Paper YOPO throughput under any Keras 3 backend (JAX, PyTorch, TensorFlow).
 
-The engine trains with TensorFlow. A GPU machine without TensorFlow (the project's lent
+The engine trains with TensorFlow by default, or with JAX under KERAS_BACKEND=jax
+(docs/accelerators.md). A GPU machine without TensorFlow (the project's lent
 GPU has JAX and PyTorch but no TensorFlow, and no internet to install it) can still measure
 what the network itself costs on that GPU: the same layers (``yopo.build_feature_model`` and
 ``build_classifier``, the paper's widths), the same loss (categorical hinge, summed / batch)

@@ -2,7 +2,8 @@
 cropping, filtered unit-norm copies, spectra and their energies, shells.
 
 Conventions: volumes are [z, y, x]; masks are in the full, unshifted fftn layout unless a
-name says half (the rfftn grid). Numpy only; no settings.
+name says half (the rfftn grid). Numpy, except ``spectra`` and ``energy``, which also take
+the arrays of the scans' backend (``backend.py``); no settings.
 """
 import numpy as np
 
@@ -57,9 +58,10 @@ def soft_sphere(s, outer=None, width=2.0):
     return np.clip(0.5 + 0.5 * np.cos(np.pi * ramp), 0, 1).astype(np.float32)
 
 
-def spectra(vols, m):
-    """Half spectra (rfftn, float32 in -> complex64 out) of (B, s, s, s), times mask ``m``."""
-    return np.fft.rfftn(np.asarray(vols, np.float32), axes=(1, 2, 3)) * m
+def spectra(vols, m, xp=np):
+    """Half spectra (rfftn, float32 in -> complex64 out) of (B, s, s, s), times mask ``m``;
+    ``xp``: the array module (numpy or jax.numpy)."""
+    return xp.fft.rfftn(xp.asarray(vols, xp.float32), axes=(1, 2, 3)) * m
 
 
 def energy(f, s):

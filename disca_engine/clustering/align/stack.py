@@ -4,6 +4,7 @@ import copy
 
 import numpy as np
 
+from .backend import NUMPY
 from .fourier import band, fourier_crop, freq_radius, half, half_weights, soft_sphere, unit_filtered
 from .rotations import rotated_wedges
 
@@ -28,8 +29,9 @@ class AlignedStack:
     translations and averages)."""
 
     def __init__(self, particles, coarse, coarse_shift, workers=1, k_max=None, batch_size=256,
-                 indices=None, wedge=None, mask=None):
+                 indices=None, wedge=None, mask=None, backend=NUMPY):
         self.workers = max(1, int(workers))     # threads of the scans, averages, merge tests
+        self.backend = backend                  # arrays of the scans (backend.py)
         self.s = int(particles.box)
         self.c = min(int(coarse), self.s)
         self.k_max = float(k_max or self.s / 3.0)
@@ -92,8 +94,8 @@ def band_coefficients(vols, c, idx, scale):
     return (f.reshape(len(f), -1)[:, idx] * scale).astype(np.complex64)
 
 
-def real_pair(f):
-    return np.concatenate([f.real, f.imag], axis=1).astype(np.float32)
+def real_pair(f, xp=np):
+    return xp.concatenate([f.real, f.imag], axis=1).astype(xp.float32)
 
 
 def shift_phases(c, idx, t_max):

@@ -1,6 +1,8 @@
 """The DISCA network of a run (:class:`Network`): the YOPO-like model, the optimizers and the
-three ``tf.function`` graphs (features, training step, head-only step), built ONCE per run;
-K changes and learning-rate decay only assign variables, they never retrace."""
+three compiled graphs (features, training step, head-only step), built ONCE per run;
+K changes and learning-rate decay only assign variables, they never retrace. The graphs are
+``tf.function``s under Keras's TensorFlow backend and ``jax.jit`` functions under its JAX
+backend (``jax_steps``)."""
 import os
 
 import numpy as np
@@ -22,7 +24,6 @@ class Network:
         """``settings``: ``settings.Network``; ``k_max``: units of the head (the largest K
         of the run's K range; a smaller K masks the others)."""
         import keras
-        import tensorflow as tf
         from . import yopo
         self.settings, self.box, self.precision, self.strategy = settings, box, precision, strategy
         self.k_max = int(k_max)
@@ -43,8 +44,14 @@ class Network:
                        for o in (self.optimizer, self.head_optimizer)}
         self._loss = keras.losses.CategoricalHinge(reduction="sum")
         self._features_fn = inference_function(strategy, self.features_model)
-        self._train_fn = tf.function(self._distributed(self._train_step), reduce_retracing=True)
-        self._head_fn = tf.function(self._distributed(self._head_step), reduce_retracing=True)
+        if keras.backend.backend() == "jax":
+            from .jax_steps import train_step
+            self._train_fn = train_step(self.model, self.optimizer, self._loss)
+            self._head_fn = train_step(self.head_model, self.head_optimizer, self._loss)
+        else:
+            import tensorflow as tf
+            self._train_fn = tf.function(self._distributed(self._train_step), reduce_retracing=True)
+            self._head_fn = tf.function(self._distributed(self._head_step), reduce_retracing=True)
 
     # -- building blocks -------------------------------------------------------------------
     def _optimizer(self, lr):
@@ -54,7 +61,7 @@ class Network:
             opt = keras.optimizers.LossScaleOptimizer(opt)
         return opt
 
-    def _step(self, model, optimizer, x, y, global_batch):
+    def _step(self, model, optimizer, x, y, global_batch):  # TensorFlow's; JAX: jax_steps
         import tensorflow as tf
         with tf.GradientTape() as tape:
             probs = model(x, training=True)

@@ -1,10 +1,16 @@
-"""Runtime set-up of TensorFlow: devices, threads, precision, determinism, and the data
-parallel inference function.
+"""Runtime set-up of the network's Keras backend: devices, threads, precision, determinism,
+and the data parallel inference function.
 
-``configure_runtime`` must run before TensorFlow is first imported (it sets
-CUDA_VISIBLE_DEVICES).
+The backend is Keras's own setting, ``KERAS_BACKEND``: ``tensorflow`` (the bundled default)
+or ``jax`` (a GPU machine with JAX but no TensorFlow). ``configure_runtime`` must run before
+Keras and the backend are first imported (it sets CUDA_VISIBLE_DEVICES and, for JAX,
+XLA_FLAGS). MirroredStrategy (several GPUs, DISCA_CPU_DEVICES, DISCA_GPU_SPLIT) is
+TensorFlow's; under JAX the network runs on one device (docs/accelerators.md).
 """
+import contextlib
+import importlib.util
 import os
+import sys
 
 import numpy as np
 
@@ -47,14 +53,39 @@ def parse_gpu_ids(gpus):
     return ",".join(ids)
 
 
+KERAS_BACKENDS = ("tensorflow", "jax")
+DEFAULT_KERAS_BACKEND = "tensorflow"
+
+
+def keras_backend():
+    """The network's Keras backend: ``KERAS_BACKEND`` (set to the default when unset).
+    Raises EngineError when it is unknown, not installed, or when Keras was already imported
+    with another one (Keras reads the variable once, at import)."""
+    name = os.environ.setdefault("KERAS_BACKEND", DEFAULT_KERAS_BACKEND)
+    if name not in KERAS_BACKENDS:
+        raise EngineError(f"KERAS_BACKEND={name}: the engine runs on {' or '.join(KERAS_BACKENDS)}")
+    if importlib.util.find_spec(name) is None:
+        raise EngineError(f"KERAS_BACKEND={name}: {name} is not installed in this environment; "
+                          f"install it (pip install {name}) or unset KERAS_BACKEND for "
+                          f"{DEFAULT_KERAS_BACKEND}")
+    if "keras" in sys.modules:
+        active = sys.modules["keras"].backend.backend()
+        if active != name:
+            raise EngineError(f"KERAS_BACKEND={name}, but Keras was already imported with {active} "
+                              "in this process; set the variable before starting Python")
+    return name
+
+
 def configure_runtime(threads=None, gpus=None, seed=0, deterministic=True):
-    """Environment settings that must precede the TensorFlow import, then TF settings.
-    Raises EngineError when ``gpus`` names GPUs that TensorFlow cannot see."""
+    """Environment settings that must precede the backend's import, then its settings.
+    Raises EngineError when ``gpus`` names GPUs that the backend cannot see. Returns the
+    backend module (tensorflow or jax)."""
     gpu_ids = parse_gpu_ids(gpus)
     if gpu_ids is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu_ids
+    if keras_backend() == "jax":
+        return configure_jax(threads, gpu_ids, seed, deterministic)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import tensorflow as tf
     split_cpu(tf, os.environ.get(CPU_DEVICES_ENV))
     if threads:
@@ -74,6 +105,42 @@ def configure_runtime(threads=None, gpus=None, seed=0, deterministic=True):
             pass
     seed_everything(seed, deterministic)
     return tf
+
+
+def configure_jax(threads, gpu_ids, seed, deterministic):
+    """JAX's counterparts of the TensorFlow settings: XLA flags (read at JAX's first use)
+    for one CPU thread and deterministic GPU kernels; the TensorFlow-only device splits are
+    refused rather than ignored."""
+    for name in (CPU_DEVICES_ENV, GPU_SPLIT_ENV):
+        if os.environ.get(name):
+            raise EngineError(f"{name} splits devices for TensorFlow's MirroredStrategy; unset it "
+                              "or use KERAS_BACKEND=tensorflow")
+    flags = os.environ.get("XLA_FLAGS", "").split()
+    if threads == 1:  # XLA has no thread count, only these (measured: still ~1.4 cores)
+        flags += ["--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1"]
+    elif threads:
+        log(f"KERAS_BACKEND=jax: --threads {threads} is not applied (XLA sizes its CPU thread "
+            "pool itself; only --threads 1 is honoured)")
+    if deterministic:
+        flags.append("--xla_gpu_deterministic_ops=true")
+    os.environ["XLA_FLAGS"] = " ".join(dict.fromkeys(flags))
+    import jax
+    if gpu_ids is not None and not jax_gpus():
+        raise EngineError(f"--gpus {gpu_ids}: JAX sees no GPU (a CPU-only jaxlib, or no CUDA "
+                          "driver); install jax[cuda12] or drop --gpus to run on the CPU")
+    if gpu_ids is not None and len(jax_gpus()) < len(gpu_ids.split(",")):
+        raise EngineError(f"--gpus {gpu_ids}: only {len(jax_gpus())} of these GPUs exist; give "
+                          "ids that nvidia-smi lists")
+    seed_everything(seed, deterministic)
+    return jax
+
+
+def jax_gpus():
+    import jax
+    try:
+        return jax.devices("gpu")
+    except RuntimeError:  # no GPU platform in this jaxlib
+        return []
 
 
 def split_cpu(tf, count):
@@ -125,9 +192,9 @@ def check_gpus(tf, gpu_ids):
 
 def seed_everything(seed, deterministic=True):
     import keras
-    import tensorflow as tf
     keras.utils.set_random_seed(int(seed))
-    if deterministic:
+    if deterministic and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
         try:
             tf.config.experimental.enable_op_determinism()
         except Exception:  # noqa: BLE001 - older TF: determinism flag missing
@@ -148,17 +215,12 @@ def choose_precision(precision="auto", forward_gflop=None):
     1.5x for the paper network and 1.7-2.2x for small ones (``forward_gflop`` below
     SMALL_NETWORK_GFLOP), even with avx512_bf16 (benchmarks/results/network.md);
     CPU_BF16_AUTO switches CPUs with bfloat16 instructions back to bfloat16."""
-    import tensorflow as tf
-    gpus = tf.config.list_physical_devices("GPU")
     if precision not in PRECISIONS:
         raise EngineError(f"--precision {precision}: choose {', '.join(PRECISIONS)}")
     if precision != "auto":
         return precision, "requested"
-    if gpus:
-        caps = []
-        for gpu in gpus:
-            details = tf.config.experimental.get_device_details(gpu)
-            caps.append(details.get("compute_capability", (0, 0)))
+    caps = gpu_capabilities()
+    if caps:
         if caps and min(caps) >= (8, 0):
             return "bfloat16", f"GPU compute capability {min(caps)} supports bfloat16"
         return "float32", f"GPU compute capability {min(caps) if caps else '?'} lacks fast bfloat16"
@@ -175,6 +237,17 @@ def choose_precision(precision="auto", forward_gflop=None):
     return "float32", "CPU has no avx512_bf16/amx_bf16"
 
 
+def gpu_capabilities():
+    """Compute capability (major, minor) of each GPU the backend sees; [] on CPUs."""
+    import keras
+    if keras.backend.backend() == "jax":
+        return [tuple(int(v) for v in str(getattr(g, "compute_capability", "0.0")).split(".")[:2])
+                for g in jax_gpus()]
+    import tensorflow as tf
+    return [tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0))
+            for gpu in tf.config.list_physical_devices("GPU")]
+
+
 def set_precision(precision):
     import keras
     policy = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}[precision]
@@ -182,9 +255,26 @@ def set_precision(precision):
     return policy
 
 
+class OneDevice:
+    """The strategy of the JAX backend: one device (JAX's default: the first GPU, else the
+    CPU); the network code asks a strategy only for its replicas and its scope."""
+    num_replicas_in_sync = 1
+
+    def scope(self):
+        return contextlib.nullcontext()
+
+
 def make_strategy():
     """MirroredStrategy over all visible GPUs when there are several (or over the logical
-    CPU devices of CPU_DEVICES_ENV), else the default one-device strategy."""
+    CPU devices of CPU_DEVICES_ENV), else the default one-device strategy; under JAX
+    always one device, and the run log says so when more GPUs are visible."""
+    import keras
+    if keras.backend.backend() == "jax":
+        gpus = jax_gpus()
+        if len(gpus) > 1:
+            return OneDevice(), (f"JAX on the first of {len(gpus)} visible GPUs (several GPUs need "
+                                 "KERAS_BACKEND=tensorflow)")
+        return OneDevice(), "JAX on one GPU" if gpus else "JAX on the CPU"
     import tensorflow as tf
     gpus = tf.config.list_logical_devices("GPU")
     if len(gpus) > 1:
@@ -220,6 +310,10 @@ def inference_function(strategy, model):
     """Compiled ``x -> model(x, training=False)``, data parallel over the strategy's replicas:
     each replica gets its slice of the batch and the outputs come back in input order. The
     maths per subtomogram is that of one device (inference uses BN's moving statistics)."""
+    import keras
+    if keras.backend.backend() == "jax":
+        from .jax_steps import inference
+        return inference(model)
     import tensorflow as tf
     replicas = strategy.num_replicas_in_sync
     if replicas == 1:

@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from ...pool import resolve_workers
+from ..align import backend as array_backend
 from ..align.averages import initial_references
 from ..align.rotations import rotation_grid
 from ..align.rounds import rounds
@@ -33,10 +34,12 @@ def subsample(n, settings, seed, log):
 def aligned_data(particles, settings, threads, indices=None):
     """The ``AlignedStack`` and rotation grid of ``settings`` (``settings.Alignment``);
     ``particles`` seen through the particle mask (``stages.mask``) give their mask to the
-    references, plain ones the largest sphere of the box."""
+    references, plain ones the largest sphere of the box. The scans' array backend is
+    ``DISCA_ALIGN_BACKEND``'s (``align.backend``)."""
     stack = AlignedStack(particles, coarse=settings.coarse, indices=indices,
                          coarse_shift=settings.coarse_shift, workers=resolve_workers(threads),
-                         mask=getattr(particles, "mask", None))
+                         mask=getattr(particles, "mask", None),
+                         backend=array_backend.select()[0])
     return stack, rotation_grid(settings.rotations)
 
 
@@ -47,8 +50,8 @@ def refine(particles, seeds, z, settings, min_size, threads, log, indices=None):
     stack, grid = aligned_data(particles, settings, threads, indices)
     refs = initial_references(stack, seeds, z, grid, settings.init_rounds)
     log(f"alignment: {stack.n} subtomograms, {len(refs)} seed references, {len(grid)} rotations, "
-        f"wedge {100 * (1 - stack.wedge.mean()):.0f}% of Fourier space, {stack.workers} thread(s) "
-        f"({time.time() - t0:.1f}s)")
+        f"wedge {100 * (1 - stack.wedge.mean()):.0f}% of Fourier space, {stack.workers} thread(s), "
+        f"scans on {array_backend.select()[1]} ({time.time() - t0:.1f}s)")
     history = []
     fit = rounds(stack, refs, grid, seeds, min_size, settings.rounds, log, history,
                  disattenuate=settings.disattenuate)
@@ -64,6 +67,6 @@ def assign_rest(particles, classes, chunk):
         idx = np.arange(a, min(a + chunk, particles.n))
         part = AlignedStack(particles, coarse=stack.c, indices=idx, wedge=stack.wedge,
                             coarse_shift=stack.coarse_shift, workers=stack.workers,
-                            mask=stack.mask)
+                            mask=stack.mask, backend=stack.backend)
         labels[idx] = align(part, classes.refs, classes.grid)[0]
     return labels
