@@ -24,7 +24,7 @@ import numpy as np
 from .align.averages import class_references
 from .align.evidence import independent_halves
 from .align.fsc import band_reliability, fsc_curve, resolution
-from .align.mask import CentredCrop
+from .align.mask import CentredCrop, centred_size
 from .align.scan import align
 from .stages.alignment import aligned_data
 from .stages.junk_split import phase_randomised
@@ -40,9 +40,8 @@ def measured_view(particles, radius):
     when the box is smaller), with the box's parity so that the centre stays the centre."""
     if radius is None:
         return particles
-    need = int(np.ceil(MEASURE_RATIO * 2 * radius))
-    need += (particles.box - need) % 2
-    return particles if need >= particles.box else CentredCrop(particles, need)
+    size = centred_size(particles.box, MEASURE_RATIO * 2 * radius)
+    return particles if size == particles.box else CentredCrop(particles, size)
 
 
 def measured_subset(labels, seed, max_members=MAX_MEMBERS):

@@ -135,13 +135,18 @@ def _select(choice):
         return NUMPY, "numpy (auto: jax is not installed)"
     # JAX would otherwise reserve 75% of GPU memory at first use, beside TensorFlow's network
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    import jax
-    try:
-        gpus = jax.devices("gpu")
-    except RuntimeError:  # no GPU platform in this jaxlib
-        gpus = []
+    gpus = jax_gpus()
     if choice == "jax":
         return JaxBackend(), f"jax on {gpus[0] if gpus else 'the CPU'} (requested)"
     if gpus:
         return JaxBackend(), f"jax on {gpus[0]} (auto: a GPU is visible to JAX)"
     return NUMPY, "numpy (auto: JAX sees no GPU)"
+
+
+def jax_gpus():
+    """The GPUs JAX sees ([] with a CPU-only jaxlib); imports JAX."""
+    import jax
+    try:
+        return jax.devices("gpu")
+    except RuntimeError:  # no GPU platform in this jaxlib
+        return []

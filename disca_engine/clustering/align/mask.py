@@ -52,12 +52,23 @@ def _crossing(drop, k, level):
     return (k - 1) + (a - level) / max(a - b, 1e-12)
 
 
+def centred_size(box, need):
+    """At least ``need`` voxels with the box's parity (so the centre voxel stays the
+    centre), at most the box."""
+    need = int(np.ceil(need))
+    return min(box, need + (box - need) % 2)
+
+
+def centre_crop(batch, box):
+    """(B, box, box, box) central cubes of the (B, s, s, s) ``batch``, float32."""
+    a = (batch.shape[1] - box) // 2
+    c = slice(a, a + box)
+    return np.asarray(batch, np.float32)[:, c, c, c]
+
+
 def crop_size(box, radius):
-    """The cube the mask needs about the centre: its outer radius and a voxel, with the
-    box's parity (so the centre voxel stays the centre)."""
-    need = int(np.ceil(2 * (radius + EDGE) + 2))
-    need += (box - need) % 2
-    return min(box, need)
+    """The cube the mask needs about the centre: its outer radius and a voxel."""
+    return centred_size(box, 2 * (radius + EDGE) + 2)
 
 
 class MaskedView:
@@ -78,9 +89,7 @@ class MaskedView:
 
     def masked(self, batch):
         """(B, box, box, box) full boxes of the particle set, cropped and masked."""
-        a = (self.particles.box - self.box) // 2
-        c = slice(a, a + self.box)
-        return np.asarray(batch, np.float32)[:, c, c, c] * self.mask
+        return centre_crop(batch, self.box) * self.mask
 
     def record(self):
         """What a model trained on this view needs to see new data the same way."""
@@ -98,8 +107,5 @@ class CentredCrop:
         self.voxel_size = getattr(particles, "voxel_size", None)
 
     def iter_batches(self, indices=None, batch_size=64):
-        a = (self.particles.box - self.box) // 2
-        c = slice(a, a + self.box)
         for batch in self.particles.iter_batches(indices, batch_size):
-            yield np.asarray(batch, np.float32)[:, c, c, c]
-
+            yield centre_crop(batch, self.box)

@@ -16,6 +16,7 @@ import numpy as np
 
 from ...contract import PRECISIONS
 from ...errors import EngineError
+from ..align.backend import jax_gpus
 
 
 def log(message):
@@ -125,22 +126,15 @@ def configure_jax(threads, gpu_ids, seed, deterministic):
         flags.append("--xla_gpu_deterministic_ops=true")
     os.environ["XLA_FLAGS"] = " ".join(dict.fromkeys(flags))
     import jax
-    if gpu_ids is not None and not jax_gpus():
+    gpus = jax_gpus() if gpu_ids is not None else None
+    if gpu_ids is not None and not gpus:
         raise EngineError(f"--gpus {gpu_ids}: JAX sees no GPU (a CPU-only jaxlib, or no CUDA "
                           "driver); install jax[cuda12] or drop --gpus to run on the CPU")
-    if gpu_ids is not None and len(jax_gpus()) < len(gpu_ids.split(",")):
-        raise EngineError(f"--gpus {gpu_ids}: only {len(jax_gpus())} of these GPUs exist; give "
+    if gpu_ids is not None and len(gpus) < len(gpu_ids.split(",")):
+        raise EngineError(f"--gpus {gpu_ids}: only {len(gpus)} of these GPUs exist; give "
                           "ids that nvidia-smi lists")
     seed_everything(seed, deterministic)
     return jax
-
-
-def jax_gpus():
-    import jax
-    try:
-        return jax.devices("gpu")
-    except RuntimeError:  # no GPU platform in this jaxlib
-        return []
 
 
 def split_cpu(tf, count):
