@@ -118,7 +118,7 @@ def cell(args, n_structures, seed, snr, tilt):
             "minutes": round(minutes, 2), "baseline_seconds": round(t_base, 1),
             "chosen_iteration": report["chosen_iteration"], "iterations": len(report["iterations"]),
             "trajectory_k_homogeneity_ddbi": traj, "load_average": os.getloadavg(),
-            "log_tail": log_tail}
+            "rest": report.get("rest"), "log_tail": log_tail}
 
 
 def main():

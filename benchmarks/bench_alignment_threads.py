@@ -53,7 +53,8 @@ def main():
     for _ in range(args.repeats):
         for threads in (1, args.threads):
             t0 = time.perf_counter()
-            labels, history = classes_from_seeds(parts, seeds, z, method, 0, threads, log=quiet)
+            classes = classes_from_seeds(parts, seeds, z, method, 0, threads, log=quiet)
+            labels, history = classes.labels, classes.history
             times[threads].append(round(time.perf_counter() - t0, 1))
             results[threads] = (labels, [{k: v for k, v in h.items() if k != "seconds"}
                                          for h in history])

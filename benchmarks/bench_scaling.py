@@ -315,18 +315,25 @@ def classification_stages(st, particles, method, threads):
 
 def one_round(particles, seeds, z, method, threads, log):
     """The alignment stage's stack, initial references and one round (no merge test, nor
-    the stages after it); above alignment.max_n on its subsample, the rest then assigned."""
+    the stages after it); above alignment.max_n on its subsample, the rest then aligned to
+    its references (``rest.aligned_labels``: the rest stage's costlier way)."""
     from dataclasses import replace
-    from disca_engine.clustering.stages import alignment
+    import numpy as np
+    from disca_engine.clustering.dataset import Subset
+    from disca_engine.clustering.stages import alignment, rest
     settings = replace(method.classification.alignment, rounds=1)
     sub = alignment.subsample(particles.n, settings, 0, log)
     if sub is None:
         classes = alignment.refine(particles, seeds, z, settings, method.min_cluster_size,
                                    threads, log)
         return classes.labels, classes.history
-    classes = alignment.refine(particles, seeds[sub], z[sub], settings, method.min_cluster_size,
-                               threads, log, indices=sub)
-    return alignment.assign_rest(particles, classes, settings.max_n), classes.history
+    classes = alignment.refine(Subset(particles, sub), seeds[sub], z[sub], settings,
+                               method.min_cluster_size, threads, log)
+    labels, others = np.empty(particles.n, np.int64), rest.others(particles.n, sub)
+    labels[sub] = classes.labels
+    refs = rest.References(lambda: (classes.stack, classes.grid, classes.refs, None))
+    labels[others] = rest.aligned_labels(particles, others, refs)
+    return labels, classes.history
 
 
 def network_stages(st, particles, method, z, labels, m, threads, out):

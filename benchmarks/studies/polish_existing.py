@@ -50,7 +50,7 @@ def polish_cell(r, work, label, threads):
     stack, grid = alignment.aligned_data(parts, method.classification.alignment, threads)
     lines = []
     new = relabel.relabel(Classes(stack, grid, labels), z, r["seed"], method.min_cluster_size,
-                          lines.append, need_refs=False).labels
+                          lines.append).labels
     minutes = (time.time() - t0) / 60
     junk_class = r["n_structures"] if r["junk"] else None
     out = dict(r, settings=settings, k_found=int(new.max()) + 1,

@@ -86,9 +86,9 @@ def classify(parts, seeds, z, request, truth):
     if sum("merge_test" in h for h in classes.history) > 1:
         print_same_diff(classes, truth, c.merge_test, "after the merge tests: ")
     if c.relabel:
-        classes = relabel.relabel(classes, z, seed, min_size, log, need_refs=False)
+        classes = relabel.relabel(classes, z, seed, min_size, log)
     if c.junk_split is not None:
-        classes = junk_split.split(classes, z, c.junk_split, seed, min_size, log, need_refs=False)
+        classes = junk_split.split(classes, z, c.junk_split, seed, min_size, log)
     return classes.labels
 
 

@@ -122,7 +122,7 @@ def cached_labels(args, parts, z, method):
         args.n_per_class, args.junk) + ".npy")
     if os.path.exists(cache):
         return np.load(cache)
-    labels = classes_from_seeds(parts, seeds, z, method, args.seed, 1, log=quiet)[0]
+    labels = classes_from_seeds(parts, seeds, z, method, args.seed, 1, log=quiet).labels
     np.save(cache, labels)
     return labels
 

@@ -88,7 +88,7 @@ def main():
     z = descriptors_of(parts, method, args.seed)
     seeds = seed_clusters(z, method, args.seed)
     labels = relabel.canonical(classes_from_seeds(parts, seeds, z, method, args.seed, 1,
-                                                  log=quiet)[0])
+                                                  log=quiet).labels)
     stack, grid = alignment.aligned_data(parts, method.classification.alignment, 1)
     refs, weight = references_from_labels(stack, labels, z, grid)
     scores = score_matrix(stack, refs, grid, weight)

@@ -13,7 +13,8 @@ from tomo.protocols import ProtTomoBase
 from disca_engine import settings as engineSettings
 from disca_engine.contract import format_k_range
 
-from ..constants import PRESET_CHOICES as PRESETS, PRESET_AUTO, PRECISION_CHOICES as PRECISIONS
+from ..constants import (PRESET_CHOICES as PRESETS, PRESET_AUTO, PRECISION_CHOICES as PRECISIONS,
+                         REST_BY_CHOICES as REST_BY)
 from .engine_base import DiscaEngineMixin
 from .engine_log import lastIteration
 from .form_parsers import kRangeArgument
@@ -147,6 +148,24 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
                            'upper group\'s (empty boxes, membrane patches) while matching the '
                            'average at most half as well. '
                            'No: keep the classes as the previous steps left them.')
+        form.addParam('subsample', params.IntParam,
+                      default=engineSettings.Alignment().max_n,
+                      condition='preset == %d' % PRESET_AUTO, expertLevel=LEVEL_ADVANCED,
+                      label='Subsample (auto)',
+                      help='Above this many subtomograms the classes are found, and the '
+                           'network learns them, on a random subsample of this size; the '
+                           'others are then classified as shown below. The alignment grows '
+                           'with N times K; the network classifies thousands a minute. '
+                           '0: find the classes on all of them.')
+        form.addParam('restBy', params.EnumParam, choices=REST_BY, default=0,
+                      condition='preset == %d' % PRESET_AUTO, expertLevel=LEVEL_ADVANCED,
+                      label='Classify the rest by (auto)',
+                      help='Above the subsample: network: the trained network and the run\'s '
+                           'mixture (as a saved model classifies new data), and alignment to '
+                           'the class references where its posterior is under %g; '
+                           'alignment: every one aligned to the references (slower; the '
+                           'network\'s answer is kept in the report for comparison).'
+                           % engineSettings.Rest().unsure)
 
         form.addSection(label='Advanced')
         form.addParam('pcaComponents', params.StringParam, default=_pcaAuto(),
@@ -210,7 +229,12 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
             return []
         diameter = parseOptional(self.particleDiameter.get(), float, 'Particle diameter',
                                  minimum=1)
+        if self.subsample.get() < 0:
+            raise ValueError('Subsample %d: give 0 (no subsample) or a number of '
+                             'subtomograms' % self.subsample.get())
         return ((['--particle-diameter-A', '%g' % diameter] if diameter else [])
+                + ['--subsample', str(self.subsample.get()),
+                   '--rest-by', REST_BY[self.restBy.get()]]
                 + ([] if self.relabel.get() else ['--no-relabel'])
                 + ([] if self.junkSplit.get() else ['--no-junk-split']))
 
@@ -388,7 +412,20 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
                       'split off as classes of their own'
                       if classification.get('junk_split') else ''),
                    report.get('k'), ', '.join(map(str, sizes)),
-                   len(report.get('iterations') or [])))
+                   len(report.get('iterations') or []))) + self._restMethods(report)
+
+    @staticmethod
+    def _restMethods(report):
+        """The sentence on the subtomograms outside the subsample, if there was one."""
+        rest = report.get('rest')
+        if not rest:
+            return ''
+        return (' The classes were found, and learnt by the network, on a random subsample '
+                'of %d subtomograms; of the other %d, %d were classified by the network and '
+                'the run\'s mixture and %d by alignment to the class references%s.'
+                % (rest['subsample'], rest['rest'], rest['by_network'], rest['by_alignment'],
+                   ' (network posterior under %g)' % rest['unsure']
+                   if rest['by'] == 'network' else ''))
 
     @staticmethod
     def _kText(report):

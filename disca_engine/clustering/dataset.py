@@ -65,6 +65,28 @@ class ParticleSet:
             yield batch
 
 
+class Subset:
+    """The subtomograms ``indices`` of a particle set or view (``align.mask``): its own
+    ``n`` and ``iter_batches`` over them; box, mask, voxel size and the rest are the
+    parent's."""
+
+    def __init__(self, parent, indices):
+        self.parent, self.indices = parent, np.asarray(indices, np.int64)
+        self.n = len(self.indices)
+
+    def __getattr__(self, name):
+        if name == "parent":
+            raise AttributeError(name)
+        return getattr(self.parent, name)
+
+    def __len__(self):
+        return self.n
+
+    def iter_batches(self, indices=None, batch_size=64):
+        idx = self.indices if indices is None else self.indices[np.asarray(indices, np.int64)]
+        return self.parent.iter_batches(idx, batch_size)
+
+
 def _read_table(star_path):
     return read_particles(star_path)
 

@@ -118,6 +118,8 @@ def build_report(particles, request, resolved, precision, runs, chosen, truth, t
         "chosen_restart": int(chosen["restart"]),
         "seconds_total": round(time.time() - t_start, 2),
     }
+    if "rest" in best:    # classes found on a subsample: how the others were classified
+        report["rest"] = best["rest"]
     if truth is not None:
         from .metrics import ground_truth_block
         report["ground_truth"] = ground_truth_block(truth, labels)

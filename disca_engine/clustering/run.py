@@ -154,6 +154,7 @@ def _run(input_star, workdir, request, k_range, init_model, cache, t_start):
         log(f"restart {r} (seed {seed}): lowest DDBI {best['ddbi']:.4f} at iteration "
             f"{best['iteration']} with K={best['k']}")
     chosen = min(runs, key=lambda one: one["best"]["ddbi"])
+    chosen["best"] = pipeline.finish(chosen["best"])
     resolved = {"k_range": list(k_range)}
     if data is not particles:   # predict must show new data to the model the same way
         resolved["network_input"] = data.record()
@@ -171,9 +172,12 @@ def _k_search_text(method, k_range, n):
     c = method.classification
     if c is not None:
         limit = c.alignment.max_n
-        where = f"a random subsample of {limit}" if 0 < limit < n else f"all {n}"
+        if 0 < limit < n:
+            return (f" (K: at most {max(k_range)} seed clusters, merged by the alignment "
+                    f"merge test on a random subsample of {limit}, which the network learns; "
+                    f"the other {n - limit} classified after, by {c.rest.by})")
         return (f" (K: at most {max(k_range)} seed clusters, merged by the alignment "
-                f"merge test on {where})")
+                f"merge test on all {n})")
     limit = method.k_by_bic.max_fit_samples
     if 0 < limit < n:
         return f" (K selected on a subsample of {limit}, the winner refitted on all {n})"

@@ -43,6 +43,14 @@ def add_parser(subparsers):
     p.add_argument("--no-junk-split", action="store_true",
                    help="auto preset: leave out the junk split stage (low-scoring groups that "
                         "match their class average little better than noise; docs/clustering.md)")
+    p.add_argument("--subsample", type=int,
+                   help="auto preset: above this many subtomograms the classes are found, and "
+                        "learnt by the network, on a random subsample of this size (default "
+                        "2000; 0: on all of them)")
+    p.add_argument("--rest-by", choices=("network", "alignment"),
+                   help="auto preset, above --subsample: how the other subtomograms are "
+                        "classified (default network: the trained network, alignment to the "
+                        "class references where it is unsure; alignment: all aligned)")
     p.add_argument("--name", help="the run's name, for the report's title")
     p.add_argument("--input-label", help="what is clustered, for the report's title "
                                          "(default: the input STAR path)")
@@ -63,6 +71,7 @@ def run(args):
         "cache_dir": args.cache_dir,
         "relabel": False if args.no_relabel else None,
         "junk_split": False if args.no_junk_split else None,
+        "subsample": args.subsample, "rest_by": args.rest_by,
     }
     report = run_cluster(args.input, args.output, preset=args.preset, **settings)
     gt = report.get("ground_truth")

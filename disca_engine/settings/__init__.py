@@ -16,9 +16,9 @@ from .rules import (as_dict, check_box, check_k_range, learning_rate, pca_compon
                     preset_values, smallest_box)
 from .stages import RESULT_OPTIONS
 from .stages import (Alignment, Classification, Descriptors, FeaturePCA, JunkSplit, KByBic, Loop,
-                     MergeTest, Method, Network, ParticleMask, RunOptions, Seeds)
+                     MergeTest, Method, Network, ParticleMask, Rest, RunOptions, Seeds)
 
 __all__ = ["PRESETS", "RESULT_OPTIONS", "Settings", "check", "resolve", "as_dict", "check_box", "check_k_range",
            "learning_rate", "pca_components_for", "preset_values", "smallest_box", "Alignment",
            "Classification", "Descriptors", "FeaturePCA", "JunkSplit", "KByBic", "Loop",
-           "MergeTest", "Method", "Network", "ParticleMask", "RunOptions", "Seeds"]
+           "MergeTest", "Method", "Network", "ParticleMask", "Rest", "RunOptions", "Seeds"]

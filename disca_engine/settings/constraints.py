@@ -39,6 +39,17 @@ class Boolean:
         return "true or false (JSON booleans, not strings or numbers)"
 
 
+class OneOf:
+    def __init__(self, *values):
+        self.values = values
+
+    def accepts(self, value):
+        return isinstance(value, str) and value in self.values
+
+    def describe(self):
+        return "one of " + ", ".join(f"'{v}'" for v in self.values)
+
+
 class Widths:
     def accepts(self, value):
         return (isinstance(value, tuple) and len(value) > 0

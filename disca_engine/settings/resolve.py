@@ -12,9 +12,12 @@ FLAT = {"max_iterations": ("loop", "max_iterations"),
         "batch_size": ("network", "batch_size"),
         "epochs_per_iteration": ("network", "epochs_per_iteration"),
         "learning_rate": ("network", "learning_rate"),
-        "particle_diameter_A": ("mask", "diameter_A")}
+        "particle_diameter_A": ("mask", "diameter_A"),
+        "subsample": ("alignment", "max_n"),
+        "rest_by": ("rest", "by")}
 STAGES = ("network", "loop", "feature_pca", "k_by_bic")
-CLASSIFICATION_STAGES = ("mask", "descriptors", "seeds", "alignment", "merge_test", "junk_split")
+CLASSIFICATION_STAGES = ("mask", "descriptors", "seeds", "alignment", "merge_test", "junk_split",
+                         "rest")
 OPTIONS = tuple(f.name for f in fields(RunOptions))
 
 

@@ -1,7 +1,7 @@
 """The settings of each stage of the method, and the run options apart from it."""
 from dataclasses import dataclass
 
-from .constraints import Boolean, Interval, Widths, setting as _s
+from .constraints import Boolean, Interval, OneOf, Widths, setting as _s
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,9 @@ class Alignment:
     init_rounds: int = _s(2, Interval(int, 0))
     rounds: int = _s(12, Interval(int, 1))
     coarse_shift: int = _s(1, Interval(int, 0, 3), why="coarse voxels; the cost grows as (2t+1)^3")
-    max_n: int = _s(20000, Interval(int, 0), why="larger N: classes found on a subsample of this "
-                                                  "size; 0: never")
+    max_n: int = _s(2000, Interval(int, 0), flag="--subsample",
+                    why="larger N: classes found, and learnt by the network, on a random "
+                        "subsample of this size; 0: never")
     disattenuate: bool = _s(True, Boolean())
 
 
@@ -115,6 +116,18 @@ class JunkSplit:
 
 
 @dataclass(frozen=True)
+class Rest:
+    """Above ``alignment.max_n``: how the subtomograms outside the subsample are classified
+    once the network has learnt the subsample's classes (``stages/rest.py``)."""
+    by: str = _s("network", OneOf("network", "alignment"), flag="--rest-by",
+                 why="network: as the saved model classifies new data; alignment: every one "
+                     "aligned to the references")
+    unsure: float = _s(0.9, Interval(float, 0, 1),
+                       why="network posterior under which a subtomogram is aligned instead; "
+                           "0: the network alone")
+
+
+@dataclass(frozen=True)
 class Classification:
     """auto: the classes found before the network learns them, stage after stage."""
     mask: ParticleMask = ParticleMask()
@@ -124,6 +137,7 @@ class Classification:
     merge_test: MergeTest = MergeTest()
     relabel: bool = _s(True, Boolean(), why="two-view relabelling")
     junk_split: JunkSplit = _s(JunkSplit(), why="null: no junk split")
+    rest: Rest = Rest()
 
 
 @dataclass(frozen=True)

@@ -177,6 +177,27 @@ def test_tiny_auto_run_aligns_the_seeds_then_keeps_the_labels(tmp_path):
     assert len(data["thumbs"]) == 30 and len(data["spaces"][1]["xy"]) == 60
 
 
+def test_above_the_subsample_the_network_learns_its_classes_and_the_rest_is_classified(tmp_path):
+    """30 boxes, a subsample of 20: the classes are found and learnt on those 20, the other
+    10 are classified after (here all by alignment, the network's answer kept beside), and
+    every output covers all 30."""
+    report, log = _tiny_run(tmp_path, "ribosome,rod", alignment={"rotations": 300, "max_n": 20},
+                            rest={"by": "alignment"})
+    assert "alignment: 20 subtomograms" in log
+    assert "the rest: 10 subtomograms outside the subsample of 20" in log
+    assert "[rest: alignment] 10/10" in log and "[rest: network] 10/10" in log
+    rec = report["rest"]
+    assert (rec["subsample"], rec["rest"], rec["by"]) == (20, 10, "alignment")
+    assert (rec["by_network"], rec["by_alignment"]) == (0, 10) and 0 <= rec["agreement"] <= 1
+    assert rec["ground_truth"]["final"]["homogeneity"] > 0.8
+    assert len(rec["ground_truth"]["thresholds"]) == 5
+    assert sum(report["cluster_sizes"]) == 30 and report["n_particles"] == 30
+    assert report["ground_truth"]["homogeneity"] > 0.8          # of all 30
+    assert np.load(tmp_path / "run" / "features.npy").shape[0] == 30
+    from disca_engine.io.star import read_particles
+    assert len(read_particles(str(tmp_path / "run" / "clusters.star"))) == 30
+
+
 def test_auto_network_sees_the_mask_crop_and_predict_shows_new_data_the_same_way(tmp_path):
     """auto trains the network on the particle mask's crop (a 32^3 box, a ~13^3 particle),
     records how, and predict crops and masks new boxes alike: the saved model's features of

@@ -10,13 +10,16 @@ def rng(seed, iteration, purpose):
     return np.random.default_rng([int(seed), int(iteration), int(purpose)])
 
 
-def compute_features(net, particles, batch_size):
-    """(N, feature_dim) features of every subtomogram, inference mode, streamed in batches."""
+def compute_features(net, particles, batch_size, progress=None):
+    """(N, feature_dim) features of every subtomogram, inference mode, streamed in batches
+    (``progress``: a ``progress.Progress`` told how many are done)."""
     out = np.empty((particles.n, net.settings.feature_dim), np.float32)
     a = 0
     for batch in particles.iter_batches(None, batch_size):
         out[a:a + len(batch)] = net.features(batch)
         a += len(batch)
+        if progress is not None:
+            progress.update(a)
     return out
 
 

@@ -5,8 +5,8 @@ its members aligned to it), then hard-EM rounds assign every subtomogram to the 
 it matches best under the rotations of a near-uniform grid and re-average the references
 with the missing wedge compensated (``align.rounds``).
 
-Above ``max_n`` subtomograms the classes are found on a random subsample of that size
-(held in memory) and the others are assigned to its references at the end.
+Above ``max_n`` subtomograms the classes are found, and learnt by the network, on a random
+subsample of that size (held in memory); the others are classified after (``rest.py``).
 """
 import time
 
@@ -17,7 +17,6 @@ from ..align import backend as array_backend
 from ..align.averages import initial_references
 from ..align.rotations import rotation_grid
 from ..align.rounds import rounds
-from ..align.scan import align
 from ..align.stack import AlignedStack
 from .state import Classes
 
@@ -26,8 +25,8 @@ def subsample(n, settings, seed, log):
     """Sorted indices of the subsample the classes are found on, or None (all of them)."""
     if not settings.max_n or n <= settings.max_n:
         return None
-    log(f"alignment classification on a random subsample of {settings.max_n} of the {n} "
-        f"subtomograms; the others are assigned to its references")
+    log(f"classes found and learnt on a random subsample of {settings.max_n} of the {n} "
+        f"subtomograms; the others are classified after")
     return np.sort(np.random.default_rng(int(seed)).choice(n, settings.max_n, replace=False))
 
 
@@ -43,11 +42,11 @@ def aligned_data(particles, settings, threads, indices=None):
     return stack, rotation_grid(settings.rotations)
 
 
-def refine(particles, seeds, z, settings, min_size, threads, log, indices=None):
-    """The seed clusters ``seeds`` (of the subtomograms ``indices``, all when None) refined
-    by alignment rounds; returns their ``Classes``."""
+def refine(particles, seeds, z, settings, min_size, threads, log):
+    """The seed clusters ``seeds`` of ``particles`` refined by alignment rounds; returns
+    their ``Classes``."""
     t0 = time.time()
-    stack, grid = aligned_data(particles, settings, threads, indices)
+    stack, grid = aligned_data(particles, settings, threads)
     refs = initial_references(stack, seeds, z, grid, settings.init_rounds)
     log(f"alignment: {stack.n} subtomograms, {len(refs)} seed references, {len(grid)} rotations, "
         f"wedge {100 * (1 - stack.wedge.mean()):.0f}% of Fourier space, {stack.workers} thread(s), "
@@ -56,17 +55,3 @@ def refine(particles, seeds, z, settings, min_size, threads, log, indices=None):
     fit = rounds(stack, refs, grid, seeds, min_size, settings.rounds, log, history,
                  disattenuate=settings.disattenuate)
     return Classes.of_fit(stack, grid, fit, history)
-
-
-def assign_rest(particles, classes, chunk):
-    """Labels of all subtomograms: each assigned to the best of the references of ``classes``
-    (found on a subsample), read in chunks of ``chunk`` subtomograms."""
-    stack = classes.stack
-    labels = np.empty(particles.n, np.int64)
-    for a in range(0, particles.n, chunk):
-        idx = np.arange(a, min(a + chunk, particles.n))
-        part = AlignedStack(particles, coarse=stack.c, indices=idx, wedge=stack.wedge,
-                            coarse_shift=stack.coarse_shift, workers=stack.workers,
-                            mask=stack.mask, backend=stack.backend)
-        labels[idx] = align(part, classes.refs, classes.grid)[0]
-    return labels

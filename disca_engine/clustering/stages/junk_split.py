@@ -121,9 +121,9 @@ def split_low_groups(scores, labels, min_size, seed, position, spectrum, null=No
     return out, splits
 
 
-def split(classes, z, settings, seed, min_size, log, need_refs):
-    """``classes`` with their junk groups split off (``settings.JunkSplit``); references of
-    the new classes only when ``need_refs``."""
+def split(classes, z, settings, seed, min_size, log):
+    """``classes`` with their junk groups split off (``settings.JunkSplit``); the references
+    are kept only where no group split off."""
     t1 = time.time()
     stack, grid, labels = classes.stack, classes.grid, classes.labels
     scores, own = own_scores(stack, labels, z, grid)
@@ -137,7 +137,4 @@ def split(classes, z, settings, seed, min_size, log, need_refs):
                       f"({s_lo:.2f}, {pos:.2f} of the way from noise, null ratio {ratio:.2f})"
                       for c, n_hi, n_lo, s_hi, s_lo, pos, ratio in splits) or "none split"
     log(f"  junk split: K={len(sizes)} ({parts}) ({time.time() - t1:.1f}s)")
-    refs = classes.refs
-    if splits and need_refs:
-        refs = references_from_labels(stack, new, z, grid)[0]
-    return Classes(stack, grid, new, refs, None, classes.history)
+    return Classes(stack, grid, new, None if splits else classes.refs, None, classes.history)

@@ -105,13 +105,15 @@ def pair_summary(ratio, ev):
 
 def final_pairs(classes, z, settings, log):
     """The evidence that every two final classes differ, in the log and the history (the
-    relabel and junk split move members after the last merge test)."""
+    relabel and junk split move members after the last merge test); returns the final
+    classes, with their references when there are two or more."""
     if classes.k < 2:
         log("  final classes: one class; no pair to test")
-        return
+        return classes
     t1 = time.time()
     refs, halves, rot, shift = class_references(classes.stack, classes.labels, z, classes.grid)
-    final = Classes(classes.stack, classes.grid, classes.labels, refs, halves, [], rot, shift)
+    final = Classes(classes.stack, classes.grid, classes.labels, refs, halves, classes.history,
+                    rot, shift)
     ratio, ev = pair_tests(final, settings)
     records = pair_records(ratio, ev)
     classes.history.append({"final_pairs": records})
@@ -121,3 +123,4 @@ def final_pairs(classes, z, settings, log):
         verdict = "alike" if same[r["pair"][0] - 1, r["pair"][1] - 1] else "different"
         log(f"    classes {r['pair'][0]}-{r['pair'][1]}: agreement {r['agreement']:.2f}, held-out "
             f"z {r['z']:.1f} (other/own score {r['held_out_ratio']:.2f}): {verdict}")
+    return final

@@ -20,9 +20,9 @@ from ..labels import contingency
 from .state import Classes
 
 
-def relabel(classes, z, seed, min_size, log, need_refs):
-    """``classes`` relabelled; their references are recomputed only when ``need_refs``
-    (they cost about three rounds; only a subsampled run assigns the rest to them)."""
+def relabel(classes, z, seed, min_size, log):
+    """``classes`` relabelled (without references: the final classes' are made by
+    ``merge_test.final_pairs``)."""
     t1 = time.time()
     stack, grid = classes.stack, classes.grid
     labels = canonical(classes.labels)
@@ -36,11 +36,7 @@ def relabel(classes, z, seed, min_size, log, need_refs):
                             "seconds": round(time.time() - t1, 2)})
     log(f"  relabel (two views): K={len(sizes)} changed={100 * changed:.1f}% in {passes} "
         f"pass(es) sizes=[{','.join(map(str, sizes))}] ({time.time() - t1:.1f}s)")
-    if not need_refs:
-        refs = None
-    elif not np.array_equal(new, labels):
-        refs = references_from_labels(stack, new, z, grid)[0]
-    return Classes(stack, grid, new, refs, None, classes.history)
+    return Classes(stack, grid, new, None, None, classes.history)
 
 
 def moved(old, new):
