@@ -157,14 +157,16 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
                            'others are then classified as shown below. The alignment grows '
                            'with N times K; the network classifies thousands a minute. '
                            '0: find the classes on all of them.')
-        form.addParam('restBy', params.EnumParam, choices=REST_BY, default=0,
+        form.addParam('restBy', params.EnumParam, choices=REST_BY,
+                      default=REST_BY.index(engineSettings.Rest().by),
                       condition='preset == %d' % PRESET_AUTO, expertLevel=LEVEL_ADVANCED,
                       label='Classify the rest by (auto)',
-                      help='Above the subsample: network: the trained network and the run\'s '
-                           'mixture (as a saved model classifies new data), and alignment to '
-                           'the class references where its posterior is under %g; '
-                           'alignment: every one aligned to the references (slower; the '
-                           'network\'s answer is kept in the report for comparison).'
+                      help='Above the subsample: alignment: every one aligned to the class '
+                           'references (measured right more often; the network\'s answer is '
+                           'kept in the report for comparison); network: the trained network '
+                           'and the run\'s mixture (as a saved model classifies new data), '
+                           'with alignment where its posterior is under %g (faster, less '
+                           'accurate when the subsample is small).'
                            % engineSettings.Rest().unsure)
 
         form.addSection(label='Advanced')
@@ -223,8 +225,9 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
         return readReport(self._engineDir())
 
     def _stepSwitches(self):
-        """Engine flags of the auto preset's own stages: the mask's diameter, the switches
-        that leave out its last steps."""
+        """Engine flags of the auto preset's own stages where the form differs from the
+        engine's defaults: the mask's diameter, the subsample and how the rest is
+        classified, the switches that leave out its last steps."""
         if self.preset.get() != PRESET_AUTO:
             return []
         diameter = parseOptional(self.particleDiameter.get(), float, 'Particle diameter',
@@ -232,9 +235,11 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
         if self.subsample.get() < 0:
             raise ValueError('Subsample %d: give 0 (no subsample) or a number of '
                              'subtomograms' % self.subsample.get())
+        subsample, restBy = self.subsample.get(), REST_BY[self.restBy.get()]
         return ((['--particle-diameter-A', '%g' % diameter] if diameter else [])
-                + ['--subsample', str(self.subsample.get()),
-                   '--rest-by', REST_BY[self.restBy.get()]]
+                + ([] if subsample == engineSettings.Alignment().max_n
+                   else ['--subsample', str(subsample)])
+                + ([] if restBy == engineSettings.Rest().by else ['--rest-by', restBy])
                 + ([] if self.relabel.get() else ['--no-relabel'])
                 + ([] if self.junkSplit.get() else ['--no-junk-split']))
 

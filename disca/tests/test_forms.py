@@ -81,6 +81,16 @@ class TestFormValues(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, 'Particle diameter'):
             prot._stepSwitches()
         prot.particleDiameter.set('auto (estimated from the data)')
+        prot.relabel.set(True)
+        prot.junkSplit.set(True)
+        prot.subsample.set(5000)
+        prot.restBy.set(C.REST_BY_CHOICES.index('network'))
+        self.assertEqual(prot._stepSwitches(), ['--subsample', '5000', '--rest-by', 'network'])
+        prot.subsample.set(-1)
+        with self.assertRaisesRegex(ValueError, 'Subsample -1'):
+            prot._stepSwitches()
+        prot.subsample.set(0)
+        self.assertEqual(prot._stepSwitches()[:2], ['--subsample', '0'])
         prot.preset.set(C.PRESET_FAST)                      # other presets have neither step
         self.assertEqual(prot._stepSwitches(), [])
 
