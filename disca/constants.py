@@ -46,7 +46,7 @@ PRESET_CHOICES = list(PRESETS)
 PRECISION_CHOICES = list(PRECISIONS)
 
 # How the auto preset classifies the subtomograms outside its subsample (--rest-by).
-REST_BY_CHOICES = ['alignment', 'network']
+REST_BY_CHOICES = ['network', 'alignment']
 
 # Box size suggested from the particle diameter: box = BOX_DIAMETER_FACTOR * diameter,
 # rounded up to an even number of voxels, at least MIN_BOX (YOPO needs s >= 21).

@@ -161,12 +161,12 @@ class DiscaProtCluster(EMProtocol, ProtTomoBase, DiscaEngineMixin):
                       default=REST_BY.index(engineSettings.Rest().by),
                       condition='preset == %d' % PRESET_AUTO, expertLevel=LEVEL_ADVANCED,
                       label='Classify the rest by (auto)',
-                      help='Above the subsample: alignment: every one aligned to the class '
-                           'references (measured right more often; the network\'s answer is '
-                           'kept in the report for comparison); network: the trained network '
-                           'and the run\'s mixture (as a saved model classifies new data), '
-                           'with alignment where its posterior is under %g (faster, less '
-                           'accurate when the subsample is small).'
+                      help='Above the subsample: network: the trained network and the '
+                           'run\'s mixture (as a saved model classifies new data), with '
+                           'alignment to the class references where its posterior is under %g; '
+                           'alignment: every one aligned to the references (slower; measured '
+                           'less accurate on simulated data; the network\'s answer is kept in '
+                           'the report for comparison).'
                            % engineSettings.Rest().unsure)
 
         form.addSection(label='Advanced')

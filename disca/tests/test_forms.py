@@ -84,8 +84,8 @@ class TestFormValues(unittest.TestCase):
         prot.relabel.set(True)
         prot.junkSplit.set(True)
         prot.subsample.set(5000)
-        prot.restBy.set(C.REST_BY_CHOICES.index('network'))
-        self.assertEqual(prot._stepSwitches(), ['--subsample', '5000', '--rest-by', 'network'])
+        prot.restBy.set(C.REST_BY_CHOICES.index('alignment'))
+        self.assertEqual(prot._stepSwitches(), ['--subsample', '5000', '--rest-by', 'alignment'])
         prot.subsample.set(-1)
         with self.assertRaisesRegex(ValueError, 'Subsample -1'):
             prot._stepSwitches()

@@ -49,8 +49,8 @@ def add_parser(subparsers):
                         "2000; 0: on all of them)")
     p.add_argument("--rest-by", choices=("network", "alignment"),
                    help="auto preset, above --subsample: how the other subtomograms are "
-                        "classified (default alignment: all aligned to the class references; "
-                        "network: the trained network, alignment where it is unsure)")
+                        "classified (default network: the trained network, alignment to the "
+                        "class references where it is unsure; alignment: all aligned)")
     p.add_argument("--name", help="the run's name, for the report's title")
     p.add_argument("--input-label", help="what is clustered, for the report's title "
                                          "(default: the input STAR path)")

@@ -119,9 +119,9 @@ class JunkSplit:
 class Rest:
     """Above ``alignment.max_n``: how the subtomograms outside the subsample are classified
     once the network has learnt the subsample's classes (``stages/rest.py``)."""
-    by: str = _s("alignment", OneOf("network", "alignment"), flag="--rest-by",
-                 why="alignment: every one aligned to the references; network: as the saved "
-                     "model classifies new data")
+    by: str = _s("network", OneOf("network", "alignment"), flag="--rest-by",
+                 why="network: as the saved model classifies new data, aligned where it is "
+                     "unsure; alignment: every one aligned to the references")
     unsure: float = _s(0.999, Interval(float, 0, 1),
                        why="network posterior under which a subtomogram is aligned instead; "
                            "0: the network alone")
