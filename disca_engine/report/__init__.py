@@ -193,10 +193,28 @@ def _summary(run, colors):
     rows += [("chosen iteration", f"{run.chosen_iteration} of {len(info.get('iterations', []))}"),
             ("DDBI of the result", _num(info.get("ddbi"))), ("preset", info.get("preset", "?")),
             ("box", f"{run.box_size} voxels" + (f", {run.voxel_size:.2f} Å/voxel" if run.voxel_size else "")),
-            ("restarts", len(info.get("restarts", [])) or 1),
-            ("clustering time", f"{info.get('seconds_total', '?')} s"),
+            ("restarts", len(info.get("restarts", [])) or 1)]
+    rows += rest_rows(info.get("rest"))
+    rows += [("clustering time", f"{info.get('seconds_total', '?')} s"),
             ("engine version", info.get("engine_version", "?"))]
     return H.table(None, rows) + verdict_table.cluster_table(run, colors)
+
+
+def rest_rows(rest):
+    """Summary rows of a run whose classes were found on a subsample (``report.json``
+    ``rest``): how the others were classified and what it cost."""
+    if not rest:
+        return []
+    agree = ("" if rest.get("agreement") is None else
+             f"; network and alignment agree on {100 * rest['agreement']:.1f}% of those aligned")
+    how = (f"{rest['by_network']} by the network, {rest['by_alignment']} by alignment to the "
+           f"class references" + (f" (network posterior under {rest['unsure']:g})"
+                                  if rest["by"] == "network" else ""))
+    seconds = rest.get("seconds", {})
+    return [("classes found and learnt on", f"a random subsample of {rest['subsample']}"),
+            (f"the other {rest['rest']}", how + agree),
+            ("their classification time", f"network {seconds.get('network', '?')} s, "
+                                          f"alignment {seconds.get('alignment', '?')} s")]
 
 
 def _num(value):

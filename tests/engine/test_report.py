@@ -355,3 +355,22 @@ def test_each_preset_explains_how_its_own_run_found_k():
     fast = k_steps.section({"preset": "fast", "k": 5, "chosen_iteration": 3,
                             "settings": {"k_range": [5, 10, 20]}, "iterations": [{}]})
     assert "lowest BIC" in fast and "5, 10, 20" in fast and "merge test" not in fast
+
+
+def test_the_summary_says_how_the_rest_was_classified():
+    """A run above its subsample: the summary names the subsample, how many of the others
+    went to the network and to the alignment, and their agreement; a run without one adds
+    nothing."""
+    from disca_engine.report import rest_rows
+    assert rest_rows(None) == []
+    rows = dict(rest_rows({"subsample": 2000, "rest": 18000, "by": "network", "unsure": 0.999,
+                           "by_network": 13729, "by_alignment": 4271, "agreement": 0.328,
+                           "seconds": {"network": 55.0, "alignment": 56.45}}))
+    assert rows["classes found and learnt on"] == "a random subsample of 2000"
+    assert rows["the other 18000"].startswith("13729 by the network, 4271 by alignment")
+    assert "under 0.999" in rows["the other 18000"] and "32.8%" in rows["the other 18000"]
+    assert "56.45 s" in rows["their classification time"]
+    everything = dict(rest_rows({"subsample": 500, "rest": 1500, "by": "alignment",
+                                 "unsure": 0.999, "by_network": 0, "by_alignment": 1500,
+                                 "agreement": None, "seconds": {}}))
+    assert "under" not in everything["the other 1500"] and "agree" not in everything["the other 1500"]
