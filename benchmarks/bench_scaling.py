@@ -331,7 +331,7 @@ def one_round(particles, seeds, z, method, threads, log):
                                method.min_cluster_size, threads, log)
     labels, others = np.empty(particles.n, np.int64), rest.others(particles.n, sub)
     labels[sub] = classes.labels
-    refs = rest.References(lambda: (classes.stack, classes.grid, classes.refs, None))
+    refs = lambda: (classes.stack, classes.grid, classes.refs, None)  # noqa: E731
     labels[others] = rest.aligned_labels(particles, others, refs)
     return labels, classes.history
 

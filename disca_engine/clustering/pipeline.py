@@ -7,7 +7,7 @@ auto:         mask -> descriptors -> seeds -> alignment -> merge test -> relabel
               the saved model classifies new data (``network/``).
 """
 from dataclasses import replace
-from functools import partial
+from functools import cache, partial
 
 import numpy as np
 
@@ -65,7 +65,7 @@ def run(net, data, method, restart, k_range, base_seed, threads):
                                      run_sub, state)
     if sub is None:
         return records, best
-    refs = rest.References(lambda: rest_references(classes, view, best["labels"], zv, c, threads))
+    refs = cache(lambda: rest_references(classes, view, best["labels"], zv, c, threads))
     pending = dict(best, rest=partial(rest.classify, net, data, sub, best, refs, c.rest,
                                       method.network.batch_size, log, restart.truth))
     return records, pending

@@ -1,6 +1,8 @@
 """The rest stage (``clustering.stages.rest``): above ``alignment.max_n`` the classes are found
 on a subsample, and the other subtomograms are classified by the network, by alignment to
 the classes' references where the network is unsure, or all by alignment."""
+import functools
+
 import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
@@ -58,7 +60,7 @@ def test_the_rest_is_aligned_to_the_classes_found_on_the_subsample(found):
     others = rest.others(parts.n, sub)
     assert len(others) == 16 and not set(others) & set(sub)
     built = []
-    refs = rest.References(lambda: built.append(1) or rest_references(
+    refs = functools.cache(lambda: built.append(1) or rest_references(
         classes, view, classes.labels, z[sub], method.classification, 1))
     labels = rest.aligned_labels(parts, others, refs, chunk=5)   # 4 chunks, one short
     rest.aligned_labels(parts, others[:3], refs)
@@ -103,7 +105,7 @@ def test_the_network_classifies_the_rest_and_alignment_takes_what_it_is_unsure_o
     parts, truth, method, sub, view, z, classes, _ = found
     best = _best(parts, sub, classes.labels)
     built = []
-    refs = rest.References(lambda: built.append(1) or rest_references(
+    refs = functools.cache(lambda: built.append(1) or rest_references(
         classes, view, classes.labels, z[sub], method.classification, 1))
     settings = S.Rest(by=by, unsure=unsure)
     lines = []

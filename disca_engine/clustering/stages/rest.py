@@ -21,6 +21,7 @@ import numpy as np
 from ...progress import Progress
 from ..align.scan import align
 from ..align.stack import AlignedStack
+from ..dataset import Subset
 from ..metrics import ground_truth_block
 from ..network.training import compute_features
 
@@ -32,23 +33,10 @@ def others(n, sub):
     return np.flatnonzero(keep)
 
 
-class References:
-    """The classes' references for the rest, made once and only when some subtomogram needs
-    them: ``build()`` returns (stack, grid, refs, disattenuation weights or None)."""
-
-    def __init__(self, build):
-        self.build, self.made = build, None
-
-    def get(self):
-        if self.made is None:
-            self.made = self.build()
-        return self.made
-
-
 def network_posteriors(net, data, indices, best, batch_size):
-    """(features, posteriors (M, K)) of the subtomograms ``indices`` under the network,
-    PCA and mixture of ``best`` (the network that made the subsample's features)."""
-    from ..dataset import Subset
+    """(features, PCA features, posteriors (M, K)) of the subtomograms ``indices`` under
+    the network, PCA and mixture of ``best`` (the network that made the subsample's
+    features)."""
     net.model.set_weights(best["weights"])
     features = compute_features(net, Subset(data, indices), batch_size,
                                 progress=Progress("rest: network", len(indices)))
@@ -57,9 +45,11 @@ def network_posteriors(net, data, indices, best, batch_size):
 
 
 def aligned_labels(data, indices, refs, chunk=1024):
-    """Labels of the subtomograms ``indices``: each one's best reference (``References``),
-    read ``chunk`` at a time."""
-    stack, grid, refs, weight = refs.get()
+    """Labels of the subtomograms ``indices``: each one's best reference, read ``chunk`` at
+    a time. ``refs()`` returns (stack, grid, references, disattenuation weights or None);
+    it is called only here, so a run whose rest needs no alignment never makes them (wrap
+    it in ``functools.cache`` to make them once)."""
+    stack, grid, refs, weight = refs()
     labels = np.empty(len(indices), np.int64)
     prog = Progress("rest: alignment", len(indices))
     for a in range(0, len(indices), chunk):
